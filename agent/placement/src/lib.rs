@@ -1,0 +1,1 @@
+//! dvms-placement: the placement solver (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! dvms-overlay: the libp2p overlay (placeholder until its issue lands).

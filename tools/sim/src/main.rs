@@ -1,0 +1,2 @@
+//! dvms-sim (placeholder until its issue lands).
+fn main() {}
