@@ -8,8 +8,20 @@
 //! # Layout
 //! - [`model`]: identifiers, resources, samples, placement problems and plans.
 //! - [`time`]: the protocol's [`Time`] type.
+//! - [`config`]: validated protocol settings.
+//! - [`msg`]: messages between hosts and the partition view.
+//! - [`output`]: what a node asks its driver to do, and the events it reports.
+//! - [`node`]: the state machine, [`Node`].
 
+pub mod config;
 pub mod model;
+pub mod msg;
+pub mod node;
+pub mod output;
+pub mod stats;
 pub mod time;
 
+pub use config::Config;
+pub use node::Node;
+pub use output::{Event, MigrationCmd, MigrationOutcome, Output};
 pub use time::Time;

@@ -68,7 +68,9 @@ impl fmt::Display for PartitionId {
 }
 
 /// An amount of CPU and memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Resources {
     /// CPU in thousandths of a core.
     pub cpu_milli: u64,
@@ -78,7 +80,10 @@ pub struct Resources {
 
 impl Resources {
     /// Nothing.
-    pub const ZERO: Resources = Resources { cpu_milli: 0, mem_mib: 0 };
+    pub const ZERO: Resources = Resources {
+        cpu_milli: 0,
+        mem_mib: 0,
+    };
 
     /// Builds an amount.
     pub const fn new(cpu_milli: u64, mem_mib: u64) -> Resources {
@@ -145,7 +150,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { cpu_pct: 100, mem_pct: 100 }
+        Thresholds {
+            cpu_pct: 100,
+            mem_pct: 100,
+        }
     }
 }
 
@@ -373,7 +381,10 @@ mod tests {
         let h = HostSpec {
             id: NodeId(1),
             capacity: Resources::new(7000, 32768),
-            thresholds: Thresholds { cpu_pct: 90, mem_pct: 100 },
+            thresholds: Thresholds {
+                cpu_pct: 90,
+                mem_pct: 100,
+            },
         };
         assert_eq!(h.limit(), Resources::new(6300, 32768));
     }
@@ -390,8 +401,15 @@ mod tests {
 
     #[test]
     fn plan_counts_moved_memory() {
-        let m = |vm, mem| Migration { vm: VmId(vm), from: NodeId(1), to: NodeId(2), mem_mib: mem };
-        let plan = Plan { steps: vec![vec![m(1, 1024)], vec![m(2, 512), m(3, 2048)]] };
+        let m = |vm, mem| Migration {
+            vm: VmId(vm),
+            from: NodeId(1),
+            to: NodeId(2),
+            mem_mib: mem,
+        };
+        let plan = Plan {
+            steps: vec![vec![m(1, 1024)], vec![m(2, 512), m(3, 2048)]],
+        };
         assert_eq!(plan.moved_mib(), 3584);
         assert_eq!(plan.migrations().count(), 3);
         assert!(!plan.is_empty());

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 /// An instant, in microseconds since an arbitrary, driver-chosen epoch.
 ///
 /// Instants from different processes are not comparable; only durations cross the wire.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -78,7 +80,10 @@ mod tests {
     fn add_and_since_round_trip() {
         let t = Time::from_secs(3) + Duration::from_millis(250);
         assert_eq!(t.as_micros(), 3_250_000);
-        assert_eq!(t.saturating_since(Time::from_secs(3)), Duration::from_millis(250));
+        assert_eq!(
+            t.saturating_since(Time::from_secs(3)),
+            Duration::from_millis(250)
+        );
         assert_eq!(Time::from_secs(1).saturating_since(t), Duration::ZERO);
         assert_eq!(t.to_string(), "3.250000s");
     }

@@ -33,7 +33,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { budget: Budget { work_units: 1_000_000 }, mode: Mode::Full }
+        Options {
+            budget: Budget {
+                work_units: 1_000_000,
+            },
+            mode: Mode::Full,
+        }
     }
 }
 
@@ -49,12 +54,20 @@ pub struct Outcome {
 /// Solves a placement problem.
 pub fn solve(problem: &Problem, _opts: &Options) -> Outcome {
     let over = problem.hosts.iter().find(|h| {
-        let used: Resources = problem.vms.iter().filter(|v| v.host == h.id).map(|v| v.demand).sum();
+        let used: Resources = problem
+            .vms
+            .iter()
+            .filter(|v| v.host == h.id)
+            .map(|v| v.demand)
+            .sum();
         !used.fits_in(h.limit())
     });
     let result = match over {
         None => Ok(Plan::default()),
         Some(h) => Err(Unsolvable::BudgetExhausted { host: h.id }),
     };
-    Outcome { result, work_units: problem.vms.len() as u64 }
+    Outcome {
+        result,
+        work_units: problem.vms.len() as u64,
+    }
 }
