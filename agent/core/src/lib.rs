@@ -25,3 +25,10 @@ pub use config::Config;
 pub use node::Node;
 pub use output::{Event, MigrationCmd, MigrationOutcome, Output};
 pub use time::Time;
+pub mod wire;
+
+mod cooldown;
+mod detector;
+mod leader;
+mod member;
+mod timer;

@@ -105,6 +105,8 @@ pub enum RefuseReason {
     Draining,
     /// The ISP is stale or malformed.
     Invalid,
+    /// It has no monitoring sample yet.
+    NotReady,
 }
 
 /// Why a partition ended (`docs/protocol.md` §8).
@@ -240,6 +242,27 @@ pub enum Msg {
         /// True if the VM now runs on the destination.
         ok: bool,
     },
+    /// A member tells its leader it is no longer in the partition (its lease ran out) (§7).
+    Leave {
+        /// The partition.
+        partition: PartitionId,
+    },
+    /// A leader that took over asks a member for its current state (§7).
+    StateRequest {
+        /// The partition.
+        partition: PartitionId,
+        /// The version of the takeover.
+        version: u32,
+    },
+    /// A member's answer to a state request.
+    State {
+        /// The partition.
+        partition: PartitionId,
+        /// The version asked about.
+        version: u32,
+        /// The member's state.
+        host: HostState,
+    },
     /// A source tells a destination the move history of a VM it just received (cooldown, §10).
     Handoff {
         /// The VM.
@@ -264,6 +287,9 @@ impl Msg {
             Msg::MergeReply { .. } => "merge_reply",
             Msg::Migrate { .. } => "migrate",
             Msg::MigrateDone { .. } => "migrate_done",
+            Msg::Leave { .. } => "leave",
+            Msg::StateRequest { .. } => "state_request",
+            Msg::State { .. } => "state",
             Msg::Handoff { .. } => "handoff",
         }
     }
