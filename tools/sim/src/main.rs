@@ -1,2 +1,96 @@
-//! dvms-sim (placeholder until its issue lands).
-fn main() {}
+//! `dvms-sim`: see the library's documentation.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dvms_sim::cli::{Cli, Command, Format, parse_scheduler};
+
+/// sysexits: usage error.
+const EX_USAGE: u8 = 64;
+/// sysexits: malformed input data.
+const EX_DATAERR: u8 = 65;
+/// sysexits: input file missing or unreadable.
+const EX_NOINPUT: u8 = 66;
+
+fn print_chain(err: &dyn std::error::Error) {
+    let mut msg = format!("dvms-sim: {err}");
+    let mut src = err.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    eprintln!("{msg}");
+}
+
+fn print_report(r: &dvms_sim::Report, f: Format) {
+    match f {
+        Format::Text => print!("{}", r.to_text()),
+        Format::Json => println!("{}", r.to_json()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EX_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let (cfg, shape) = match args.to_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    print_chain(&e);
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            match dvms_sim::run(cfg, &shape) {
+                Ok(r) => {
+                    print_report(&r, args.report);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    print_chain(&e);
+                    ExitCode::from(EX_NOINPUT)
+                }
+            }
+        }
+        Command::Scenario(args) => {
+            let scheduler = match args.scheduler.as_deref().map(parse_scheduler).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    print_chain(&e);
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            let text = match std::fs::read_to_string(&args.file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("dvms-sim: cannot read {}: {e}", args.file.display());
+                    return ExitCode::from(EX_NOINPUT);
+                }
+            };
+            match dvms_sim::run_scenario(&text, scheduler) {
+                Ok(r) => {
+                    print_report(&r, args.report);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dvms-sim: {}:", args.file.display());
+                    print_chain(&e);
+                    ExitCode::from(EX_DATAERR)
+                }
+            }
+        }
+        Command::Solve(args) => {
+            let _ = args;
+            eprintln!(
+                "dvms-sim: `solve` needs dvms_placement::instance, which is not in this build yet"
+            );
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Driving the real protocol: one `dvms_core::Node` per up host.
+//!
+//! After every input the node's outputs are drained and its timer re-armed from
+//! `poll_timeout` (a per-host generation number makes superseded timer events no-ops). Outputs:
+//! - `Send` goes through the [`crate::net`] model;
+//! - `Publish` goes to the [`crate::gossip`] table;
+//! - `FindCandidates` is answered at the same instant from the overlay keys
+//!   ([`crate::keys`]) with the gossip-visible summaries; a crashed host stays in the answers
+//!   until `failure_detection` after its crash;
+//! - `Solve` runs `dvms_placement::solve` inline; the answer arrives after the charged solve time;
+//! - `Migrate` starts the migration model; `Event` feeds the metrics and the trace hash.
+
+use dvms_core::model::{Candidate, NodeId, Plan, QueryId, SolveId, Unsolvable, VmId};
+use dvms_core::msg::{DissolveReason, EventKind, Msg};
+use dvms_core::{Event, Node, Output, Time};
+
+use crate::config::ChargeSolver;
+use crate::engine::{Episode, Ev, Owner, Sim};
+use crate::net::Fate;
+
+/// Simulated nanoseconds charged per solver work unit (`--charge-solver model`).
+///
+/// A placeholder calibration: one work unit is about one candidate placement evaluated, which
+/// the solver does in roughly a microsecond. Recalibrate from a `--charge-solver wall` run's
+/// `solver_wall_s / solver_work_units` (both in the JSON report).
+pub const NS_PER_WORK_UNIT: u64 = 1_000;
+
+fn node_id(h: usize) -> NodeId {
+    NodeId(h as u64)
+}
+
+impl Sim {
+    /// Starts a fresh node on host `h` and gives it its first sample.
+    pub(crate) fn boot_node(&mut self, h: usize) {
+        let seed = crate::rng::node_seed(self.cfg.seed, h, self.hosts[h].epoch);
+        let node = Node::new(node_id(h), self.cfg.protocol.clone(), seed, self.now);
+        self.hosts[h].node = Some(node);
+        self.drain(h);
+        self.send_sample(h);
+    }
+
+    /// Feeds one input to host `h`'s node (if it is up), then drains it.
+    pub(crate) fn node_input(&mut self, h: usize, f: impl FnOnce(&mut Node, Time)) {
+        let now = self.now;
+        let Some(node) = self.hosts[h].node.as_mut() else {
+            return;
+        };
+        f(node, now);
+        self.drain(h);
+    }
+
+    pub(crate) fn send_sample(&mut self, h: usize) {
+        if self.hosts[h].node.is_none() {
+            return;
+        }
+        let sample = self.sample(h);
+        self.node_input(h, |n, now| n.handle_sample(now, sample));
+    }
+
+    fn drain(&mut self, h: usize) {
+        while let Some(out) = self.hosts[h].node.as_mut().and_then(Node::poll_output) {
+            self.output(h, out);
+        }
+        let Some(node) = self.hosts[h].node.as_ref() else {
+            return;
+        };
+        let next = node.poll_timeout();
+        crate::invariants::refresh_node(self, h);
+        let host = &mut self.hosts[h];
+        if next != host.timer_at {
+            host.timer_gen += 1;
+            host.timer_at = next;
+            if let Some(at) = next {
+                let generation = host.timer_gen;
+                self.schedule(
+                    at,
+                    Ev::Timer {
+                        host: h as u32,
+                        generation,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, h: usize, generation: u64) {
+        let host = &mut self.hosts[h];
+        if generation != host.timer_gen || host.node.is_none() {
+            return;
+        }
+        host.timer_at = None;
+        self.node_input(h, |n, now| n.handle_timeout(now));
+    }
+
+    pub(crate) fn on_deliver(&mut self, to: usize, from: usize, msg: Msg) {
+        if !self.hosts[to].up {
+            // Crashed while the message was in flight: the sender's request fails.
+            let wait = self
+                .net
+                .params
+                .request_timeout
+                .saturating_sub(self.net.latency(from, to));
+            let epoch = self.hosts[from].epoch;
+            self.schedule(
+                self.now + wait,
+                Ev::Unreachable {
+                    host: from as u32,
+                    epoch,
+                    peer: to as u32,
+                },
+            );
+            return;
+        }
+        self.metrics
+            .hash
+            .record(self.now, to, msg.kind(), &[from as u64]);
+        self.node_input(to, |n, now| n.handle_message(now, node_id(from), msg));
+    }
+
+    pub(crate) fn on_unreachable(&mut self, h: usize, epoch: u32, peer: usize) {
+        if self.hosts[h].epoch != epoch {
+            return;
+        }
+        self.node_input(h, |n, now| n.handle_unreachable(now, node_id(peer)));
+    }
+
+    pub(crate) fn on_candidates(
+        &mut self,
+        h: usize,
+        epoch: u32,
+        query: QueryId,
+        list: Vec<Candidate>,
+    ) {
+        if self.hosts[h].epoch != epoch {
+            return;
+        }
+        self.node_input(h, |n, now| n.handle_candidates(now, query, list));
+    }
+
+    pub(crate) fn on_plan(
+        &mut self,
+        h: usize,
+        epoch: u32,
+        id: SolveId,
+        result: Result<Plan, Unsolvable>,
+    ) {
+        if self.hosts[h].epoch != epoch {
+            return;
+        }
+        self.node_input(h, |n, now| n.handle_plan(now, id, result));
+    }
+
+    fn host_index(&self, n: NodeId) -> Option<usize> {
+        usize::try_from(n.0).ok().filter(|&i| i < self.hosts.len())
+    }
+
+    fn output(&mut self, h: usize, out: Output) {
+        match out {
+            Output::Send { to, msg } => self.send(h, to, msg),
+            Output::Publish(summary) => {
+                let lat = self.net.params.latency;
+                self.gossip.publish(h, self.now, summary, lat);
+            }
+            Output::FindCandidates {
+                query,
+                near,
+                exclude,
+                count,
+            } => self.find_candidates(h, query, near, &exclude, count),
+            Output::Solve { id, problem } => {
+                crate::invariants::check_solve(self, h, &problem);
+                let (result, delay) = self.solve(&problem, dvms_placement::Mode::Full);
+                if let Ok(plan) = &result {
+                    crate::invariants::check_plan(self, &problem, plan);
+                }
+                let epoch = self.hosts[h].epoch;
+                self.schedule(
+                    self.now + delay,
+                    Ev::Plan {
+                        host: h as u32,
+                        epoch,
+                        id,
+                        result,
+                    },
+                );
+            }
+            Output::Migrate(cmd) => self.migrate(h, cmd),
+            Output::Event(ev) => self.core_event(h, ev),
+            other => {
+                self.metrics
+                    .hash
+                    .record(self.now, h, &format!("{other:?}"), &[]);
+            }
+        }
+    }
+
+    fn send(&mut self, h: usize, to: NodeId, msg: Msg) {
+        self.metrics.messages_sent += 1;
+        let Some(t) = self.host_index(to) else {
+            return;
+        };
+        if self.net.inter_site(h, t) {
+            self.metrics.inter_site_messages += 1;
+        }
+        let up = self.hosts[t].up;
+        match self.net.fate(h, t, up) {
+            Fate::Deliver(d) => {
+                self.in_flight_msgs += 1;
+                self.schedule(
+                    self.now + d,
+                    Ev::Deliver {
+                        to: t as u32,
+                        from: h as u32,
+                        msg,
+                    },
+                );
+            }
+            Fate::Lost => {}
+            Fate::Unreachable(d) => {
+                let epoch = self.hosts[h].epoch;
+                self.schedule(
+                    self.now + d,
+                    Ev::Unreachable {
+                        host: h as u32,
+                        epoch,
+                        peer: t as u32,
+                    },
+                );
+            }
+        }
+    }
+
+    fn find_candidates(
+        &mut self,
+        h: usize,
+        query: QueryId,
+        near: NodeId,
+        exclude: &[NodeId],
+        count: usize,
+    ) {
+        let near = self.host_index(near).unwrap_or(h);
+        let mut excl: Vec<u64> = exclude.iter().map(|n| n.0).collect();
+        excl.sort_unstable();
+        let now = self.now;
+        let detect = self.cfg.net.failure_detection;
+        let hosts = &self.hosts;
+        let picked = self.keys.closest(near, count, |c| {
+            excl.binary_search(&(c as u64)).is_err()
+                && hosts[c].down_since.is_none_or(|t| now < t + detect)
+        });
+        let list: Vec<Candidate> = picked
+            .into_iter()
+            .map(|c| Candidate {
+                id: node_id(c as usize),
+                summary: self.gossip.visible(c as usize, now),
+            })
+            .collect();
+        let epoch = self.hosts[h].epoch;
+        self.schedule(
+            now,
+            Ev::Candidates {
+                host: h as u32,
+                epoch,
+                query,
+                list,
+            },
+        );
+    }
+
+    /// Runs the solver and returns its answer with the simulated time to charge.
+    pub(crate) fn solve(
+        &mut self,
+        problem: &dvms_core::model::Problem,
+        mode: dvms_placement::Mode,
+    ) -> (Result<Plan, Unsolvable>, std::time::Duration) {
+        let opts = dvms_placement::Options {
+            mode,
+            ..dvms_placement::Options::default()
+        };
+        // Wall time is measured for the report (and `--charge-solver wall`) only.
+        let started = std::time::Instant::now();
+        let outcome = dvms_placement::solve(problem, &opts);
+        let wall = started.elapsed();
+        self.metrics.solver_calls += 1;
+        self.metrics.solver_work_units += outcome.work_units;
+        self.metrics.solver_wall_s += wall.as_secs_f64();
+        let charged = match self.cfg.charge_solver {
+            ChargeSolver::Model => {
+                std::time::Duration::from_nanos(outcome.work_units.saturating_mul(NS_PER_WORK_UNIT))
+            }
+            ChargeSolver::Wall => wall,
+        };
+        self.metrics.solver_charged_s += charged.as_secs_f64();
+        (outcome.result, charged)
+    }
+
+    fn migrate(&mut self, h: usize, cmd: dvms_core::MigrationCmd) {
+        crate::invariants::check_migrate(self, h, &cmd);
+        let v = usize::try_from(cmd.vm.0)
+            .ok()
+            .filter(|&v| v < self.vms.len());
+        let to = self.host_index(cmd.to);
+        let fail = |sim: &mut Sim, reason: &str| {
+            sim.metrics.migrations_failed += 1;
+            let epoch = sim.hosts[h].epoch;
+            // Answered as a separate input, after this drain.
+            sim.schedule(
+                sim.now,
+                Ev::MigrationRefused {
+                    host: h as u32,
+                    epoch,
+                    id: cmd.id,
+                    reason: reason.to_owned(),
+                },
+            );
+        };
+        match (v, to) {
+            (Some(v), Some(to))
+                if self.vms[v].host as usize == h && !self.vms[v].migrating && to != h =>
+            {
+                self.start_migration(
+                    v,
+                    to,
+                    Owner::Node {
+                        id: cmd.id,
+                        partition: cmd.partition,
+                    },
+                );
+            }
+            (Some(_), Some(_)) => fail(
+                self,
+                "vm not on this host, already migrating, or target is self",
+            ),
+            _ => fail(self, "unknown vm or host"),
+        }
+    }
+
+    fn core_event(&mut self, h: usize, ev: Event) {
+        let now = self.now;
+        self.metrics.hash.record(now, h, &format!("{ev:?}"), &[]);
+        match ev {
+            Event::EventStarted { partition, kind } => {
+                self.metrics.events_started += 1;
+                self.checker.started(partition, now);
+                if kind == EventKind::Overload
+                    && self.hosts[h].overloaded
+                    && self.hosts[h].episode.is_none()
+                {
+                    self.hosts[h].episode = Some(Episode {
+                        start: now,
+                        decided: false,
+                        unsolvable: false,
+                    });
+                }
+            }
+            Event::PlanChosen { partition, .. } => {
+                if let Some(t0) = self.checker.decided(partition) {
+                    self.metrics
+                        .time_to_decide
+                        .push(now.saturating_since(t0).as_secs_f64());
+                }
+            }
+            Event::EventEnded { reason, .. } => match reason {
+                DissolveReason::Solved | DissolveReason::NotNeeded | DissolveReason::NotWorthIt => {
+                    self.metrics.events_solved += 1;
+                }
+                DissolveReason::Unsolvable | DissolveReason::GaveUp => {
+                    self.metrics.events_unsolvable += 1;
+                }
+                DissolveReason::Expired
+                | DissolveReason::InitiatorLost
+                | DissolveReason::MigrationFailed => self.metrics.events_expired += 1,
+            },
+            Event::Dissolved { size, .. } => self.metrics.partition_size.push(size as f64),
+            Event::Ignored { .. } => self.metrics.ignored += 1,
+            _ => {}
+        }
+    }
+
+    /// A migration command was refused at once (unknown VM, not on this host).
+    pub(crate) fn on_migration_refused(
+        &mut self,
+        h: usize,
+        epoch: u32,
+        id: dvms_core::model::MigrationId,
+        reason: String,
+    ) {
+        if self.hosts[h].epoch == epoch {
+            let outcome = dvms_core::MigrationOutcome::Failed { reason };
+            self.node_input(h, |n, now| n.handle_migration(now, id, outcome));
+        }
+    }
+
+    /// VM `v` (for scenario reports).
+    pub(crate) fn vm_id(v: usize) -> VmId {
+        VmId(v as u64)
+    }
+}

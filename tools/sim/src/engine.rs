@@ -1,0 +1,825 @@
+//! The discrete-event engine: virtual time, the event queue, the host and VM model, the
+//! workload, crashes, and the run loop. Scheduler-specific handling lives in [`crate::dvms`] and
+//! [`crate::baseline`]; checks in [`crate::invariants`].
+//!
+//! Time jumps from one scheduled event to the next; nodes are never ticked. Ties are broken by
+//! insertion order, so a run is a pure function of its configuration and seed.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use dvms_core::model::{
+    Candidate, HostSample, MigrationId, PartitionId, Plan, QueryId, Resources, SolveId, Unsolvable,
+    VmId, VmLoad,
+};
+use dvms_core::msg::Msg;
+use dvms_core::{Node, Time};
+use rand_chacha::ChaCha8Rng;
+
+use crate::baseline::PlanRun;
+use crate::config::{Scheduler, SimConfig, Workload};
+use crate::gossip::Gossip;
+use crate::invariants::Checker;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::net::Net;
+use crate::rng;
+use crate::workload::{Setup, TRACE_STEP_S, Traces};
+
+/// Something that happens at an instant.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    /// A node's timer, valid if `generation` is still the host's current one.
+    Timer { host: u32, generation: u64 },
+    /// A message arrives.
+    Deliver { to: u32, from: u32, msg: Msg },
+    /// The sender learns that `peer` could not be reached.
+    Unreachable { host: u32, epoch: u32, peer: u32 },
+    /// The overlay answers a candidate query.
+    Candidates {
+        host: u32,
+        epoch: u32,
+        query: QueryId,
+        list: Vec<Candidate>,
+    },
+    /// The solver answers.
+    Plan {
+        host: u32,
+        epoch: u32,
+        id: SolveId,
+        result: Result<Plan, Unsolvable>,
+    },
+    /// A live migration ends.
+    MigrationDone { slot: u32 },
+    /// A migration command was refused at once.
+    MigrationRefused {
+        host: u32,
+        epoch: u32,
+        id: MigrationId,
+        reason: String,
+    },
+    /// The next VMPlaceS load change.
+    LoadChange,
+    /// The next PlanetLab sample of one VM.
+    TraceTick,
+    /// The next crash of the global crash stream.
+    Crash,
+    /// A crashed host comes back.
+    Restart { host: u32 },
+    /// A scripted scenario event.
+    Scripted(usize),
+    /// The centralized scheduler starts a round.
+    CentralRound,
+    /// A baseline's solve finished: start applying the plan.
+    ApplyPlan { run: u32 },
+    /// Periodic invariant sweep (lease bounds).
+    Check,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Time,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: the heap pops the earliest event, then the first scheduled.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One simulated host.
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) up: bool,
+    /// Bumped at every crash and restart: answers meant for an older life are dropped.
+    pub(crate) epoch: u32,
+    pub(crate) capacity: Resources,
+    /// CPU above this (capacity × threshold) is an overload.
+    pub(crate) limit_cpu: u64,
+    pub(crate) vms: Vec<u32>,
+    /// Sum of its VMs' CPU demand and memory.
+    pub(crate) cpu: u64,
+    pub(crate) mem: u64,
+    pub(crate) overloaded: bool,
+    pub(crate) down_since: Option<Time>,
+    pub(crate) node: Option<Node>,
+    pub(crate) timer_gen: u64,
+    pub(crate) timer_at: Option<Time>,
+    /// Detection time of the current overload episode (dvms: first `EventStarted`; baselines:
+    /// the onset), with flags for the baselines' classification.
+    pub(crate) episode: Option<Episode>,
+    /// Migrations in flight from and to this host.
+    pub(crate) outgoing: u32,
+    pub(crate) incoming: u32,
+}
+
+/// An overload being tracked for `time_to_solve` (and, for the baselines, as an event).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Episode {
+    pub(crate) start: Time,
+    pub(crate) decided: bool,
+    pub(crate) unsolvable: bool,
+}
+
+/// One simulated VM.
+#[derive(Clone, Debug)]
+pub(crate) struct Vm {
+    pub(crate) host: u32,
+    pub(crate) cpu: u64,
+    pub(crate) mem: u64,
+    /// Memory-dirtying intensity, share of the migration bandwidth at full CPU.
+    pub(crate) dirty: f64,
+    pub(crate) migrating: bool,
+}
+
+/// Who asked for a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A node's `Output::Migrate`.
+    Node {
+        id: MigrationId,
+        partition: PartitionId,
+    },
+    /// A baseline's plan run.
+    Run(u32),
+}
+
+/// A migration in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InFlight {
+    pub(crate) vm: u32,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) from_epoch: u32,
+    pub(crate) to_epoch: u32,
+    pub(crate) owner: Owner,
+}
+
+/// The simulator.
+#[derive(Debug)]
+pub struct Sim {
+    pub(crate) cfg: SimConfig,
+    pub(crate) now: Time,
+    queue: BinaryHeap<Scheduled>,
+    seq: u64,
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) vms: Vec<Vm>,
+    pub(crate) setup: Setup,
+    pub(crate) net: Net,
+    pub(crate) keys: Keys,
+    pub(crate) gossip: Gossip,
+    pub(crate) metrics: Metrics,
+    pub(crate) checker: Checker,
+    pub(crate) migs: Vec<Option<InFlight>>,
+    free_migs: Vec<u32>,
+    pub(crate) runs: Vec<Option<PlanRun>>,
+    /// Up hosts by CPU demand (kept for the oracle only).
+    pub(crate) by_load: BTreeSet<(u64, u32)>,
+    pub(crate) n_overloaded: u64,
+    workload_rng: ChaCha8Rng,
+    crash_rng: ChaCha8Rng,
+    traces: Option<Traces>,
+    trace_cursor: u64,
+    pub(crate) scripted: Vec<crate::scenario::Scripted>,
+    pub(crate) in_flight_msgs: u64,
+    /// When the current centralized round started.
+    pub(crate) central_started: Time,
+    end: Time,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum SetupError {
+    /// The PlanetLab traces could not be loaded.
+    Traces(crate::workload::TraceError),
+    /// The cluster is empty or inconsistent.
+    Cluster(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Traces(_) => f.write_str("cannot load the PlanetLab traces"),
+            SetupError::Cluster(what) => write!(f, "invalid cluster: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetupError::Traces(e) => Some(e),
+            SetupError::Cluster(_) => None,
+        }
+    }
+}
+
+impl Sim {
+    /// A simulator for this cluster. VM loads of `setup` are used as given for scripted
+    /// workloads, and drawn by the workload otherwise.
+    pub fn new(cfg: SimConfig, setup: Setup) -> Result<Sim, SetupError> {
+        if setup.hosts.is_empty() {
+            return Err(SetupError::Cluster("no host".into()));
+        }
+        if let Some(v) = setup.vms.iter().find(|v| v.host >= setup.hosts.len()) {
+            return Err(SetupError::Cluster(format!(
+                "VM {} on an unknown host",
+                v.name
+            )));
+        }
+        let traces = match &cfg.workload {
+            Workload::Planetlab(dir) => Some(Traces::load(dir).map_err(SetupError::Traces)?),
+            _ => None,
+        };
+        let sites: Vec<u32> = setup.hosts.iter().map(|h| h.site).collect();
+        let net = Net::new(cfg.net, sites.clone(), cfg.seed);
+        let keys = Keys::new(&sites, cfg.keys);
+        let gossip = Gossip::new(
+            setup.hosts.len(),
+            cfg.net.gossip_period,
+            cfg.net.loss,
+            cfg.seed,
+        );
+        let mut workload_rng = rng::stream(cfg.seed, rng::Stream::Workload);
+        let mut mig_rng = rng::stream(cfg.seed, rng::Stream::Migration);
+        let cpu_pct = u64::from(cfg.protocol.thresholds.cpu_pct);
+        let mut hosts: Vec<Host> = setup
+            .hosts
+            .iter()
+            .map(|h| Host {
+                up: true,
+                epoch: 0,
+                capacity: Resources::new(h.cpu_milli, h.mem_mib),
+                limit_cpu: h.cpu_milli * cpu_pct / 100,
+                vms: Vec::new(),
+                cpu: 0,
+                mem: 0,
+                overloaded: false,
+                down_since: None,
+                node: None,
+                timer_gen: 0,
+                timer_at: None,
+                episode: None,
+                outgoing: 0,
+                incoming: 0,
+            })
+            .collect();
+        let mut vms = Vec::with_capacity(setup.vms.len());
+        for (j, v) in setup.vms.iter().enumerate() {
+            let cpu = match &cfg.workload {
+                Workload::Vmplaces => {
+                    crate::workload::vmplaces_load(&mut workload_rng, &cfg.vmplaces)
+                }
+                Workload::Planetlab(_) => traces.as_ref().map_or(0, |t| t.cpu_milli(j, 0)),
+                Workload::Scripted => v.cpu_milli,
+            };
+            let h = &mut hosts[v.host];
+            h.vms.push(u32::try_from(j).unwrap_or(u32::MAX));
+            h.cpu += cpu;
+            h.mem += v.mem_mib;
+            vms.push(Vm {
+                host: u32::try_from(v.host).unwrap_or(u32::MAX),
+                cpu,
+                mem: v.mem_mib,
+                dirty: 0.1 + 0.7 * rng::unit(&mut mig_rng),
+                migrating: false,
+            });
+        }
+        let end = Time::ZERO + cfg.duration;
+        let checker = Checker::new(&cfg.protocol);
+        let mut sim = Sim {
+            cfg,
+            now: Time::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            hosts,
+            vms,
+            setup,
+            net,
+            keys,
+            gossip,
+            metrics: Metrics::default(),
+            checker,
+            migs: Vec::new(),
+            free_migs: Vec::new(),
+            runs: Vec::new(),
+            by_load: BTreeSet::new(),
+            n_overloaded: 0,
+            workload_rng,
+            crash_rng: rng::stream(0, rng::Stream::Crash),
+            traces,
+            trace_cursor: 0,
+            scripted: Vec::new(),
+            in_flight_msgs: 0,
+            central_started: Time::ZERO,
+            end,
+        };
+        sim.crash_rng = rng::stream(sim.cfg.seed, rng::Stream::Crash);
+        sim.start();
+        Ok(sim)
+    }
+
+    fn start(&mut self) {
+        for h in 0..self.hosts.len() {
+            self.refresh_host(h);
+            if self.cfg.scheduler == Scheduler::Oracle {
+                self.by_load.insert((self.hosts[h].cpu, h as u32));
+            }
+        }
+        if self.cfg.scheduler == Scheduler::Dvms {
+            for h in 0..self.hosts.len() {
+                self.boot_node(h);
+            }
+        }
+        match self.cfg.workload {
+            Workload::Vmplaces => self.schedule_load_change(),
+            Workload::Planetlab(_) => self.schedule_trace_tick(),
+            Workload::Scripted => {}
+        }
+        if self.cfg.crash_rate > 0.0 {
+            self.schedule_crash();
+        }
+        match self.cfg.scheduler {
+            Scheduler::Centralized => {
+                self.schedule(Time::ZERO + self.cfg.central_period, Ev::CentralRound);
+            }
+            Scheduler::Oracle => {
+                for h in 0..self.hosts.len() {
+                    self.oracle_trigger(h);
+                }
+            }
+            Scheduler::Dvms | Scheduler::None => {}
+        }
+        self.schedule(Time::from_secs(1), Ev::Check);
+    }
+
+    /// Schedules `ev` at `at` (never before now).
+    pub(crate) fn schedule(&mut self, at: Time, ev: Ev) {
+        let at = at.max(self.now);
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    /// Runs until the configured duration.
+    pub fn run(&mut self) {
+        let end = self.end;
+        self.run_until(end, None);
+    }
+
+    /// Runs until `end`, or, with `quiet_after`, until the cluster is quiet past that instant.
+    pub(crate) fn run_until(&mut self, end: Time, quiet_after: Option<Time>) {
+        while let Some(top) = self.queue.peek() {
+            if top.at > end {
+                break;
+            }
+            if let Some(q) = quiet_after {
+                if self.now >= q && self.is_quiet() {
+                    break;
+                }
+            }
+            let Some(s) = self.queue.pop() else { break };
+            self.advance(s.at);
+            self.dispatch(s.ev);
+        }
+        if quiet_after.is_none() || self.now < end {
+            let t = if quiet_after.is_some() { self.now } else { end };
+            self.advance(t.max(self.now));
+        }
+        self.finish();
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.in_flight_msgs == 0
+            && self.migs.iter().all(Option::is_none)
+            && self.runs.iter().all(Option::is_none)
+            && self.checker.alive_partitions() == 0
+    }
+
+    fn advance(&mut self, t: Time) {
+        if t > self.now {
+            let dt = t.saturating_since(self.now).as_secs_f64();
+            self.metrics.violation_s += self.n_overloaded as f64 * dt;
+            self.now = t;
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        match ev {
+            Ev::Timer { host, generation } => self.on_timer(host as usize, generation),
+            Ev::Deliver { to, from, msg } => {
+                self.in_flight_msgs = self.in_flight_msgs.saturating_sub(1);
+                self.on_deliver(to as usize, from as usize, msg);
+            }
+            Ev::Unreachable { host, epoch, peer } => {
+                self.on_unreachable(host as usize, epoch, peer as usize);
+            }
+            Ev::Candidates {
+                host,
+                epoch,
+                query,
+                list,
+            } => self.on_candidates(host as usize, epoch, query, list),
+            Ev::Plan {
+                host,
+                epoch,
+                id,
+                result,
+            } => self.on_plan(host as usize, epoch, id, result),
+            Ev::MigrationDone { slot } => self.on_migration_done(slot),
+            Ev::MigrationRefused {
+                host,
+                epoch,
+                id,
+                reason,
+            } => self.on_migration_refused(host as usize, epoch, id, reason),
+            Ev::LoadChange => self.on_load_change(),
+            Ev::TraceTick => self.on_trace_tick(),
+            Ev::Crash => self.on_crash_stream(),
+            Ev::Restart { host } => self.restart(host as usize),
+            Ev::Scripted(i) => self.on_scripted(i),
+            Ev::CentralRound => self.central_round(),
+            Ev::ApplyPlan { run } => self.run_next_step(run),
+            Ev::Check => {
+                self.checker.sweep(self.now, &mut self.metrics);
+                self.schedule(self.now + Duration::from_secs(1), Ev::Check);
+            }
+        }
+    }
+
+    // === host model ===
+
+    /// Recomputes host `h`'s overload state after its load or VM set changed.
+    pub(crate) fn refresh_host(&mut self, h: usize) {
+        let host = &mut self.hosts[h];
+        let over = host.up && host.cpu > host.limit_cpu;
+        if over != host.overloaded {
+            host.overloaded = over;
+            if over {
+                self.n_overloaded += 1;
+            } else {
+                self.n_overloaded -= 1;
+            }
+            self.on_overload_change(h, over);
+        }
+    }
+
+    fn on_overload_change(&mut self, h: usize, over: bool) {
+        let now = self.now;
+        if self.cfg.scheduler == Scheduler::Dvms {
+            if !over {
+                if let Some(ep) = self.hosts[h].episode.take() {
+                    self.metrics
+                        .time_to_solve
+                        .push(now.saturating_since(ep.start).as_secs_f64());
+                }
+            }
+            return;
+        }
+        // Baselines: an event is an overload occurrence of an up host.
+        if over {
+            self.metrics.events_started += 1;
+            self.hosts[h].episode = Some(Episode {
+                start: now,
+                decided: false,
+                unsolvable: false,
+            });
+        } else if let Some(ep) = self.hosts[h].episode.take() {
+            self.end_baseline_episode(ep, self.hosts[h].up);
+        }
+    }
+
+    pub(crate) fn end_baseline_episode(&mut self, ep: Episode, solved_here: bool) {
+        if ep.decided && solved_here {
+            self.metrics.events_solved += 1;
+            self.metrics
+                .time_to_solve
+                .push(self.now.saturating_since(ep.start).as_secs_f64());
+        } else if ep.unsolvable {
+            self.metrics.events_unsolvable += 1;
+        } else {
+            self.metrics.events_expired += 1;
+        }
+    }
+
+    /// Changes VM `v`'s CPU demand.
+    pub(crate) fn set_vm_load(&mut self, v: usize, cpu: u64) {
+        let vm = &mut self.vms[v];
+        let h = vm.host as usize;
+        let old = std::mem::replace(&mut vm.cpu, cpu);
+        if old == cpu {
+            return;
+        }
+        self.metrics.load_changes += 1;
+        let host = &mut self.hosts[h];
+        let old_sum = host.cpu;
+        host.cpu = host.cpu - old + cpu;
+        if self.cfg.scheduler == Scheduler::Oracle && host.up {
+            let new_sum = host.cpu;
+            self.by_load.remove(&(old_sum, h as u32));
+            self.by_load.insert((new_sum, h as u32));
+        }
+        self.host_changed(h);
+    }
+
+    /// Host `h`'s VMs changed (their loads or the set): recheck it and tell its scheduler.
+    pub(crate) fn host_changed(&mut self, h: usize) {
+        self.refresh_host(h);
+        match self.cfg.scheduler {
+            Scheduler::Dvms => self.send_sample(h),
+            Scheduler::Oracle => self.oracle_trigger(h),
+            Scheduler::Centralized | Scheduler::None => {}
+        }
+    }
+
+    /// The monitoring sample host `h` would take now.
+    pub(crate) fn sample(&self, h: usize) -> HostSample {
+        let host = &self.hosts[h];
+        HostSample {
+            capacity: host.capacity,
+            vms: host
+                .vms
+                .iter()
+                .map(|&v| {
+                    let vm = &self.vms[v as usize];
+                    VmLoad {
+                        id: VmId(u64::from(v)),
+                        demand: Resources::new(vm.cpu, vm.mem),
+                        migratable: true,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    // === workload ===
+
+    fn schedule_load_change(&mut self) {
+        if self.vms.is_empty() {
+            return;
+        }
+        let mean = self.cfg.vmplaces.load_period.as_secs_f64() / self.vms.len() as f64;
+        let dt = rng::exponential(&mut self.workload_rng, mean);
+        let at = self.now + Duration::from_secs_f64(dt);
+        self.schedule(at, Ev::LoadChange);
+    }
+
+    fn on_load_change(&mut self) {
+        let v = rng::below(&mut self.workload_rng, self.vms.len());
+        let cpu = crate::workload::vmplaces_load(&mut self.workload_rng, &self.cfg.vmplaces);
+        self.metrics.hash.record(self.now, v, "load", &[cpu]);
+        self.set_vm_load(v, cpu);
+        self.schedule_load_change();
+    }
+
+    fn trace_tick_time(&self, cursor: u64) -> Time {
+        let n = self.vms.len() as u64;
+        let step = cursor / n;
+        let j = cursor % n;
+        Time::from_micros((step * TRACE_STEP_S * 1_000_000) + j * TRACE_STEP_S * 1_000_000 / n)
+    }
+
+    fn schedule_trace_tick(&mut self) {
+        if self.vms.is_empty() {
+            return;
+        }
+        // Step 0 was applied at start; continue from step 1.
+        self.trace_cursor = self.vms.len() as u64;
+        let at = self.trace_tick_time(self.trace_cursor);
+        self.schedule(at, Ev::TraceTick);
+    }
+
+    fn on_trace_tick(&mut self) {
+        let n = self.vms.len() as u64;
+        let at = self.trace_tick_time(self.trace_cursor);
+        // Apply every VM due at this instant at once.
+        while self.trace_tick_time(self.trace_cursor) == at {
+            let j = usize::try_from(self.trace_cursor % n).unwrap_or(0);
+            let step = self.trace_cursor / n;
+            let cpu = self.traces.as_ref().map_or(0, |t| t.cpu_milli(j, step));
+            self.set_vm_load(j, cpu);
+            self.trace_cursor += 1;
+        }
+        let next = self.trace_tick_time(self.trace_cursor);
+        self.schedule(next, Ev::TraceTick);
+    }
+
+    // === crashes ===
+
+    fn schedule_crash(&mut self) {
+        let rate = self.cfg.crash_rate * self.hosts.len() as f64 / 3600.0;
+        if rate <= 0.0 {
+            return;
+        }
+        let dt = rng::exponential(&mut self.crash_rng, 1.0 / rate);
+        let at = self.now + Duration::from_secs_f64(dt);
+        self.schedule(at, Ev::Crash);
+    }
+
+    fn on_crash_stream(&mut self) {
+        let h = rng::below(&mut self.crash_rng, self.hosts.len());
+        let down = rng::exponential(&mut self.crash_rng, self.cfg.restart_after.as_secs_f64());
+        if self.hosts[h].up {
+            self.crash(h);
+            let at = self.now + Duration::from_secs_f64(down);
+            self.schedule(at, Ev::Restart { host: h as u32 });
+        }
+        self.schedule_crash();
+    }
+
+    /// Host `h` crashes: its node and all its state are lost; its VMs stay, down.
+    pub(crate) fn crash(&mut self, h: usize) {
+        if !self.hosts[h].up {
+            return;
+        }
+        self.metrics.crashes += 1;
+        self.metrics.hash.record(self.now, h, "crash", &[]);
+        let host = &mut self.hosts[h];
+        host.up = false;
+        host.epoch += 1;
+        host.node = None;
+        host.down_since = Some(self.now);
+        host.timer_gen += 1;
+        host.timer_at = None;
+        self.checker.node_gone(h);
+        if self.cfg.scheduler == Scheduler::Oracle {
+            self.by_load.remove(&(self.hosts[h].cpu, h as u32));
+        }
+        if let Some(ep) = self.hosts[h].episode.take() {
+            if self.cfg.scheduler != Scheduler::Dvms {
+                self.end_baseline_episode(ep, false);
+            }
+        }
+        self.refresh_host(h);
+    }
+
+    /// Host `h` comes back with a fresh node.
+    pub(crate) fn restart(&mut self, h: usize) {
+        if self.hosts[h].up {
+            return;
+        }
+        self.metrics.restarts += 1;
+        self.metrics.hash.record(self.now, h, "restart", &[]);
+        let host = &mut self.hosts[h];
+        host.up = true;
+        host.epoch += 1;
+        host.down_since = None;
+        self.gossip.forget(h);
+        if self.cfg.scheduler == Scheduler::Oracle {
+            self.by_load.insert((self.hosts[h].cpu, h as u32));
+        }
+        self.refresh_host(h);
+        match self.cfg.scheduler {
+            Scheduler::Dvms => self.boot_node(h),
+            Scheduler::Oracle => self.oracle_trigger(h),
+            Scheduler::Centralized | Scheduler::None => {}
+        }
+    }
+
+    // === migrations ===
+
+    /// Starts migrating VM `v` to host `to`; returns its slot.
+    pub(crate) fn start_migration(&mut self, v: usize, to: usize, owner: Owner) -> u32 {
+        let from = self.vms[v].host as usize;
+        let vm = &mut self.vms[v];
+        vm.migrating = true;
+        let bw = self.net.bandwidth_mib_s(from, to);
+        let cpu_share = (vm.cpu as f64 / 1000.0).clamp(0.0, 1.0);
+        let est = crate::migration::estimate(vm.mem as f64, bw, vm.dirty * bw * cpu_share);
+        let rec = InFlight {
+            vm: v as u32,
+            from: from as u32,
+            to: to as u32,
+            from_epoch: self.hosts[from].epoch,
+            to_epoch: self.hosts[to].epoch,
+            owner,
+        };
+        self.hosts[from].outgoing += 1;
+        self.hosts[to].incoming += 1;
+        let slot = if let Some(s) = self.free_migs.pop() {
+            self.migs[s as usize] = Some(rec);
+            s
+        } else {
+            self.migs.push(Some(rec));
+            u32::try_from(self.migs.len() - 1).unwrap_or(u32::MAX)
+        };
+        if let Owner::Node { partition, .. } = owner {
+            self.checker.extend_bound(partition, est.total);
+        }
+        self.metrics
+            .hash
+            .record(self.now, from, "migrate", &[v as u64, to as u64]);
+        let at = self.now + est.total;
+        self.schedule(at, Ev::MigrationDone { slot });
+        slot
+    }
+
+    fn on_migration_done(&mut self, slot: u32) {
+        let Some(m) = self.migs.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free_migs.push(slot);
+        let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
+        self.vms[v].migrating = false;
+        self.hosts[from].outgoing -= 1;
+        self.hosts[to].incoming -= 1;
+        let src_ok = self.hosts[from].up && self.hosts[from].epoch == m.from_epoch;
+        let dst_ok = self.hosts[to].up && self.hosts[to].epoch == m.to_epoch;
+        let ok = src_ok && dst_ok;
+        if ok {
+            self.move_vm(v, to);
+        } else {
+            self.metrics.migrations_failed += 1;
+        }
+        self.metrics.hash.record(
+            self.now,
+            from,
+            "migrated",
+            &[v as u64, to as u64, u64::from(ok)],
+        );
+        match m.owner {
+            Owner::Node { id, .. } => {
+                if src_ok {
+                    let outcome = if ok {
+                        dvms_core::MigrationOutcome::Done
+                    } else {
+                        dvms_core::MigrationOutcome::Failed {
+                            reason: "destination host down".into(),
+                        }
+                    };
+                    self.node_input(from, |n, now| n.handle_migration(now, id, outcome));
+                }
+            }
+            Owner::Run(run) => self.run_migration_done(run, from, ok),
+        }
+    }
+
+    /// Moves VM `v` to host `to` and tells both hosts.
+    fn move_vm(&mut self, v: usize, to: usize) {
+        let from = self.vms[v].host as usize;
+        let (cpu, mem) = (self.vms[v].cpu, self.vms[v].mem);
+        let vu = v as u32;
+        self.hosts[from].vms.retain(|&x| x != vu);
+        self.hosts[to].vms.push(vu);
+        let old_from = self.hosts[from].cpu;
+        let old_to = self.hosts[to].cpu;
+        self.hosts[from].cpu -= cpu;
+        self.hosts[from].mem -= mem;
+        self.hosts[to].cpu += cpu;
+        self.hosts[to].mem += mem;
+        self.vms[v].host = to as u32;
+        self.metrics.migrations += 1;
+        self.metrics.migrated_mib += mem;
+        if self.net.inter_site(from, to) {
+            self.metrics.inter_site_migrations += 1;
+        }
+        if self.cfg.scheduler == Scheduler::Oracle {
+            for (h, old) in [(from, old_from), (to, old_to)] {
+                if self.hosts[h].up {
+                    self.by_load.remove(&(old, h as u32));
+                    self.by_load.insert((self.hosts[h].cpu, h as u32));
+                }
+            }
+        }
+        crate::invariants::check_move(self, v, from, to);
+        self.host_changed(from);
+        self.host_changed(to);
+    }
+
+    // === scripted events (scenarios) ===
+
+    fn on_scripted(&mut self, i: usize) {
+        let Some(ev) = self.scripted.get(i).cloned() else {
+            return;
+        };
+        crate::scenario::apply(self, &ev);
+    }
+
+    /// Finishes the run: end-of-run checks.
+    fn finish(&mut self) {
+        crate::invariants::check_placement(self);
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+}

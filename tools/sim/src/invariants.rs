@@ -1,0 +1,401 @@
+//! Invariants, checked from the simulator's global view as the run goes.
+//!
+//! What is checked, exactly:
+//! 1. **No host in two partitions.** Every node whose own view names itself leader *claims* the
+//!    view's members. When a leader asks the solver (the moment a partition acts on its hosts),
+//!    none of its members may be claimed by a leader of a different partition.
+//! 2. **Every VM on exactly one host.** After every completed migration the VM is on the
+//!    destination's list once and on no other list of the two hosts; at the end of the run the
+//!    whole placement is checked.
+//! 3. **Migrations only within the partition.** When a node emits `Migrate`, its own partition
+//!    view must have the command's partition id and list the destination as a member.
+//! 4. **No capacity violation caused by an applied plan.** Every plan the solver returns is
+//!    replayed against the problem it was computed from: at every step each destination holds
+//!    the VMs still leaving and those arriving within its memory limit (memory strictly), and
+//!    after the plan no host is above its CPU limit unless it was already before and the plan
+//!    did not make it worse. At each completed migration, the destination's true memory must fit
+//!    its capacity. (True CPU after a move may exceed the limit because loads drifted since the
+//!    plan was computed: that is counted as overload time, not as a violation.)
+//! 5. **Every partition dissolves within its lease bound.** A partition id held by some node for
+//!    longer than `lease × (max_partition_size + 4) + blocked_budget + 2 × solve_timeout`, plus
+//!    the modelled duration of every migration started for it, is a violation (once per id).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dvms_core::Time;
+use dvms_core::model::{NodeId, PartitionId, Plan, Problem};
+
+use crate::engine::Sim;
+use crate::metrics::Metrics;
+
+#[derive(Clone, Debug)]
+struct Alive {
+    first_seen: Time,
+    holders: u32,
+    extra: Duration,
+    started: Option<Time>,
+    decided: bool,
+    flagged: bool,
+}
+
+/// Incremental bookkeeping for the invariants.
+#[derive(Debug)]
+pub(crate) struct Checker {
+    base_bound: Duration,
+    alive: BTreeMap<PartitionId, Alive>,
+    /// The partition each host's node is in.
+    node_part: BTreeMap<u32, PartitionId>,
+    /// Self-declared leaders and the members they claim.
+    leaders: BTreeMap<u32, (PartitionId, Vec<NodeId>)>,
+}
+
+impl Checker {
+    pub(crate) fn new(cfg: &dvms_core::Config) -> Checker {
+        let base_bound = cfg.lease * u32::try_from(cfg.max_partition_size + 4).unwrap_or(64)
+            + cfg.blocked_budget
+            + cfg.solve_timeout * 2;
+        Checker {
+            base_bound,
+            alive: BTreeMap::new(),
+            node_part: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+        }
+    }
+
+    fn entry(&mut self, p: PartitionId, now: Time) -> &mut Alive {
+        self.alive.entry(p).or_insert(Alive {
+            first_seen: now,
+            holders: 0,
+            extra: Duration::ZERO,
+            started: None,
+            decided: false,
+            flagged: false,
+        })
+    }
+
+    pub(crate) fn started(&mut self, p: PartitionId, now: Time) {
+        self.entry(p, now).started = Some(now);
+    }
+
+    /// The start time of `p` the first time a plan is chosen for it.
+    pub(crate) fn decided(&mut self, p: PartitionId) -> Option<Time> {
+        let a = self.alive.get_mut(&p)?;
+        if a.decided {
+            return None;
+        }
+        a.decided = true;
+        a.started
+    }
+
+    pub(crate) fn extend_bound(&mut self, p: PartitionId, d: Duration) {
+        if let Some(a) = self.alive.get_mut(&p) {
+            a.extra += d;
+        }
+    }
+
+    fn set_part(&mut self, h: u32, p: Option<PartitionId>, now: Time) {
+        let old = match p {
+            Some(p) => self.node_part.insert(h, p),
+            None => self.node_part.remove(&h),
+        };
+        if old == p {
+            return;
+        }
+        if let Some(o) = old {
+            if let Some(a) = self.alive.get_mut(&o) {
+                a.holders = a.holders.saturating_sub(1);
+                if a.holders == 0 {
+                    self.alive.remove(&o);
+                }
+            }
+        }
+        if let Some(n) = p {
+            self.entry(n, now).holders += 1;
+        }
+    }
+
+    pub(crate) fn node_gone(&mut self, h: usize) {
+        let h = h as u32;
+        self.leaders.remove(&h);
+        // The time is irrelevant when clearing.
+        self.set_part(h, None, Time::ZERO);
+    }
+
+    pub(crate) fn alive_partitions(&self) -> usize {
+        self.alive.values().filter(|a| a.holders > 0).count()
+    }
+
+    /// Hosts whose node is in a partition.
+    pub(crate) fn hosts_in_partition(&self) -> Vec<u32> {
+        self.node_part.keys().copied().collect()
+    }
+
+    pub(crate) fn sweep(&mut self, now: Time, m: &mut Metrics) {
+        let base = self.base_bound;
+        for (p, a) in &mut self.alive {
+            if a.holders > 0 && !a.flagged && now.saturating_since(a.first_seen) > base + a.extra {
+                a.flagged = true;
+                m.violation(
+                    now,
+                    format!(
+                        "partition {p} alive since {} beyond its bound of {:?}",
+                        a.first_seen,
+                        base + a.extra
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Re-reads host `h`'s partition after an input.
+pub(crate) fn refresh_node(sim: &mut Sim, h: usize) {
+    let now = sim.now;
+    let view = sim.hosts[h]
+        .node
+        .as_ref()
+        .and_then(|n| n.partition())
+        .map(|v| (v.id, v.leader, v.members.clone()));
+    let hu = h as u32;
+    match view {
+        Some((id, leader, members)) => {
+            sim.checker.set_part(hu, Some(id), now);
+            if leader == NodeId(h as u64) {
+                sim.checker.leaders.insert(hu, (id, members));
+            } else {
+                sim.checker.leaders.remove(&hu);
+            }
+        }
+        None => {
+            sim.checker.set_part(hu, None, now);
+            sim.checker.leaders.remove(&hu);
+        }
+    }
+}
+
+/// Invariant 1, when leader `h` asks the solver.
+pub(crate) fn check_solve(sim: &mut Sim, h: usize, _problem: &Problem) {
+    let Some((id, members)) = sim.checker.leaders.get(&(h as u32)).cloned() else {
+        return;
+    };
+    let mut found = Vec::new();
+    for (&other, (oid, omembers)) in &sim.checker.leaders {
+        if other as usize == h || *oid == id {
+            continue;
+        }
+        for m in &members {
+            if omembers.contains(m) {
+                found.push(format!(
+                    "host {m} in two partitions: {id} (leader n{h}) and {oid} (leader n{other})"
+                ));
+            }
+        }
+    }
+    for f in found {
+        sim.metrics.violation(sim.now, f);
+    }
+}
+
+/// Invariant 3, when host `h` emits a migration command.
+pub(crate) fn check_migrate(sim: &mut Sim, h: usize, cmd: &dvms_core::MigrationCmd) {
+    let ok = sim.hosts[h]
+        .node
+        .as_ref()
+        .and_then(|n| n.partition())
+        .is_some_and(|v| v.id == cmd.partition && v.contains(cmd.to));
+    if !ok {
+        sim.metrics.violation(
+            sim.now,
+            format!(
+                "n{h} migrates {} to {} outside its partition {}",
+                cmd.vm, cmd.to, cmd.partition
+            ),
+        );
+    }
+}
+
+/// Invariant 4, on a plan against the problem it solves. Returns the number of violations.
+pub(crate) fn check_plan(sim: &mut Sim, problem: &Problem, plan: &Plan) -> usize {
+    let errs = plan_errors(problem, plan);
+    let n = errs.len();
+    for e in errs {
+        sim.metrics.violation(sim.now, e);
+    }
+    n
+}
+
+/// The ways a plan breaks capacity against its problem (empty when safe).
+pub(crate) fn plan_errors(problem: &Problem, plan: &Plan) -> Vec<String> {
+    let mut errs = Vec::new();
+    let idx: BTreeMap<NodeId, usize> = problem
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.id, i))
+        .collect();
+    let mut cpu = vec![0u64; problem.hosts.len()];
+    let mut mem = vec![0u64; problem.hosts.len()];
+    let mut at: BTreeMap<_, (usize, dvms_core::model::Resources)> = BTreeMap::new();
+    for v in &problem.vms {
+        if let Some(&i) = idx.get(&v.host) {
+            cpu[i] += v.demand.cpu_milli;
+            mem[i] += v.demand.mem_mib;
+            at.insert(v.id, (i, v.demand));
+        }
+    }
+    let cpu0 = cpu.clone();
+    for (s, step) in plan.steps.iter().enumerate() {
+        // During the step, arriving VMs are on both hosts.
+        let mut mem_during = mem.clone();
+        let mut moves = Vec::new();
+        for m in step {
+            let (Some(&src), Some(&dst)) = (idx.get(&m.from), idx.get(&m.to)) else {
+                errs.push(format!(
+                    "plan step {s} moves {} between hosts outside the problem",
+                    m.vm
+                ));
+                continue;
+            };
+            match at.get(&m.vm) {
+                Some(&(cur, d)) if cur == src => {
+                    mem_during[dst] += d.mem_mib;
+                    moves.push((m.vm, src, dst, d));
+                }
+                _ => errs.push(format!(
+                    "plan step {s} moves {} from {}, where it is not",
+                    m.vm, m.from
+                )),
+            }
+        }
+        for (i, h) in problem.hosts.iter().enumerate() {
+            if mem_during[i] > mem[i] && mem_during[i] > h.limit().mem_mib {
+                errs.push(format!(
+                    "plan step {s} puts {} MiB on {} (limit {} MiB)",
+                    mem_during[i],
+                    h.id,
+                    h.limit().mem_mib
+                ));
+            }
+        }
+        for (vm, src, dst, d) in moves {
+            cpu[src] -= d.cpu_milli;
+            mem[src] -= d.mem_mib;
+            cpu[dst] += d.cpu_milli;
+            mem[dst] += d.mem_mib;
+            at.insert(vm, (dst, d));
+        }
+    }
+    for (i, h) in problem.hosts.iter().enumerate() {
+        let lim = h.limit().cpu_milli;
+        if cpu[i] > lim && cpu[i] > cpu0[i] {
+            errs.push(format!(
+                "plan leaves {} at {} milli-CPU (limit {lim}, {} before)",
+                h.id, cpu[i], cpu0[i]
+            ));
+        }
+    }
+    errs
+}
+
+/// Invariants 2 and 4 after VM `v` moved from `from` to `to`.
+pub(crate) fn check_move(sim: &mut Sim, v: usize, from: usize, to: usize) {
+    let vu = v as u32;
+    let on_to = sim.hosts[to].vms.iter().filter(|&&x| x == vu).count();
+    let on_from = sim.hosts[from].vms.iter().filter(|&&x| x == vu).count();
+    if on_to != 1 || on_from != 0 {
+        sim.metrics.violation(
+            sim.now,
+            format!("vm{v} on n{to} {on_to} times and on n{from} {on_from} times after its move"),
+        );
+    }
+    let dst = &sim.hosts[to];
+    if dst.mem > dst.capacity.mem_mib {
+        let (m, c) = (dst.mem, dst.capacity.mem_mib);
+        sim.metrics.violation(
+            sim.now,
+            format!("n{to} holds {m} MiB after receiving vm{v} (capacity {c} MiB)"),
+        );
+    }
+}
+
+/// Invariant 2 over the whole cluster (end of run).
+pub(crate) fn check_placement(sim: &mut Sim) {
+    let mut seen = vec![0u32; sim.vms.len()];
+    let mut bad = Vec::new();
+    for (h, host) in sim.hosts.iter().enumerate() {
+        for &v in &host.vms {
+            seen[v as usize] += 1;
+            if sim.vms[v as usize].host as usize != h {
+                bad.push(format!(
+                    "vm{v} listed on n{h} but placed on n{}",
+                    sim.vms[v as usize].host
+                ));
+            }
+        }
+    }
+    for (v, &n) in seen.iter().enumerate() {
+        if n != 1 {
+            bad.push(format!("vm{v} on {n} hosts"));
+        }
+    }
+    for b in bad {
+        sim.metrics.violation(sim.now, b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dvms_core::model::{HostSpec, Migration, Resources, Thresholds, VmId, VmSpec};
+
+    fn problem() -> Problem {
+        let host = |i| HostSpec {
+            id: NodeId(i),
+            capacity: Resources::new(2000, 2048),
+            thresholds: Thresholds::default(),
+        };
+        let vm = |i, h, cpu| VmSpec {
+            id: VmId(i),
+            host: NodeId(h),
+            demand: Resources::new(cpu, 1024),
+            migratable: true,
+        };
+        Problem {
+            hosts: vec![host(1), host(2)],
+            vms: vec![vm(1, 1, 1500), vm(2, 1, 1000), vm(3, 2, 500)],
+            constraints: vec![],
+        }
+    }
+
+    fn mv(vm: u64, from: u64, to: u64) -> Migration {
+        Migration {
+            vm: VmId(vm),
+            from: NodeId(from),
+            to: NodeId(to),
+            mem_mib: 1024,
+        }
+    }
+
+    #[test]
+    fn safe_plan_passes() {
+        let plan = Plan {
+            steps: vec![vec![mv(2, 1, 2)]],
+        };
+        assert!(plan_errors(&problem(), &plan).is_empty());
+    }
+
+    #[test]
+    fn plan_overflowing_memory_or_cpu_is_caught() {
+        let plan = Plan {
+            steps: vec![vec![mv(1, 1, 2), mv(2, 1, 2)]],
+        };
+        let errs = plan_errors(&problem(), &plan);
+        assert!(errs.iter().any(|e| e.contains("MiB")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("milli-CPU")), "{errs:?}");
+        let ghost = Plan {
+            steps: vec![vec![mv(3, 1, 2)]],
+        };
+        assert!(!plan_errors(&problem(), &ghost).is_empty());
+    }
+}
