@@ -112,6 +112,9 @@ pub struct RunArgs {
     /// Largest partition.
     #[arg(long)]
     pub max_partition_size: Option<usize>,
+    /// Print every protocol event, migration and fault to stderr.
+    #[arg(long)]
+    pub trace: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub report: Format,
@@ -125,6 +128,9 @@ pub struct ScenarioArgs {
     /// Override the scenario's scheduler.
     #[arg(long)]
     pub scheduler: Option<String>,
+    /// Print every protocol event, migration and fault to stderr.
+    #[arg(long)]
+    pub trace: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub report: Format,
@@ -263,6 +269,7 @@ impl RunArgs {
             charge_solver,
             central_period: flag_duration("central-period", &self.central_period)?,
             protocol,
+            trace: self.trace,
             ..SimConfig::default()
         };
         cfg.net.latency = flag_duration("latency", &self.latency)?;

@@ -133,6 +133,8 @@ pub struct SimConfig {
     pub central_period: Duration,
     /// The protocol settings every node gets.
     pub protocol: dvms_core::Config,
+    /// Print every protocol event, migration and fault to stderr.
+    pub trace: bool,
 }
 
 impl Default for SimConfig {
@@ -150,6 +152,7 @@ impl Default for SimConfig {
             charge_solver: ChargeSolver::Model,
             central_period: Duration::from_secs(30),
             protocol: dvms_core::Config::default(),
+            trace: false,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! - `Send` goes through the [`crate::net`] model;
 //! - `Publish` goes to the [`crate::gossip`] table;
 //! - `FindCandidates` is answered at the same instant from the overlay keys
-//!   ([`crate::keys`]) with the gossip-visible summaries; a crashed host stays in the answers
-//!   until `failure_detection` after its crash;
+//!   ([`crate::keys`]) with the gossip-visible summaries; the asking host is never returned (as
+//!   Kademlia never returns the local peer); a crashed host stays in the answers until
+//!   `failure_detection` after its crash;
 //! - `Solve` runs `dvms_placement::solve` inline; the answer arrives after the charged solve time;
 //! - `Migrate` starts the migration model; `Event` feeds the metrics and the trace hash.
 
@@ -245,7 +246,8 @@ impl Sim {
         let detect = self.cfg.net.failure_detection;
         let hosts = &self.hosts;
         let picked = self.keys.closest(near, count, |c| {
-            excl.binary_search(&(c as u64)).is_err()
+            c != h
+                && excl.binary_search(&(c as u64)).is_err()
                 && hosts[c].down_since.is_none_or(|t| now < t + detect)
         });
         let list: Vec<Candidate> = picked
@@ -337,11 +339,15 @@ impl Sim {
 
     fn core_event(&mut self, h: usize, ev: Event) {
         let now = self.now;
-        self.metrics.hash.record(now, h, &format!("{ev:?}"), &[]);
+        let text = format!("{ev:?}");
+        if self.cfg.trace {
+            eprintln!("{now} n{h} {text}");
+        }
+        self.metrics.hash.record(now, h, &text, &[]);
         match ev {
             Event::EventStarted { partition, kind } => {
                 self.metrics.events_started += 1;
-                self.checker.started(partition, now);
+                self.starts.insert(partition, (now, false));
                 if kind == EventKind::Overload
                     && self.hosts[h].overloaded
                     && self.hosts[h].episode.is_none()
@@ -354,26 +360,54 @@ impl Sim {
                 }
             }
             Event::PlanChosen { partition, .. } => {
-                if let Some(t0) = self.checker.decided(partition) {
-                    self.metrics
-                        .time_to_decide
-                        .push(now.saturating_since(t0).as_secs_f64());
+                // The plan decides the partition's own event and every event it absorbed.
+                let mut ids = vec![partition];
+                ids.extend(self.absorbed.get(&partition).into_iter().flatten().copied());
+                for id in ids {
+                    if let Some((t0, decided)) = self.starts.get_mut(&id) {
+                        if !*decided {
+                            *decided = true;
+                            let d = now.saturating_since(*t0).as_secs_f64();
+                            self.metrics.time_to_decide.push(d);
+                        }
+                    }
                 }
             }
-            Event::EventEnded { reason, .. } => match reason {
-                DissolveReason::Solved | DissolveReason::NotNeeded | DissolveReason::NotWorthIt => {
-                    self.metrics.events_solved += 1;
-                }
-                DissolveReason::Unsolvable | DissolveReason::GaveUp => {
-                    self.metrics.events_unsolvable += 1;
-                }
-                DissolveReason::Expired
-                | DissolveReason::InitiatorLost
-                | DissolveReason::MigrationFailed => self.metrics.events_expired += 1,
-            },
+            Event::Merged {
+                partition,
+                absorbed,
+                ..
+            } => {
+                let mut ids = self.absorbed.remove(&absorbed).unwrap_or_default();
+                ids.push(absorbed);
+                self.absorbed.entry(partition).or_default().extend(ids);
+            }
+            Event::EventEnded {
+                partition, reason, ..
+            } => self.event_ended(partition, reason),
             Event::Dissolved { size, .. } => self.metrics.partition_size.push(size as f64),
             Event::Ignored { .. } => self.metrics.ignored += 1,
             _ => {}
+        }
+    }
+
+    /// Classifies an ended event: `Solved`, `NotNeeded`, `NotWorthIt` are solved; `Unsolvable`
+    /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired.
+    fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
+        self.absorbed.remove(&partition);
+        if self.starts.remove(&partition).is_none() {
+            self.metrics.events_unmatched += 1;
+            return;
+        }
+        let m = &mut self.metrics;
+        match reason {
+            DissolveReason::Solved | DissolveReason::NotNeeded | DissolveReason::NotWorthIt => {
+                m.events_solved += 1;
+            }
+            DissolveReason::Unsolvable | DissolveReason::GaveUp => m.events_unsolvable += 1,
+            DissolveReason::Expired
+            | DissolveReason::InitiatorLost
+            | DissolveReason::MigrationFailed => m.events_expired += 1,
         }
     }
 

@@ -197,6 +197,10 @@ pub struct Sim {
     trace_cursor: u64,
     pub(crate) scripted: Vec<crate::scenario::Scripted>,
     pub(crate) in_flight_msgs: u64,
+    /// Start time of every open dvms event, and whether it was decided.
+    pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
+    /// Events absorbed by merges into each partition (for time to decide).
+    pub(crate) absorbed: std::collections::BTreeMap<PartitionId, Vec<PartitionId>>,
     /// When the current centralized round started.
     pub(crate) central_started: Time,
     end: Time,
@@ -327,6 +331,8 @@ impl Sim {
             scripted: Vec::new(),
             in_flight_msgs: 0,
             central_started: Time::ZERO,
+            starts: std::collections::BTreeMap::new(),
+            absorbed: std::collections::BTreeMap::new(),
             end,
         };
         sim.crash_rng = rng::stream(sim.cfg.seed, rng::Stream::Crash);

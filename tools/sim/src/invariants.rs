@@ -34,8 +34,6 @@ struct Alive {
     first_seen: Time,
     holders: u32,
     extra: Duration,
-    started: Option<Time>,
-    decided: bool,
     flagged: bool,
 }
 
@@ -68,24 +66,8 @@ impl Checker {
             first_seen: now,
             holders: 0,
             extra: Duration::ZERO,
-            started: None,
-            decided: false,
             flagged: false,
         })
-    }
-
-    pub(crate) fn started(&mut self, p: PartitionId, now: Time) {
-        self.entry(p, now).started = Some(now);
-    }
-
-    /// The start time of `p` the first time a plan is chosen for it.
-    pub(crate) fn decided(&mut self, p: PartitionId) -> Option<Time> {
-        let a = self.alive.get_mut(&p)?;
-        if a.decided {
-            return None;
-        }
-        a.decided = true;
-        a.started
     }
 
     pub(crate) fn extend_bound(&mut self, p: PartitionId, d: Duration) {

@@ -52,12 +52,14 @@ pub fn run(cfg: SimConfig, shape: &workload::Shape) -> Result<Report, SetupError
 pub fn run_scenario(
     text: &str,
     scheduler: Option<Scheduler>,
+    trace: bool,
 ) -> Result<Report, scenario::ScenarioError> {
     let started = std::time::Instant::now();
     let mut sc = scenario::parse(text)?;
     if let Some(s) = scheduler {
         sc.set_scheduler(s);
     }
+    sc.set_trace(trace);
     let mut report = sc.run()?;
     report.wall_s = started.elapsed().as_secs_f64();
     Ok(report)

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EX_NOINPUT);
                 }
             };
-            match dvms_sim::run_scenario(&text, scheduler) {
+            match dvms_sim::run_scenario(&text, scheduler, args.trace) {
                 Ok(r) => {
                     print_report(&r, args.report);
                     ExitCode::SUCCESS

@@ -35,6 +35,10 @@ pub struct Report {
     pub events_unsolvable: u64,
     /// Events ended otherwise (dvms: `Expired`, `InitiatorLost`, `MigrationFailed`).
     pub events_expired: u64,
+    /// Events that ended without having started (a protocol anomaly if not zero).
+    pub events_unmatched: u64,
+    /// Events still open at the end of the run.
+    pub events_open: u64,
     /// Detection to plan chosen, seconds.
     pub time_to_decide_s: Dist,
     /// Detection to the host no longer overloaded, seconds.
@@ -85,9 +89,21 @@ pub struct Report {
     /// Scenario runs: hosts still in a partition at the end (should be empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts_in_partition: Option<Vec<String>>,
+    /// Scenario runs: up hosts above their CPU limit at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overloaded_at_end: Option<Vec<String>>,
 }
 
 impl Sim {
+    /// Events started and not ended: dvms events without `EventEnded`; baseline overloads
+    /// still going on.
+    fn open_events(&self) -> u64 {
+        match self.cfg.scheduler {
+            crate::config::Scheduler::Dvms => self.starts.len() as u64,
+            _ => self.hosts.iter().filter(|h| h.episode.is_some()).count() as u64,
+        }
+    }
+
     /// The report of the run so far. `wall_s` is left to the caller.
     pub fn report(&self) -> Report {
         let m = &self.metrics;
@@ -109,6 +125,8 @@ impl Sim {
             events_solved: m.events_solved,
             events_unsolvable: m.events_unsolvable,
             events_expired: m.events_expired,
+            events_unmatched: m.events_unmatched,
+            events_open: self.open_events(),
             time_to_decide_s: Dist::of(&mut m.time_to_decide.clone()),
             time_to_solve_s: Dist::of(&mut m.time_to_solve.clone()),
             partition_size: Dist::of(&mut m.partition_size.clone()),
@@ -133,6 +151,7 @@ impl Sim {
             trace_hash: m.hash.hex(),
             final_placement: None,
             hosts_in_partition: None,
+            overloaded_at_end: None,
         }
     }
 }
@@ -176,8 +195,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  events:        {} started, {} solved, {} unsolvable, {} expired",
-            self.events_started, self.events_solved, self.events_unsolvable, self.events_expired
+            "  events:        {} started, {} solved, {} unsolvable, {} expired, {} open at the end",
+            self.events_started,
+            self.events_solved,
+            self.events_unsolvable,
+            self.events_expired,
+            self.events_open
         );
         let _ = writeln!(s, "  time to decide (s): {}", dist(&self.time_to_decide_s));
         let _ = writeln!(s, "  time to solve (s):  {}", dist(&self.time_to_solve_s));
@@ -214,6 +237,9 @@ impl Report {
         }
         if let Some(h) = &self.hosts_in_partition {
             let _ = writeln!(s, "  hosts in partition at the end: {h:?}");
+        }
+        if let Some(h) = &self.overloaded_at_end {
+            let _ = writeln!(s, "  hosts overloaded at the end: {h:?}");
         }
         let _ = writeln!(
             s,

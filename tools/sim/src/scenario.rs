@@ -360,12 +360,25 @@ impl Scenario {
                 .map(|h| sim.setup.hosts[h as usize].name.clone())
                 .collect(),
         );
+        report.overloaded_at_end = Some(
+            sim.hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.overloaded)
+                .map(|(i, _)| sim.setup.hosts[i].name.clone())
+                .collect(),
+        );
         Ok(report)
     }
 
     /// The scheduler the scenario runs.
     pub fn scheduler(&self) -> Scheduler {
         self.cfg.scheduler
+    }
+
+    /// Prints every protocol event to stderr.
+    pub fn set_trace(&mut self, on: bool) {
+        self.cfg.trace = on;
     }
 
     /// Overrides the scheduler.

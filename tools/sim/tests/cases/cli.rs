@@ -1,0 +1,79 @@
+//! The command line: exit codes and flag errors.
+
+use std::process::Command;
+
+fn sim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dvms-sim"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_exit_with_usage_error_naming_the_flag() {
+    for (args, needle) in [
+        (&["run", "--duration", "1x"][..], "--duration"),
+        (&["run", "--scheduler", "magic"][..], "magic"),
+        (&["run", "--loss", "2"][..], "--loss"),
+        (&["run", "--hosts", "0"][..], "--hosts"),
+        (&["run", "--workload", "traces"][..], "--workload"),
+        (&["run", "--keys", "nope"][..], "--keys"),
+        (&["run", "--no-such-flag"][..], "no-such-flag"),
+        (&["run", "--hosts", "many"][..], "many"),
+    ] {
+        let o = sim(args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn run_prints_a_json_report() {
+    let o = sim(&[
+        "run",
+        "--hosts",
+        "8",
+        "--duration",
+        "2m",
+        "--report",
+        "json",
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["hosts"], 8);
+    assert_eq!(v["seed"], 4);
+    assert_eq!(v["duration_s"], 120.0);
+}
+
+#[test]
+fn scenario_file_errors_have_their_own_exit_codes() {
+    let o = sim(&["scenario", "/nonexistent/x.toml"]);
+    assert_eq!(o.status.code(), Some(66), "{}", stderr(&o));
+    let dir = std::env::temp_dir().join(format!("dvms-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[host]]\nid = 3\n").unwrap();
+    let o = sim(&["scenario", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.toml"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_traces_are_named() {
+    let o = sim(&[
+        "run",
+        "--hosts",
+        "2",
+        "--workload",
+        "planetlab:/nonexistent/dir",
+    ]);
+    assert_eq!(o.status.code(), Some(66));
+    assert!(stderr(&o).contains("/nonexistent/dir"), "{}", stderr(&o));
+}

@@ -1,0 +1,100 @@
+//! Every scheduler runs and reports the same metrics.
+
+use dvms_sim::config::{Scheduler, Workload};
+
+use super::{small_run, solver_is_real};
+
+#[test]
+fn every_scheduler_runs_and_reports() {
+    let mut overload = Vec::new();
+    for s in [
+        Scheduler::Dvms,
+        Scheduler::Centralized,
+        Scheduler::Oracle,
+        Scheduler::None,
+    ] {
+        let r = small_run(50, 15, s, 3, |_, _| {});
+        assert_eq!(r.scheduler, s.name());
+        assert_eq!((r.hosts, r.vms), (50, 500));
+        assert!(
+            r.cumulated_violation_s > 0.0,
+            "{s:?}: the workload must overload hosts"
+        );
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "hosts",
+            "vms",
+            "duration_s",
+            "seed",
+            "scheduler",
+            "cumulated_violation_s",
+            "events_started",
+            "events_solved",
+            "events_unsolvable",
+            "events_expired",
+            "time_to_decide_s",
+            "time_to_solve_s",
+            "partition_size",
+            "migrations",
+            "migrated_mib",
+            "messages_sent",
+            "invariant_violations",
+            "wall_s",
+            "trace_hash",
+            "inter_site_migrations",
+            "inter_site_messages",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        for key in ["mean", "p50", "p99", "max"] {
+            assert!(json["time_to_decide_s"].get(key).is_some());
+            assert!(json["time_to_solve_s"].get(key).is_some());
+        }
+        assert!(!r.to_text().is_empty());
+        overload.push(r.cumulated_violation_s);
+    }
+    // The floor: no scheduler does worse than doing nothing... once the solver can move VMs.
+    if solver_is_real() {
+        let none = overload[3];
+        for (i, o) in overload.iter().enumerate().take(3) {
+            assert!(*o <= none * 1.05, "scheduler {i}: {o} > none {none}");
+        }
+    }
+}
+
+#[test]
+fn sites_count_inter_site_traffic() {
+    let r = small_run(30, 5, Scheduler::Dvms, 2, |c, sh| {
+        sh.sites = 3;
+        c.keys = dvms_sim::keys::KeysMode::Random;
+    });
+    assert_eq!(r.sites, 3);
+    if r.messages_sent > 0 {
+        assert!(r.inter_site_messages > 0);
+    }
+}
+
+#[test]
+fn planetlab_traces_replay() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/traces/planetlab/20110303");
+    if !dir.is_dir() {
+        eprintln!("skipped: no traces at {}", dir.display());
+        return;
+    }
+    let r = small_run(20, 20, Scheduler::None, 1, |c, sh| {
+        c.workload = Workload::Planetlab(dir.clone());
+        sh.vms_per_host = 20;
+        sh.host_cores = 2.0;
+    });
+    assert_eq!(r.vms, 400);
+    assert!(r.load_changes > 0);
+    assert!(r.workload.starts_with("planetlab:"));
+}
+
+#[test]
+#[ignore = "benchmark: 10,000 hosts, run explicitly in release"]
+fn ten_thousand_hosts_one_hour() {
+    let r = small_run(10_000, 60, Scheduler::Dvms, 1, |_, _| {});
+    eprintln!("{}", r.to_text());
+}

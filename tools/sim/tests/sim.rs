@@ -1,0 +1,3 @@
+//! The simulator's integration tests (one binary; cases in modules).
+
+mod cases;
