@@ -110,7 +110,12 @@ impl Sim {
             pending: 0,
             central,
         });
-        self.schedule(self.now + delay, Ev::ApplyPlan { run });
+        if central {
+            self.schedule(self.now + delay, Ev::ApplyPlan { run });
+        } else {
+            // The oracle acts at once, so the next decision sees these migrations in flight.
+            self.run_next_step(run);
+        }
         true
     }
 

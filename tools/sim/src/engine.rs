@@ -77,11 +77,12 @@ pub(crate) enum Ev {
     Check,
 }
 
+/// A queue entry: small, so that the heap moves little; the event itself waits in a slab.
 #[derive(Debug)]
 struct Scheduled {
     at: Time,
     seq: u64,
-    ev: Ev,
+    slot: u32,
 }
 
 impl PartialEq for Scheduled {
@@ -176,6 +177,11 @@ pub struct Sim {
     pub(crate) cfg: SimConfig,
     pub(crate) now: Time,
     queue: BinaryHeap<Scheduled>,
+    /// Events waiting in the queue, by slot.
+    pending: Vec<Option<Ev>>,
+    free_pending: Vec<u32>,
+    /// Largest queue length seen.
+    pub(crate) queue_peak: usize,
     seq: u64,
     pub(crate) hosts: Vec<Host>,
     pub(crate) vms: Vec<Vm>,
@@ -310,6 +316,9 @@ impl Sim {
             cfg,
             now: Time::ZERO,
             queue: BinaryHeap::new(),
+            pending: Vec::new(),
+            free_pending: Vec::new(),
+            queue_peak: 0,
             seq: 0,
             hosts,
             vms,
@@ -378,11 +387,19 @@ impl Sim {
     pub(crate) fn schedule(&mut self, at: Time, ev: Ev) {
         let at = at.max(self.now);
         self.seq += 1;
+        let slot = if let Some(s) = self.free_pending.pop() {
+            self.pending[s as usize] = Some(ev);
+            s
+        } else {
+            self.pending.push(Some(ev));
+            u32::try_from(self.pending.len() - 1).expect("fewer than 2^32 pending events")
+        };
         self.queue.push(Scheduled {
             at,
             seq: self.seq,
-            ev,
+            slot,
         });
+        self.queue_peak = self.queue_peak.max(self.queue.len());
     }
 
     /// Runs until the configured duration.
@@ -403,8 +420,12 @@ impl Sim {
                 }
             }
             let Some(s) = self.queue.pop() else { break };
+            let Some(ev) = self.pending[s.slot as usize].take() else {
+                continue;
+            };
+            self.free_pending.push(s.slot);
             self.advance(s.at);
-            self.dispatch(s.ev);
+            self.dispatch(ev);
         }
         if quiet_after.is_none() || self.now < end {
             let t = if quiet_after.is_some() { self.now } else { end };

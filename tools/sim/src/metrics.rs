@@ -120,6 +120,8 @@ pub struct Metrics {
     pub solver_calls: u64,
     /// Work units the solver reported in total.
     pub solver_work_units: u64,
+    /// Work units of each call.
+    pub solver_units: Vec<f64>,
     /// Wall time spent in the solver, seconds.
     pub solver_wall_s: f64,
     /// Simulated time charged for solving, seconds.

@@ -75,10 +75,14 @@ pub struct Report {
     pub solver_calls: u64,
     /// Solver work units.
     pub solver_work_units: u64,
+    /// Work units per solver call.
+    pub solver_units_per_call: Dist,
     /// Wall seconds spent in the solver.
     pub solver_wall_s: f64,
     /// Simulated seconds charged for solving.
     pub solver_charged_s: f64,
+    /// Largest number of scheduled events at once.
+    pub queue_peak: usize,
     /// Wall seconds the run took.
     pub wall_s: f64,
     /// Hash of the whole event trace (same command, same hash).
@@ -145,8 +149,10 @@ impl Sim {
             ignored: m.ignored,
             solver_calls: m.solver_calls,
             solver_work_units: m.solver_work_units,
+            solver_units_per_call: Dist::of(&mut m.solver_units.clone()),
             solver_wall_s: m.solver_wall_s,
             solver_charged_s: m.solver_charged_s,
+            queue_peak: self.queue_peak,
             wall_s: 0.0,
             trace_hash: m.hash.hex(),
             final_placement: None,
@@ -219,6 +225,11 @@ impl Report {
             s,
             "  solver:        {} calls, {} work units, {:.3} s wall, {:.3} s charged",
             self.solver_calls, self.solver_work_units, self.solver_wall_s, self.solver_charged_s
+        );
+        let _ = writeln!(
+            s,
+            "  solver units per call: {}",
+            dist(&self.solver_units_per_call)
         );
         let _ = writeln!(
             s,
