@@ -756,7 +756,7 @@ impl Node {
             reason,
             size,
         });
-        self.become_free(now, Some((view, reason)));
+        self.become_free(now, Some(reason));
     }
 }
 

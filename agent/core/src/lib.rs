@@ -32,3 +32,6 @@ mod detector;
 mod leader;
 mod member;
 mod timer;
+
+#[cfg(test)]
+mod tests;

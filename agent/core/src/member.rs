@@ -26,6 +26,7 @@ impl Node {
     /// Becomes a plain member following `view`.
     pub(crate) fn become_member(&mut self, now: Time, view: PartitionView) {
         self.arm_lease(now, &view);
+        self.note_decided(&view);
         self.timers.stop(Timer::Renew);
         self.timers.stop(Timer::Phase);
         self.timers.stop(Timer::Reserve);
@@ -202,9 +203,8 @@ impl Node {
     ) {
         match &self.role {
             Role::Member(view) if view.id == id && view.leader == from => {
-                let view = view.clone();
                 debug!(node = %self.id, partition = %id, %reason, "partition dissolved");
-                self.become_free(now, Some((view, reason)));
+                self.become_free(now, Some(reason));
             }
             Role::Reserved { view, .. } if view.id == id => self.become_free(now, None),
             _ => self.ignore("dissolve for another partition"),
@@ -221,9 +221,6 @@ impl Node {
             self.take_over(now, view.leader);
         } else {
             info!(node = %self.id, partition = %view.id, "lease expired, leaving partition");
-            if view.initiator() != view.leader {
-                self.send(view.initiator(), Msg::Leave { partition: view.id });
-            }
             self.become_free(now, None);
         }
     }
@@ -277,7 +274,7 @@ impl Node {
             lost,
         });
         let Some(state) = self.own_state(now) else {
-            return self.become_free(now, Some((view, DissolveReason::Expired)));
+            return self.become_free(now, Some(DissolveReason::Expired));
         };
         let members = view.members.clone();
         self.broadcast(

@@ -61,6 +61,20 @@ pub struct Node {
     pub(crate) running: BTreeMap<MigrationId, Running>,
     /// The last summary published, and when.
     published: Option<(LoadSummary, Time)>,
+    /// The event this host initiated, until it ends.
+    pub(crate) own_event: Option<OwnEvent>,
+}
+
+/// The event a host initiated: it ends when the partition carrying it (its own, or the one that
+/// absorbed it) dissolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OwnEvent {
+    /// The partition the event started.
+    pub(crate) id: PartitionId,
+    /// The problem.
+    pub(crate) kind: EventKind,
+    /// A plan was chosen for it.
+    pub(crate) decided: bool,
 }
 
 /// What a host is doing in the protocol.
@@ -112,6 +126,7 @@ impl Node {
             next_local: 0,
             running: BTreeMap::new(),
             published: None,
+            own_event: None,
         }
     }
 
@@ -305,26 +320,34 @@ impl Node {
         })
     }
 
-    /// Leaves any partition; ends the event if this host initiated `ended`.
-    pub(crate) fn become_free(
-        &mut self,
-        now: Time,
-        ended: Option<(PartitionView, DissolveReason)>,
-    ) {
+    /// Leaves any partition. If this host's own event was in it (as its partition, or absorbed
+    /// into this one by a merge), the event ends with `reason` (`Expired` when none is given).
+    pub(crate) fn become_free(&mut self, now: Time, reason: Option<DissolveReason>) {
         self.role = Role::Free;
         for t in [Timer::Lease, Timer::Renew, Timer::Reserve, Timer::Phase] {
             self.timers.stop(t);
         }
-        if let Some((view, reason)) = ended {
-            if view.initiator() == self.id {
-                info!(node = %self.id, partition = %view.id, kind = %view.kind, %reason, "event ended");
-                self.detector.event_ended(now, reason, &self.cfg);
-                self.emit(Event::EventEnded {
-                    partition: view.id,
-                    kind: view.kind,
-                    reason,
-                });
-            }
+        if let Some(own) = self.own_event.take() {
+            let reason = reason.unwrap_or(DissolveReason::Expired);
+            info!(node = %self.id, partition = %own.id, kind = %own.kind, %reason, "event ended");
+            self.detector.event_ended(now, reason, &self.cfg);
+            self.emit(Event::EventEnded {
+                partition: own.id,
+                kind: own.kind,
+                reason,
+            });
+        }
+    }
+
+    /// Reports, once, that a plan was chosen for this host's own event (§5.6).
+    pub(crate) fn note_decided(&mut self, view: &PartitionView) {
+        if view.state != PartitionState::Finishing {
+            return;
+        }
+        if let Some(own) = self.own_event.as_mut().filter(|o| !o.decided) {
+            own.decided = true;
+            let partition = own.id;
+            self.emit(Event::EventDecided { partition });
         }
     }
 
@@ -354,6 +377,11 @@ impl Node {
         };
         info!(node = %self.id, partition = %view.id, %kind, "event started");
         self.stats.events_started += 1;
+        self.own_event = Some(OwnEvent {
+            id: view.id,
+            kind,
+            decided: false,
+        });
         self.emit(Event::EventStarted {
             partition: view.id,
             kind,
@@ -365,8 +393,10 @@ impl Node {
     /// Bookkeeping after every input: detection, gossip, detector timer.
     fn after_input(&mut self, now: Time) {
         self.maybe_start_event(now);
+        // A check due now that could not start (migrating) is retried by the input that ends
+        // the obstacle, never by a timer at `now`, which would spin.
         match self.detector.next_check(&self.cfg, self.draining) {
-            Some(t) if !self.is_busy() => self.timers.set(Timer::Detect, t.max(now)),
+            Some(t) if t > now && !self.is_busy() => self.timers.set(Timer::Detect, t),
             _ => self.timers.stop(Timer::Detect),
         }
         self.maybe_publish(now);

@@ -94,6 +94,12 @@ pub enum Event {
         /// Its size after the join.
         size: usize,
     },
+    /// A plan was chosen for the event this host initiated (seen by the initiator, also when its
+    /// partition was absorbed by a merge): the end of "time to decide".
+    EventDecided {
+        /// The partition the event started.
+        partition: PartitionId,
+    },
     /// This host's partition found no free host and is now blocked.
     Blocked {
         /// The partition.
@@ -135,7 +141,8 @@ pub enum Event {
         /// Its size at the end.
         size: usize,
     },
-    /// The event this host initiated ended (seen by the initiator).
+    /// The event this host initiated ended (seen by the initiator, also when its partition was
+    /// absorbed by a merge: then `partition` is still the one the event started).
     EventEnded {
         /// The partition.
         partition: PartitionId,

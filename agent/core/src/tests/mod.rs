@@ -1,0 +1,4 @@
+//! Scenario tests of the protocol on small clusters, named after `docs/protocol.md` sections.
+
+mod cluster;
+mod scenarios;
