@@ -398,7 +398,12 @@ impl Node {
             },
         );
         if granted {
-            self.with_leader(now, |_, _, _| Step::HandOver);
+            // Until the new leader's view arrives, the old one names it, so forwarded ISPs,
+            // renewals and dissolution are taken from the right host.
+            self.with_leader(now, |_, _, l| {
+                l.view.leader = from;
+                Step::HandOver
+            });
         }
     }
 
@@ -463,7 +468,12 @@ impl Node {
         );
         if accepted {
             info!(node = %self.id, partition = %target, absorber = %absorber, "partition absorbed");
-            self.with_leader(now, |_, _, _| Step::HandOver);
+            // Until the new leader's view arrives, the old one names it, so forwarded ISPs,
+            // renewals and dissolution are taken from the right host.
+            self.with_leader(now, |_, _, l| {
+                l.view.leader = from;
+                Step::HandOver
+            });
         }
     }
 

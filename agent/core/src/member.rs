@@ -81,7 +81,7 @@ impl Node {
                 self.timers.set(Timer::Reserve, now + self.cfg.hop_timeout);
                 self.role = Role::Reserved { view, hosts };
             }
-            Role::Member(mine) if wants_merge(mine, &view) => {
+            Role::Member(mine) if wants_merge(mine, &view) && mine.leader != self.id => {
                 // §6: forward a blocked ISP to my blocked leader, who decides on the merge.
                 let leader = mine.leader;
                 self.send(leader, Msg::Isp { view, hosts });

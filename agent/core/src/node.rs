@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use tracing::{debug, info};
 
 use crate::Time;
@@ -107,13 +107,19 @@ pub(crate) struct Running {
 // === impl Node: public API ===
 
 impl Node {
-    /// A free node. `seed` feeds its deterministic random stream; `cfg` must have been validated.
+    /// A free node. `seed` feeds its deterministic random stream and must differ between two
+    /// lives of the same host (the agent draws it at start, the simulator per restart); `cfg`
+    /// must have been validated.
     pub fn new(id: NodeId, cfg: Config, seed: u64, now: Time) -> Node {
         let _ = now;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Partition ids must not repeat across restarts: each life starts its sequence at a
+        // random point (drivers pass a fresh seed per life).
+        let next_seq = rng.next_u32() >> 1;
         Node {
             id,
             cfg,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng,
             outbox: VecDeque::new(),
             timers: TimerTable::default(),
             stats: Stats::default(),
@@ -122,7 +128,7 @@ impl Node {
             cooldowns: Cooldowns::default(),
             draining: false,
             role: Role::Free,
-            next_seq: 0,
+            next_seq,
             next_local: 0,
             running: BTreeMap::new(),
             published: None,
