@@ -1,9 +1,81 @@
 //! dvms-placement: the placement solver.
 //!
-//! PLACEHOLDER API (the placement issue replaces the body, keeping these signatures): a pure,
-//! deterministic function from a [`Problem`] to a [`Plan`], budgeted in work units.
+//! A pure, deterministic function from a [`Problem`] (the hosts of a partition, their VMs,
+//! placement constraints) to a [`Plan`] (ordered steps of parallel migrations) or the reason
+//! there is none ([`Unsolvable`]), budgeted in work units, never wall time. No I/O, no clock:
+//! the same input always gives the same output.
+//!
+//! # What the solver guarantees
+//!
+//! - **A viable final placement.** No host over its thresholds: CPU within
+//!   [`HostSpec::limit`](dvms_core::model::HostSpec::limit), memory within both the threshold
+//!   and the physical capacity.
+//! - **Cheapest first.** Among the placements it finds, the one with the least memory moved
+//!   (pivot migrations included), then the fewest migrations; VMs that need not move stay put;
+//!   among equal costs, destinations with the most free room (which spreads a drained host).
+//! - **Hard constraints** in BtrPlace's vocabulary (`ban`, `fence`, `spread`, `gather`,
+//!   `among`, `root`) and the per-VM opt-out (`migratable == false`, which acts as `root`).
+//!   A constraint the *pinned* VMs already break cannot be repaired, so it is never made worse
+//!   instead: a `ban`/`fence` does not apply to a pinned VM; in a `spread`, a movable member
+//!   shares its host with no other member; in a `gather` whose pinned members sit on several
+//!   hosts, movable members join one of those hosts; in an `among` whose pinned members fit no
+//!   single group, movable members stay within the groups' union. Every other constraint
+//!   broken by the current placement is repaired. Ids in a constraint that are not in the
+//!   problem are ignored (cluster-wide constraints given to a partition).
+//! - **A safe plan.** At every step each destination's VMs still there (a source releases its
+//!   resources only after the step) plus the VMs arriving fit its memory capacity and CPU
+//!   limit; no host takes part in more than [`PlanOptions::max_per_host`] migrations of a step;
+//!   dependency cycles go through a pivot host with room (an extra migration), and when there
+//!   is none the solver picks another placement or reports the problem unsolvable.
+//!   [`validate_plan`], which shares no code with the solver, checks every returned plan; a
+//!   plan that failed it would be returned as [`Unsolvable::Invalid`], never as a plan.
+//!
+//! # Algorithm
+//!
+//! [`Mode::Repair`]: only the VMs of violating hosts move; a greedy keeps on each violating
+//! host the fitting subset with the most memory and places the others worst-fit through an
+//! ordered index of hosts by free room: `O((V + H) log H)`, for whole clusters.
+//!
+//! [`Mode::Full`]: the greedy gives a first incumbent, then an Entropy-style depth-first branch
+//! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
+//! first) with a lower bound per violating host (memory that must leave it, by a fractional
+//! knapsack and a count bound), symmetry breaking between identical VMs, and a plan built at
+//! each improving leaf. When that finds nothing, or on small problems, a second search also
+//! lets the VMs of healthy hosts move (to make room). The best plan found within the budget is
+//! returned.
+//!
+//! # Work units
+//!
+//! One work unit is one candidate evaluation: a (VM, host) pair tested for capacity, domain
+//! and group constraints, a search node, or a migration considered by the plan builder. Units
+//! scale roughly linearly with wall time (`docs/results-placement.md` gives the measured
+//! nanoseconds per unit), so drivers may model solve time from [`Outcome::work_units`].
+//!
+//! # Layout
+//!
+//! - `lib.rs`: the public API and the mode dispatch.
+//! - `model.rs`: the compiled, index-based problem and the partial-placement state.
+//! - `greedy.rs`: the near-linear repair.
+//! - `search.rs`: the branch and bound of the full mode.
+//! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
+//! - [`validate`]: the independent plan validator.
+//! - [`instance`]: the JSON instance format of `dvms-sim solve` (the only reason this crate
+//!   depends on `serde` and `serde_json`).
 
-use dvms_core::model::{Plan, Problem, Resources, Unsolvable};
+mod greedy;
+pub mod instance;
+mod model;
+mod plan;
+mod search;
+pub mod validate;
+mod work;
+
+use dvms_core::model::{Plan, Problem, Unsolvable};
+
+pub use validate::{PlanError, validate_plan};
+
+use crate::model::Model;
+use crate::work::Work;
 
 /// How much work the solver may do, in abstract work units (never wall time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +105,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { budget: Budget { work_units: 1_000_000 }, mode: Mode::Full }
+        Options {
+            budget: Budget {
+                work_units: 1_000_000,
+            },
+            mode: Mode::Full,
+        }
     }
 }
 
@@ -46,15 +123,99 @@ pub struct Outcome {
     pub work_units: u64,
 }
 
-/// Solves a placement problem.
-pub fn solve(problem: &Problem, _opts: &Options) -> Outcome {
-    let over = problem.hosts.iter().find(|h| {
-        let used: Resources = problem.vms.iter().filter(|v| v.host == h.id).map(|v| v.demand).sum();
-        !used.fits_in(h.limit())
+/// The default cap on migrations a host takes part in (in or out) during one step.
+pub const DEFAULT_MAX_PER_HOST: usize = 2;
+
+/// How plans are shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The most migrations (in plus out) a host takes part in during one step; at least 1.
+    pub max_per_host: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            max_per_host: DEFAULT_MAX_PER_HOST,
+        }
+    }
+}
+
+/// Solves a placement problem with the default [`PlanOptions`].
+pub fn solve(problem: &Problem, opts: &Options) -> Outcome {
+    solve_with(problem, opts, &PlanOptions::default())
+}
+
+/// Solves a placement problem with explicit [`PlanOptions`].
+pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) -> Outcome {
+    let mut work = Work::new(opts.budget.work_units);
+    let result = solve_inner(problem, opts, plan_opts, &mut work).and_then(|plan| {
+        match validate_plan(problem, &plan, plan_opts.max_per_host) {
+            Ok(()) => Ok(plan),
+            Err(e) => Err(Unsolvable::Invalid {
+                reason: format!("internal error, plan rejected: {e}"),
+            }),
+        }
     });
-    let result = match over {
-        None => Ok(Plan::default()),
-        Some(h) => Err(Unsolvable::BudgetExhausted { host: h.id }),
-    };
-    Outcome { result, work_units: problem.vms.len() as u64 }
+    Outcome {
+        result,
+        work_units: work.used,
+    }
+}
+
+fn solve_inner(
+    problem: &Problem,
+    opts: &Options,
+    plan_opts: &PlanOptions,
+    work: &mut Work,
+) -> Result<Plan, Unsolvable> {
+    work.tick(problem.vms.len() as u64 + problem.hosts.len() as u64);
+    let m = Model::compile(problem)?;
+    let violating = m.violating_hosts();
+    if violating.is_empty() {
+        return Ok(Plan::default());
+    }
+    check_capacity(&m, &violating)?;
+    match opts.mode {
+        Mode::Repair => {
+            let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
+            let target = greedy::repair(&m, &movable, &violating, work)?;
+            plan::build(&m, &target, plan_opts.max_per_host, work).map_err(|e| match e {
+                plan::PlanFail::Budget => Unsolvable::BudgetExhausted {
+                    host: m.hosts[violating[0]].id,
+                },
+                // The greedy never sends a VM to a violating host, so its plans have no cycle.
+                plan::PlanFail::NoPivot => Unsolvable::NotEnoughCapacity {
+                    host: m.hosts[violating[0]].id,
+                },
+            })
+        }
+        Mode::Full => search::full(&m, &violating, plan_opts.max_per_host, work),
+    }
+}
+
+/// Quick proofs of unsolvability: pinned VMs alone over a host's limits, or more demand than
+/// the hosts' limits together.
+fn check_capacity(m: &Model, violating: &[usize]) -> Result<(), Unsolvable> {
+    let mut cpu = vec![0u64; m.hosts.len()];
+    let mut mem = vec![0u64; m.hosts.len()];
+    for v in m.vms.iter().filter(|v| v.pinned) {
+        cpu[v.host] += v.cpu;
+        mem[v.host] += v.mem;
+    }
+    for (h, host) in m.hosts.iter().enumerate() {
+        if cpu[h] > host.cpu_limit || mem[h] > host.mem_limit {
+            return Err(greedy::pinned_overload(m, h));
+        }
+    }
+    let demand_cpu: u64 = m.vms.iter().map(|v| v.cpu).sum();
+    let demand_mem: u64 = m.vms.iter().map(|v| v.mem).sum();
+    let limit_cpu: u64 = m.hosts.iter().map(|h| h.cpu_limit).sum();
+    let limit_mem: u64 = m.hosts.iter().map(|h| h.mem_limit).sum();
+    if demand_cpu > limit_cpu || demand_mem > limit_mem {
+        return Err(Unsolvable::NotEnoughCapacity {
+            host: m.hosts[violating[0]].id,
+        });
+    }
+    Ok(())
 }

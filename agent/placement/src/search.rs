@@ -1,0 +1,363 @@
+//! The full mode: greedy incumbent, then an Entropy-style branch and bound.
+//!
+//! The search decides the VMs of the violating hosts one by one (stay first, then the hosts
+//! with the most free room), keeping a partial [`State`] whose loads only grow, so a host over
+//! its limits is pruned at once. The bound adds, per violating host, the memory and number of
+//! VMs that must still leave it; identical unconstrained VMs of one host are decided in a fixed
+//! order (symmetry breaking). A plan is built at every improving leaf: a placement whose plan
+//! needs a pivot that does not exist is skipped. A second search also lets the healthy hosts'
+//! VMs move (to make room) when the first finds nothing, or on small problems.
+
+use std::cmp::Reverse;
+
+use dvms_core::model::{Plan, Unsolvable};
+
+use crate::greedy::{self, free_score};
+use crate::model::{Model, NONE, State};
+use crate::plan::{self, PlanFail};
+use crate::work::Work;
+
+/// Problems with at most this many VMs get the second search even when the first succeeds.
+const SMALL_PROBLEM_VMS: usize = 32;
+
+/// The cost of a plan: memory moved, then migrations.
+type Cost = (u64, u64);
+
+fn plan_cost(p: &Plan) -> Cost {
+    (p.moved_mib(), p.migrations().count() as u64)
+}
+
+/// The best plan found so far.
+#[derive(Debug, Default)]
+struct Incumbent {
+    best: Option<(Cost, Plan)>,
+    /// A leaf's plan needed a pivot that did not exist.
+    no_pivot: bool,
+}
+
+impl Incumbent {
+    fn offer(&mut self, plan: Plan) {
+        let c = plan_cost(&plan);
+        if self.best.as_ref().is_none_or(|(b, _)| c < *b) {
+            self.best = Some((c, plan));
+        }
+    }
+    fn cost(&self) -> Option<Cost> {
+        self.best.as_ref().map(|(c, _)| *c)
+    }
+}
+
+/// Solves in full mode.
+pub(crate) fn full(
+    m: &Model,
+    violating: &[usize],
+    max_per_host: usize,
+    work: &mut Work,
+) -> Result<Plan, Unsolvable> {
+    let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
+    let mut inc = Incumbent::default();
+    let greedy_err = match greedy::repair(m, &movable, violating, work) {
+        Ok(target) => {
+            match plan::build(m, &target, max_per_host, work) {
+                Ok(p) => inc.offer(p),
+                Err(PlanFail::NoPivot) => inc.no_pivot = true,
+                Err(PlanFail::Budget) => {}
+            }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    let mut complete = Search::new(m, violating, false, max_per_host).run(&mut inc, work);
+    if (inc.best.is_none() || m.vms.len() <= SMALL_PROBLEM_VMS) && !work.exhausted() {
+        complete = Search::new(m, violating, true, max_per_host).run(&mut inc, work);
+    }
+    if let Some((_, p)) = inc.best {
+        return Ok(p);
+    }
+    let host = m.hosts[violating[0]].id;
+    if !complete || work.exhausted() {
+        return Err(Unsolvable::BudgetExhausted { host });
+    }
+    if let Some(e @ Unsolvable::ConstraintBlocks { .. }) = greedy_err {
+        return Err(e);
+    }
+    // Proved infeasible: blame a constraint on a VM of a violating host, if there is one.
+    for &h in violating {
+        for &v in &m.host_vms[h] {
+            let by = m.domains[v]
+                .as_ref()
+                .map(|d| d.by)
+                .or_else(|| m.vm_groups[v].first().map(|&g| m.groups[g].0));
+            if let Some(constraint) = by {
+                return Err(Unsolvable::ConstraintBlocks {
+                    host: m.hosts[h].id,
+                    constraint,
+                });
+            }
+        }
+    }
+    Err(Unsolvable::NotEnoughCapacity { host })
+}
+
+/// Per violating host, its VMs in the orders the bound needs.
+#[derive(Debug)]
+struct HostBound {
+    host: usize,
+    /// Movable residents by increasing memory per CPU (cheapest CPU relief first).
+    by_ratio: Vec<usize>,
+    /// Movable residents by decreasing CPU.
+    by_cpu: Vec<usize>,
+    /// Movable residents by decreasing memory.
+    by_mem: Vec<usize>,
+}
+
+/// One branch and bound.
+#[derive(Debug)]
+struct Search<'a> {
+    m: &'a Model,
+    /// VMs to decide, in order.
+    order: Vec<usize>,
+    /// Per position in `order`, the previous position holding an identical VM (symmetry).
+    twin: Vec<Option<usize>>,
+    bounds: Vec<HostBound>,
+    st: State,
+    max_per_host: usize,
+    /// Scratch: candidate hosts of each depth.
+    scratch: Vec<Vec<usize>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        m: &'a Model,
+        violating: &[usize],
+        healthy_move: bool,
+        max_per_host: usize,
+    ) -> Search<'a> {
+        let mut is_violating = vec![false; m.hosts.len()];
+        for &h in violating {
+            is_violating[h] = true;
+        }
+        let mut st = State::new(m);
+        let mut order = Vec::new();
+        let mut twin = Vec::new();
+        let mut bounds = Vec::new();
+        let hosts = violating
+            .iter()
+            .copied()
+            .chain((0..m.hosts.len()).filter(|&h| healthy_move && !is_violating[h]));
+        for h in hosts {
+            let mut residents: Vec<usize> = m.host_vms[h]
+                .iter()
+                .copied()
+                .filter(|&v| !m.vms[v].pinned)
+                .collect();
+            residents.sort_by_key(|&v| (Reverse(m.vms[v].mem), Reverse(m.vms[v].cpu), v));
+            for (i, &v) in residents.iter().enumerate() {
+                let t = (i > 0 && same(m, residents[i - 1], v)).then(|| order.len() - 1);
+                twin.push(t);
+                order.push(v);
+            }
+            if is_violating[h] {
+                let mut by_ratio = residents.clone();
+                // mem/cpu ascending, compared by cross-multiplication; CPU-less VMs last.
+                by_ratio.sort_by(|&a, &b| {
+                    let (va, vb) = (&m.vms[a], &m.vms[b]);
+                    (u128::from(va.mem) * u128::from(vb.cpu))
+                        .cmp(&(u128::from(vb.mem) * u128::from(va.cpu)))
+                        .then(a.cmp(&b))
+                });
+                by_ratio.sort_by_key(|&v| m.vms[v].cpu == 0);
+                let mut by_cpu = residents.clone();
+                by_cpu.sort_by_key(|&v| (Reverse(m.vms[v].cpu), v));
+                bounds.push(HostBound {
+                    host: h,
+                    by_ratio,
+                    by_cpu,
+                    by_mem: residents,
+                });
+            }
+        }
+        let mut in_order = vec![false; m.vms.len()];
+        for &v in &order {
+            in_order[v] = true;
+        }
+        for (v, vm) in m.vms.iter().enumerate() {
+            if !in_order[v] {
+                st.place(m, v, vm.host);
+            }
+        }
+        let scratch = vec![Vec::new(); order.len()];
+        Search {
+            m,
+            order,
+            twin,
+            bounds,
+            st,
+            max_per_host,
+            scratch,
+        }
+    }
+
+    /// Runs the search; true when it explored the whole tree (not cut by the budget).
+    fn run(&mut self, inc: &mut Incumbent, work: &mut Work) -> bool {
+        // A pinned VM over its host's limits: nothing to search (checked before, kept safe).
+        if (0..self.m.hosts.len()).any(|h| {
+            self.st.cpu[h] > self.m.hosts[h].cpu_limit || self.st.mem[h] > self.m.hosts[h].mem_limit
+        }) {
+            return true;
+        }
+        self.dfs(0, inc, work);
+        !work.exhausted()
+    }
+
+    fn dfs(&mut self, pos: usize, inc: &mut Incumbent, work: &mut Work) {
+        let m = self.m;
+        let cost = (self.st.moved_mem, self.st.moves);
+        if pos == self.order.len() {
+            if inc.cost().is_none_or(|b| cost < b) {
+                match plan::build(m, &self.st.at, self.max_per_host, work) {
+                    Ok(p) => inc.offer(p),
+                    Err(PlanFail::NoPivot) => inc.no_pivot = true,
+                    Err(PlanFail::Budget) => {}
+                }
+            }
+            return;
+        }
+        let Some(lb) = self.lower_bound(work) else {
+            return;
+        };
+        if let Some(best) = inc.cost()
+            && (cost.0 + lb.0, cost.1 + lb.1) >= best
+        {
+            return;
+        }
+        let v = self.order[pos];
+        let home = m.vms[v].host;
+        let mut cands = std::mem::take(&mut self.scratch[pos]);
+        cands.clear();
+        cands.push(home);
+        let mut others: Vec<(Reverse<u64>, usize)> = (0..m.hosts.len())
+            .filter(|&h| h != home)
+            .map(|h| (Reverse(free_score(m, &self.st, h)), h))
+            .collect();
+        others.sort_unstable();
+        cands.extend(others.into_iter().map(|(_, h)| h));
+        let min_key = self.twin[pos].map(|p| key(m, self.order[p], self.st.at[self.order[p]]));
+        for &h in &cands {
+            if !work.tick(1) {
+                break;
+            }
+            if min_key.is_some_and(|k| key(m, v, h) < k) || !self.st.can_place(m, v, h) {
+                continue;
+            }
+            if h != home
+                && let Some(best) = inc.cost()
+                && (cost.0 + m.vms[v].mem, cost.1 + 1) >= best
+            {
+                continue;
+            }
+            self.st.place(m, v, h);
+            self.dfs(pos + 1, inc, work);
+            self.st.unplace(m, v);
+            if work.exhausted() {
+                break;
+            }
+        }
+        self.scratch[pos] = cands;
+    }
+
+    /// What must still leave the violating hosts, (memory, VMs); None when a host cannot be
+    /// fixed any more.
+    fn lower_bound(&self, work: &mut Work) -> Option<Cost> {
+        let (m, st) = (self.m, &self.st);
+        let mut total = (0u64, 0u64);
+        for b in &self.bounds {
+            work.tick(1);
+            let h = b.host;
+            let undecided = |v: &&usize| st.at[**v] == NONE;
+            let (mut cpu, mut mem) = (st.cpu[h], st.mem[h]);
+            let (mut o_cpu, mut o_mem) = (0u64, 0u64);
+            for &v in b.by_mem.iter().filter(undecided) {
+                if m.allowed(v, h) {
+                    o_cpu += m.vms[v].cpu;
+                    o_mem += m.vms[v].mem;
+                } else {
+                    total.0 += m.vms[v].mem;
+                    total.1 += 1;
+                }
+            }
+            cpu += o_cpu;
+            mem += o_mem;
+            let e_cpu = cpu.saturating_sub(m.hosts[h].cpu_limit);
+            let e_mem = mem.saturating_sub(m.hosts[h].mem_limit);
+            if e_cpu == 0 && e_mem == 0 {
+                continue;
+            }
+            if e_cpu > o_cpu || e_mem > o_mem {
+                return None;
+            }
+            let stay_ok = |v: &&usize| st.at[**v] == NONE && m.allowed(**v, h);
+            // Fewest VMs whose CPU, and whose memory, cover the excesses.
+            let count_to = |list: &[usize], need: u64, f: &dyn Fn(usize) -> u64| -> u64 {
+                let (mut got, mut n) = (0u64, 0u64);
+                for &v in list.iter().filter(stay_ok) {
+                    if got >= need {
+                        break;
+                    }
+                    got += f(v);
+                    n += 1;
+                }
+                n
+            };
+            let k = count_to(&b.by_cpu, e_cpu, &|v| m.vms[v].cpu).max(count_to(
+                &b.by_mem,
+                e_mem,
+                &|v| m.vms[v].mem,
+            ));
+            let smallest: u64 = b
+                .by_mem
+                .iter()
+                .rev()
+                .filter(stay_ok)
+                .take(usize::try_from(k).unwrap_or(usize::MAX))
+                .map(|&v| m.vms[v].mem)
+                .sum();
+            // Fractional knapsack: least memory whose CPU covers the CPU excess.
+            let (mut got, mut frac) = (0u64, 0u64);
+            for &v in b.by_ratio.iter().filter(stay_ok) {
+                if got >= e_cpu {
+                    break;
+                }
+                let vm = &m.vms[v];
+                let take = vm.cpu.min(e_cpu - got);
+                frac += if take == vm.cpu {
+                    vm.mem
+                } else {
+                    u64::try_from(u128::from(vm.mem) * u128::from(take) / u128::from(vm.cpu.max(1)))
+                        .unwrap_or(u64::MAX)
+                };
+                got += take;
+            }
+            total.0 += e_mem.max(smallest).max(frac);
+            total.1 += k;
+        }
+        Some(total)
+    }
+}
+
+/// Symmetry key: staying sorts first, then hosts by index.
+fn key(m: &Model, v: usize, h: usize) -> usize {
+    if h == m.vms[v].host { 0 } else { h + 1 }
+}
+
+/// True when `a` and `b` are interchangeable: same host, demand, and no constraint at all.
+fn same(m: &Model, a: usize, b: usize) -> bool {
+    let (x, y) = (&m.vms[a], &m.vms[b]);
+    x.host == y.host
+        && x.cpu == y.cpu
+        && x.mem == y.mem
+        && m.domains[a].is_none()
+        && m.domains[b].is_none()
+        && m.vm_groups[a].is_empty()
+        && m.vm_groups[b].is_empty()
+}
