@@ -106,16 +106,27 @@ impl Gen {
         } else {
             &[512, 1024, 1024, 2048, 4096, 8192]
         };
+        // Running VMs fit their host's physical memory (CPU demand may exceed it).
+        let hi = |h: u64| usize::try_from(h).unwrap();
+        let mut mem_used = vec![0u64; hi(hosts)];
         for v in 0..vms {
-            let host = if self.chance(35) {
+            let mut host = if self.chance(35) {
                 0
             } else {
                 self.below(hosts)
             };
+            let mem = self.pick(mems);
+            for _ in 0..hosts {
+                if mem_used[hi(host)] + mem <= p.hosts[hi(host)].capacity.mem_mib {
+                    break;
+                }
+                host = (host + 1) % hosts;
+            }
+            mem_used[hi(host)] += mem;
             p.vms.push(VmSpec {
                 id: VmId(v),
                 host: NodeId(host),
-                demand: Resources::new(self.below(2 * avg_cpu / 100 + 1) * 100, self.pick(mems)),
+                demand: Resources::new(self.below(2 * avg_cpu / 100 + 1) * 100, mem),
                 migratable: !self.chance(5),
             });
         }
