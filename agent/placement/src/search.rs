@@ -215,15 +215,7 @@ impl<'a> Search<'a> {
         let cost = (self.st.moved_mem, self.st.moves);
         if pos == self.order.len() {
             if inc.cost().is_none_or(|b| cost < b) {
-                let r = plan::build(m, &self.st.at, self.max_per_host, work);
-                if std::env::var_os("DVMS_DEBUG").is_some() {
-                    eprintln!(
-                        "leaf {:?} cost {cost:?} -> {:?}",
-                        self.st.at,
-                        r.as_ref().map(|p| p.steps.len())
-                    );
-                }
-                match r {
+                match plan::build(m, &self.st.at, self.max_per_host, work) {
                     Ok(p) => inc.offer(p),
                     Err(PlanFail::NoPivot) => inc.no_pivot = true,
                     Err(PlanFail::Budget) => {}
