@@ -11,7 +11,9 @@
 
 use std::time::Instant;
 
-use dvms_core::model::{Constraint, HostSpec, NodeId, Problem, Resources, Thresholds, VmId, VmSpec};
+use dvms_core::model::{
+    Constraint, HostSpec, NodeId, Problem, Resources, Thresholds, VmId, VmSpec,
+};
 use dvms_placement::{Mode, Options, solve, validate_plan};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -57,12 +59,18 @@ impl Gen {
             }
         }
         let overloaded = |p: &Problem, h: u64| -> bool {
-            p.vms.iter().filter(|v| v.host == NodeId(h)).map(|v| v.demand.cpu_milli).sum::<u64>() > 7000
+            p.vms
+                .iter()
+                .filter(|v| v.host == NodeId(h))
+                .map(|v| v.demand.cpu_milli)
+                .sum::<u64>()
+                > 7000
         };
         if !(0..hosts).any(|h| overloaded(&p, h)) {
             let h = self.below(hosts);
             while !overloaded(&p, h) {
-                let i = usize::try_from(h * VMS_PER_HOST + self.below(VMS_PER_HOST)).expect("small");
+                let i =
+                    usize::try_from(h * VMS_PER_HOST + self.below(VMS_PER_HOST)).expect("small");
                 p.vms[i].demand.cpu_milli = (p.vms[i].demand.cpu_milli + 100).min(1000);
             }
         }
@@ -70,20 +78,32 @@ impl Gen {
             let n = hosts * VMS_PER_HOST;
             let vm = |g: &mut Gen| VmId(g.below(n));
             // A spread of 3 VMs on distinct hosts (VM i of hosts 0, 1, 2 when there are 3+).
-            let spread: Vec<VmId> = (0..hosts.min(3)).map(|h| VmId(h * VMS_PER_HOST + 1)).collect();
+            let spread: Vec<VmId> = (0..hosts.min(3))
+                .map(|h| VmId(h * VMS_PER_HOST + 1))
+                .collect();
             p.constraints.push(Constraint::Spread { vms: spread });
             // A gather pair already together.
             let h = self.below(hosts);
-            p.constraints.push(Constraint::Gather { vms: vec![VmId(h * VMS_PER_HOST + 2), VmId(h * VMS_PER_HOST + 3)] });
+            p.constraints.push(Constraint::Gather {
+                vms: vec![VmId(h * VMS_PER_HOST + 2), VmId(h * VMS_PER_HOST + 3)],
+            });
             // An among over the two halves of the partition, members already in the first half.
             let half = (hosts / 2).max(1);
             let first: Vec<NodeId> = (0..half).map(NodeId).collect();
             let second: Vec<NodeId> = (half..hosts).map(NodeId).collect();
-            let members: Vec<VmId> = (0..half.min(2)).map(|h| VmId(h * VMS_PER_HOST + 4)).collect();
-            p.constraints.push(Constraint::Among { vms: members, groups: vec![first, second] });
+            let members: Vec<VmId> = (0..half.min(2))
+                .map(|h| VmId(h * VMS_PER_HOST + 4))
+                .collect();
+            p.constraints.push(Constraint::Among {
+                vms: members,
+                groups: vec![first, second],
+            });
             // A ban of one VM from two hosts, and a root VM.
             let banned = vm(self);
-            p.constraints.push(Constraint::Ban { vms: vec![banned], hosts: vec![NodeId(self.below(hosts)), NodeId(self.below(hosts))] });
+            p.constraints.push(Constraint::Ban {
+                vms: vec![banned],
+                hosts: vec![NodeId(self.below(hosts)), NodeId(self.below(hosts))],
+            });
             let root = vm(self);
             p.constraints.push(Constraint::Root { vms: vec![root] });
             for v in &mut p.vms {
@@ -119,8 +139,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, seed: u64) -> Row {
     let mut g = Gen(ChaCha8Rng::seed_from_u64(seed));
-    let opts = Options { mode, ..Options::default() };
-    let (mut times, mut solved, mut mib, mut migrations, mut units, mut total_ns) = (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
+    let opts = Options {
+        mode,
+        ..Options::default()
+    };
+    let (mut times, mut solved, mut mib, mut migrations, mut units, mut total_ns) =
+        (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
     for _ in 0..samples {
         let p = g.partition(hosts, constraints);
         let t = Instant::now();
@@ -130,7 +154,8 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
         total_ns += ns;
         units += out.work_units;
         if let Ok(plan) = &out.result {
-            validate_plan(&p, plan, dvms_placement::DEFAULT_MAX_PER_HOST).expect("the solver returned an unsafe plan");
+            validate_plan(&p, plan, dvms_placement::DEFAULT_MAX_PER_HOST)
+                .expect("the solver returned an unsafe plan");
             solved += 1;
             mib += plan.moved_mib();
             migrations += plan.migrations().count();
@@ -160,24 +185,58 @@ fn main() {
     let mut rows = Vec::new();
     for hosts in [4u64, 8, 16, 32, 64] {
         for constraints in [false, true] {
-            let name = format!("full {hosts:>5} hosts{}", if constraints { " +constraints" } else { "" });
+            let name = format!(
+                "full {hosts:>5} hosts{}",
+                if constraints { " +constraints" } else { "" }
+            );
             rows.push(run(&name, Mode::Full, hosts, constraints, n, 1000 + hosts));
         }
     }
-    for (hosts, samples) in [(1_000u64, if quick { 1 } else { 20 }), (10_000, if quick { 1 } else { 5 })] {
+    for (hosts, samples) in [
+        (1_000u64, if quick { 1 } else { 20 }),
+        (10_000, if quick { 1 } else { 5 }),
+    ] {
         for constraints in [false, true] {
-            let name = format!("repair {hosts:>5} hosts{}", if constraints { " +constraints" } else { "" });
-            rows.push(run(&name, Mode::Repair, hosts, constraints, samples, 2000 + hosts));
+            let name = format!(
+                "repair {hosts:>5} hosts{}",
+                if constraints { " +constraints" } else { "" }
+            );
+            rows.push(run(
+                &name,
+                Mode::Repair,
+                hosts,
+                constraints,
+                samples,
+                2000 + hosts,
+            ));
         }
     }
     println!(
         "{:<30} {:>7} {:>7} {:>10} {:>10} {:>10} {:>9} {:>6} {:>11} {:>8}",
-        "case", "samples", "solved", "p50 us", "p99 us", "max us", "MiB", "migr", "work units", "ns/unit"
+        "case",
+        "samples",
+        "solved",
+        "p50 us",
+        "p99 us",
+        "max us",
+        "MiB",
+        "migr",
+        "work units",
+        "ns/unit"
     );
     for r in &rows {
         println!(
             "{:<30} {:>7} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>6.2} {:>11.0} {:>8.1}",
-            r.name, r.samples, r.solved, r.p50_us, r.p99_us, r.max_us, r.mean_mib, r.mean_migrations, r.mean_units, r.ns_per_unit
+            r.name,
+            r.samples,
+            r.solved,
+            r.p50_us,
+            r.p99_us,
+            r.max_us,
+            r.mean_mib,
+            r.mean_migrations,
+            r.mean_units,
+            r.ns_per_unit
         );
     }
     if json {

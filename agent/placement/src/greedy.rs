@@ -3,8 +3,8 @@
 //!
 //! 1. VMs outside the violating hosts stay where they are.
 //! 2. On each violating host, keep the subset of its movable VMs with the most memory (then the
-//!    most VMs) that fits, among those the constraints allow to stay; evict the others. The
-//!    subset is exact for hosts of up to [`EXACT_KEEP_MAX`] movable VMs, first-fit beyond.
+//!    most VMs) that fits, among those the constraints allow to stay; evict the others (a
+//!    bounded knapsack over VM types, exact unless it needs more than [`KEEP_NODE_CAP`] nodes).
 //! 3. Place the evicted VMs, largest CPU first, on the healthy host with the most free room
 //!    (worst fit, which spreads a drained host's VMs) that fits them and that the constraints
 //!    allow, found through an ordered index of hosts by free room.
@@ -14,21 +14,25 @@ use std::collections::BTreeSet;
 
 use dvms_core::model::Unsolvable;
 
+use crate::keep;
 use crate::model::{Model, NONE, State};
 use crate::work::Work;
 
-/// Hosts with more movable VMs than this choose which to keep first-fit instead of exactly.
-pub(crate) const EXACT_KEEP_MAX: usize = 16;
+/// Search nodes allowed per host to choose the VMs that stay (see [`keep`](crate::keep)).
+pub(crate) const KEEP_NODE_CAP: u64 = 20_000;
 
 /// The greedy's result: a target placement, or why it found none.
 pub(crate) type GreedyResult = Result<Vec<usize>, Unsolvable>;
 
 /// Runs the greedy repair. `movable[v]` says whether VM `v` may move; `violating` lists the
-/// violating hosts (their VMs are the only ones the greedy moves).
+/// violating hosts (their VMs are the only ones the greedy moves). Evicted VMs go to healthy
+/// hosts first; with `into_violating`, also into the room left on the other violating hosts
+/// once they keep their chosen VMs (last resort: such plans can have cycles).
 pub(crate) fn repair(
     m: &Model,
     movable: &[bool],
     violating: &[usize],
+    into_violating: bool,
     work: &mut Work,
 ) -> GreedyResult {
     let mut st = State::new(m);
@@ -56,7 +60,7 @@ pub(crate) fn repair(
         if st.cpu[h] > m.hosts[h].cpu_limit || st.mem[h] > m.hosts[h].mem_limit {
             return Err(pinned_overload(m, h));
         }
-        let keep = keep_set(m, &stayers, room_cpu, room_mem, work);
+        let keep = keep::best_keep(m, &stayers, room_cpu, room_mem, KEEP_NODE_CAP, work).keep;
         for (i, &v) in stayers.iter().enumerate() {
             if keep[i] && st.can_place(m, v, h) {
                 st.place(m, v, h);
@@ -68,7 +72,11 @@ pub(crate) fn repair(
     }
     evicted.sort_by_key(|&v| (Reverse(m.vms[v].cpu), Reverse(m.vms[v].mem), v));
     let mut index: BTreeSet<(Reverse<u64>, usize)> = BTreeSet::new();
-    for (h, _) in is_violating.iter().enumerate().filter(|(_, bad)| !**bad) {
+    for (h, _) in is_violating
+        .iter()
+        .enumerate()
+        .filter(|(_, bad)| into_violating || !**bad)
+    {
         index.insert((Reverse(free_score(m, &st, h)), h));
     }
     for &v in &evicted {
@@ -80,7 +88,7 @@ pub(crate) fn repair(
                     host: m.hosts[m.vms[v].host].id,
                 });
             }
-            if !st.fits(m, v, h) {
+            if h == m.vms[v].host || !st.fits(m, v, h) {
                 continue;
             }
             if !m.allowed(v, h) {
@@ -133,81 +141,39 @@ pub(crate) fn free_score(m: &Model, st: &State, h: usize) -> u64 {
     frac(st.cpu[h], host.cpu_limit).min(frac(st.mem[h], host.mem_limit))
 }
 
-/// Chooses which of `cands` (sorted by decreasing memory) stay: the subset that fits the room
-/// and keeps the most memory, then the most VMs.
-fn keep_set(
+/// [`repair`] into healthy hosts, then, if that finds no placement or no plan, also into the
+/// violating hosts' remaining room. Returns the target and its plan.
+pub(crate) fn repair_and_plan(
     m: &Model,
-    cands: &[usize],
-    room_cpu: u64,
-    room_mem: u64,
+    movable: &[bool],
+    violating: &[usize],
+    max_per_host: usize,
     work: &mut Work,
-) -> Vec<bool> {
-    let mut keep = vec![false; cands.len()];
-    if cands.len() <= EXACT_KEEP_MAX {
-        let mut cur = vec![false; cands.len()];
-        let mut best = (0u64, 0usize);
-        let suffix_mem: Vec<u64> = (0..=cands.len())
-            .map(|i| cands[i..].iter().map(|&v| m.vms[v].mem).sum())
-            .collect();
-        let mut search = KeepSearch {
-            m,
-            cands,
-            suffix_mem: &suffix_mem,
-            cur: &mut cur,
-            best: &mut best,
-            keep: &mut keep,
-            work,
-        };
-        search.run(0, room_cpu, room_mem, 0, 0);
-    } else {
-        let (mut cpu, mut mem) = (0, 0);
-        for (i, &v) in cands.iter().enumerate() {
-            let vm = &m.vms[v];
-            if cpu + vm.cpu <= room_cpu && mem + vm.mem <= room_mem {
-                cpu += vm.cpu;
-                mem += vm.mem;
-                keep[i] = true;
+) -> Result<(Vec<usize>, dvms_core::model::Plan), Unsolvable> {
+    let mut first_err = None;
+    for into_violating in [false, true] {
+        match repair(m, movable, violating, into_violating, work) {
+            Ok(target) => match crate::plan::build(m, &target, max_per_host, work) {
+                Ok(plan) => return Ok((target, plan)),
+                Err(crate::plan::PlanFail::Budget) => break,
+                Err(crate::plan::PlanFail::NoPivot) => {
+                    first_err.get_or_insert(Unsolvable::NotEnoughCapacity {
+                        host: m.hosts[violating[0]].id,
+                    });
+                }
+            },
+            Err(e @ Unsolvable::BudgetExhausted { .. }) => return Err(e),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
     }
-    keep
-}
-
-/// Depth-first search for [`keep_set`].
-struct KeepSearch<'a> {
-    m: &'a Model,
-    cands: &'a [usize],
-    suffix_mem: &'a [u64],
-    cur: &'a mut Vec<bool>,
-    best: &'a mut (u64, usize),
-    keep: &'a mut Vec<bool>,
-    work: &'a mut Work,
-}
-
-impl KeepSearch<'_> {
-    fn run(&mut self, i: usize, room_cpu: u64, room_mem: u64, kept_mem: u64, kept_n: usize) {
-        if (kept_mem, kept_n) > *self.best {
-            *self.best = (kept_mem, kept_n);
-            self.keep.clone_from(self.cur);
-        }
-        if i == self.cands.len()
-            || kept_mem + self.suffix_mem[i] < self.best.0
-            || !self.work.tick(1)
-        {
-            return;
-        }
-        let vm = &self.m.vms[self.cands[i]];
-        if vm.cpu <= room_cpu && vm.mem <= room_mem {
-            self.cur[i] = true;
-            self.run(
-                i + 1,
-                room_cpu - vm.cpu,
-                room_mem - vm.mem,
-                kept_mem + vm.mem,
-                kept_n + 1,
-            );
-            self.cur[i] = false;
-        }
-        self.run(i + 1, room_cpu, room_mem, kept_mem, kept_n);
+    if work.exhausted() {
+        return Err(Unsolvable::BudgetExhausted {
+            host: m.hosts[violating[0]].id,
+        });
     }
+    Err(first_err.unwrap_or(Unsolvable::NotEnoughCapacity {
+        host: m.hosts[violating[0]].id,
+    }))
 }

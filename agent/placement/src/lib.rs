@@ -56,6 +56,7 @@
 //! - `lib.rs`: the public API and the mode dispatch.
 //! - `model.rs`: the compiled, index-based problem and the partial-placement state.
 //! - `greedy.rs`: the near-linear repair.
+//! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
 //! - `search.rs`: the branch and bound of the full mode.
 //! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
 //! - [`validate`]: the independent plan validator.
@@ -64,6 +65,7 @@
 
 mod greedy;
 pub mod instance;
+mod keep;
 mod model;
 mod plan;
 mod search;
@@ -179,16 +181,8 @@ fn solve_inner(
     match opts.mode {
         Mode::Repair => {
             let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
-            let target = greedy::repair(&m, &movable, &violating, work)?;
-            plan::build(&m, &target, plan_opts.max_per_host, work).map_err(|e| match e {
-                plan::PlanFail::Budget => Unsolvable::BudgetExhausted {
-                    host: m.hosts[violating[0]].id,
-                },
-                // The greedy never sends a VM to a violating host, so its plans have no cycle.
-                plan::PlanFail::NoPivot => Unsolvable::NotEnoughCapacity {
-                    host: m.hosts[violating[0]].id,
-                },
-            })
+            greedy::repair_and_plan(&m, &movable, &violating, plan_opts.max_per_host, work)
+                .map(|(_, plan)| plan)
         }
         Mode::Full => search::full(&m, &violating, plan_opts.max_per_host, work),
     }

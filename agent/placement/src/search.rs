@@ -13,12 +13,16 @@ use std::cmp::Reverse;
 use dvms_core::model::{Plan, Unsolvable};
 
 use crate::greedy::{self, free_score};
+use crate::keep;
 use crate::model::{Model, NONE, State};
 use crate::plan::{self, PlanFail};
 use crate::work::Work;
 
 /// Problems with at most this many VMs get the second search even when the first succeeds.
 const SMALL_PROBLEM_VMS: usize = 32;
+
+/// Search nodes allowed to the exact eviction bound of a host at each search node.
+const DYNAMIC_KEEP_NODES: u64 = 64;
 
 /// The cost of a plan: memory moved, then migrations.
 type Cost = (u64, u64);
@@ -56,20 +60,16 @@ pub(crate) fn full(
 ) -> Result<Plan, Unsolvable> {
     let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
     let mut inc = Incumbent::default();
-    let greedy_err = match greedy::repair(m, &movable, violating, work) {
-        Ok(target) => {
-            match plan::build(m, &target, max_per_host, work) {
-                Ok(p) => inc.offer(p),
-                Err(PlanFail::NoPivot) => inc.no_pivot = true,
-                Err(PlanFail::Budget) => {}
-            }
+    let greedy_err = match greedy::repair_and_plan(m, &movable, violating, max_per_host, work) {
+        Ok((_, p)) => {
+            inc.offer(p);
             None
         }
         Err(e) => Some(e),
     };
-    let mut complete = Search::new(m, violating, false, max_per_host).run(&mut inc, work);
+    let mut complete = Search::new(m, violating, false, max_per_host, work).run(&mut inc, work);
     if (inc.best.is_none() || m.vms.len() <= SMALL_PROBLEM_VMS) && !work.exhausted() {
-        complete = Search::new(m, violating, true, max_per_host).run(&mut inc, work);
+        complete = Search::new(m, violating, true, max_per_host, work).run(&mut inc, work);
     }
     if let Some((_, p)) = inc.best {
         return Ok(p);
@@ -103,6 +103,12 @@ pub(crate) fn full(
 #[derive(Debug)]
 struct HostBound {
     host: usize,
+    /// Position in the search order of the host's first VM.
+    start: usize,
+    /// Load of the host's pinned VMs (decided before the search).
+    base: (u64, u64),
+    /// The exact least eviction before any of its VMs is decided or any VM arrives.
+    exact: Option<Cost>,
     /// Movable residents by increasing memory per CPU (cheapest CPU relief first).
     by_ratio: Vec<usize>,
     /// Movable residents by decreasing CPU.
@@ -132,6 +138,7 @@ impl<'a> Search<'a> {
         violating: &[usize],
         healthy_move: bool,
         max_per_host: usize,
+        work: &mut Work,
     ) -> Search<'a> {
         let mut is_violating = vec![false; m.hosts.len()];
         for &h in violating {
@@ -146,6 +153,7 @@ impl<'a> Search<'a> {
             .copied()
             .chain((0..m.hosts.len()).filter(|&h| healthy_move && !is_violating[h]));
         for h in hosts {
+            let start = order.len();
             let mut residents: Vec<usize> = m.host_vms[h]
                 .iter()
                 .copied()
@@ -171,6 +179,9 @@ impl<'a> Search<'a> {
                 by_cpu.sort_by_key(|&v| (Reverse(m.vms[v].cpu), v));
                 bounds.push(HostBound {
                     host: h,
+                    start,
+                    base: (0, 0),
+                    exact: None,
                     by_ratio,
                     by_cpu,
                     by_mem: residents,
@@ -184,6 +195,23 @@ impl<'a> Search<'a> {
         for (v, vm) in m.vms.iter().enumerate() {
             if !in_order[v] {
                 st.place(m, v, vm.host);
+            }
+        }
+        for b in &mut bounds {
+            let h = b.host;
+            b.base = (st.cpu[h], st.mem[h]);
+            let host = &m.hosts[h];
+            if b.base.0 <= host.cpu_limit && b.base.1 <= host.mem_limit {
+                let (stay, forced): (Vec<usize>, Vec<usize>) =
+                    b.by_mem.iter().partition(|&&v| m.allowed(v, h));
+                let forced_cost = forced
+                    .iter()
+                    .fold((0, 0), |(mem, n), &v| (mem + m.vms[v].mem, n + 1));
+                let (room_cpu, room_mem) = (host.cpu_limit - b.base.0, host.mem_limit - b.base.1);
+                let k = keep::best_keep(m, &stay, room_cpu, room_mem, greedy::KEEP_NODE_CAP, work);
+                b.exact = k
+                    .exact
+                    .then_some((k.evicted.0 + forced_cost.0, k.evicted.1 + forced_cost.1));
             }
         }
         let scratch = vec![Vec::new(); order.len()];
@@ -223,7 +251,7 @@ impl<'a> Search<'a> {
             }
             return;
         }
-        let Some(lb) = self.lower_bound(work) else {
+        let Some(lb) = self.lower_bound(pos, work) else {
             return;
         };
         if let Some(best) = inc.cost()
@@ -268,12 +296,20 @@ impl<'a> Search<'a> {
 
     /// What must still leave the violating hosts, (memory, VMs); None when a host cannot be
     /// fixed any more.
-    fn lower_bound(&self, work: &mut Work) -> Option<Cost> {
+    fn lower_bound(&self, pos: usize, work: &mut Work) -> Option<Cost> {
         let (m, st) = (self.m, &self.st);
         let mut total = (0u64, 0u64);
         for b in &self.bounds {
             work.tick(1);
             let h = b.host;
+            if let Some(exact) = b.exact
+                && b.start >= pos
+                && (st.cpu[h], st.mem[h]) == b.base
+            {
+                total.0 += exact.0;
+                total.1 += exact.1;
+                continue;
+            }
             let undecided = |v: &&usize| st.at[**v] == NONE;
             let (mut cpu, mut mem) = (st.cpu[h], st.mem[h]);
             let (mut o_cpu, mut o_mem) = (0u64, 0u64);
@@ -297,6 +333,23 @@ impl<'a> Search<'a> {
                 return None;
             }
             let stay_ok = |v: &&usize| st.at[**v] == NONE && m.allowed(**v, h);
+            // Exact when cheap: the least eviction of the undecided VMs from the room left.
+            let undecided_stayers: Vec<usize> = b.by_mem.iter().filter(stay_ok).copied().collect();
+            let room_cpu = m.hosts[h].cpu_limit - st.cpu[h];
+            let room_mem = m.hosts[h].mem_limit - st.mem[h];
+            let k = keep::best_keep(
+                m,
+                &undecided_stayers,
+                room_cpu,
+                room_mem,
+                DYNAMIC_KEEP_NODES,
+                work,
+            );
+            if k.exact {
+                total.0 += k.evicted.0;
+                total.1 += k.evicted.1;
+                continue;
+            }
             // Fewest VMs whose CPU, and whose memory, cover the excesses.
             let count_to = |list: &[usize], need: u64, f: &dyn Fn(usize) -> u64| -> u64 {
                 let (mut got, mut n) = (0u64, 0u64);

@@ -178,7 +178,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         }
         let mut seen = BTreeSet::new();
         let mut count: BTreeMap<NodeId, usize> = BTreeMap::new();
-        let mut need = usage.clone();
+        let mut arriving: BTreeMap<NodeId, Resources> = BTreeMap::new();
         for mig in migrations {
             let vm = mig.vm;
             let Some(s) = spec.get(&vm) else {
@@ -217,7 +217,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
             }
             *count.entry(mig.from).or_default() += 1;
             *count.entry(mig.to).or_default() += 1;
-            *need.get_mut(&mig.to).expect("known host") += s.demand;
+            *arriving.entry(mig.to).or_default() += s.demand;
         }
         for (&host, &n) in &count {
             if n > max_per_host.max(1) {
@@ -232,7 +232,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         for mig in migrations {
             let h = hosts[&mig.to];
             let limit = Resources::new(h.limit().cpu_milli, h.capacity.mem_mib);
-            let n = need[&mig.to];
+            let n = usage[&mig.to] + arriving[&mig.to];
             if !n.fits_in(limit) {
                 return Err(PlanError::Overcommit {
                     step,
