@@ -140,11 +140,8 @@ impl Search<'_> {
         }
         let t = &self.types[i];
         let fit = |room: u64, each: u64| {
-            if each == 0 {
-                usize::MAX
-            } else {
-                usize::try_from(room / each).unwrap_or(usize::MAX)
-            }
+            room.checked_div(each)
+                .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
         };
         let most = t
             .members
