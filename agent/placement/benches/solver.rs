@@ -147,6 +147,10 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
         (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
     for _ in 0..samples {
         let p = g.partition(hosts, constraints);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the benchmark measures wall time"
+        )]
         let t = Instant::now();
         let out = solve(&p, &opts);
         let ns = t.elapsed().as_nanos() as f64;
