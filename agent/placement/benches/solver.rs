@@ -7,7 +7,8 @@
 //! draw has none, one host's VMs are loaded further). "With constraints" adds a spread of 3
 //! VMs, a gather pair, an among over two halves of the partition, a ban, a root VM and one
 //! VM in ten opting out of migration. Solve times are wall time of `solve` (the benchmark is
-//! the only place that reads a clock); work units are reported beside them.
+//! the only place that reads a clock), the fastest of three runs of each instance (to filter
+//! scheduler preemption on shared machines); work units are reported beside them.
 
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 const VMS_PER_HOST: u64 = 10;
+/// Runs per instance; the fastest is kept.
+const REPEATS: usize = 3;
 
 struct Gen(ChaCha8Rng);
 
@@ -147,13 +150,21 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
         (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
     for _ in 0..samples {
         let p = g.partition(hosts, constraints);
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "the benchmark measures wall time"
-        )]
-        let t = Instant::now();
-        let out = solve(&p, &opts);
-        let ns = t.elapsed().as_nanos() as f64;
+        // Fastest of three runs: the machine is a shared 2-core VM and a preemption costs a
+        // whole scheduler slice (about 4 ms) to the unlucky run.
+        let mut ns = f64::INFINITY;
+        let mut out = None;
+        for _ in 0..REPEATS {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the benchmark measures wall time"
+            )]
+            let t = Instant::now();
+            let o = solve(&p, &opts);
+            ns = ns.min(t.elapsed().as_nanos() as f64);
+            out = Some(o);
+        }
+        let out = out.expect("REPEATS > 0");
         times.push(ns / 1000.0);
         total_ns += ns;
         units += out.work_units;

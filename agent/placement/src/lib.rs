@@ -152,6 +152,12 @@ pub fn solve(problem: &Problem, opts: &Options) -> Outcome {
 pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) -> Outcome {
     let mut work = Work::new(opts.budget.work_units);
     let result = solve_inner(problem, opts, plan_opts, &mut work).and_then(|plan| {
+        if plan.is_empty() {
+            return Ok(plan);
+        }
+        // The validator's own work, charged after the fact (it always runs).
+        let moves = plan.migrations().count();
+        work.tick((problem.vms.len() + problem.hosts.len() + 2 * moves) as u64);
         match validate_plan(problem, &plan, plan_opts.max_per_host) {
             Ok(()) => Ok(plan),
             Err(e) => Err(Unsolvable::Invalid {
@@ -171,7 +177,8 @@ fn solve_inner(
     plan_opts: &PlanOptions,
     work: &mut Work,
 ) -> Result<Plan, Unsolvable> {
-    work.tick(problem.vms.len() as u64 + problem.hosts.len() as u64);
+    let members: usize = problem.constraints.iter().map(constraint_size).sum();
+    work.tick((problem.vms.len() + problem.hosts.len() + members) as u64);
     let m = Model::compile(problem)?;
     let violating = m.violating_hosts();
     if violating.is_empty() {
@@ -185,6 +192,21 @@ fn solve_inner(
                 .map(|(_, plan)| plan)
         }
         Mode::Full => search::full(&m, &violating, plan_opts.max_per_host, work),
+    }
+}
+
+/// How many ids a constraint lists (its share of the compile work).
+fn constraint_size(c: &dvms_core::model::Constraint) -> usize {
+    use dvms_core::model::Constraint;
+    match c {
+        Constraint::Ban { vms, hosts } | Constraint::Fence { vms, hosts } => {
+            vms.len() + hosts.len()
+        }
+        Constraint::Spread { vms } | Constraint::Gather { vms } | Constraint::Root { vms } => {
+            vms.len()
+        }
+        Constraint::Among { vms, groups } => vms.len() + groups.iter().map(Vec::len).sum::<usize>(),
+        _ => 1,
     }
 }
 

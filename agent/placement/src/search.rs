@@ -269,6 +269,7 @@ impl<'a> Search<'a> {
             .map(|h| (Reverse(free_score(m, &self.st, h)), h))
             .collect();
         others.sort_unstable();
+        work.tick(others.len() as u64);
         cands.extend(others.into_iter().map(|(_, h)| h));
         let min_key = self.twin[pos].map(|p| key(m, self.order[p], self.st.at[self.order[p]]));
         for &h in &cands {
