@@ -32,30 +32,49 @@
 //!
 //! # Algorithm
 //!
-//! [`Mode::Repair`]: only the VMs of violating hosts move; a greedy keeps on each violating
-//! host the fitting subset with the most memory and places the others worst-fit through an
-//! ordered index of hosts by free room: `O((V + H) log H)`, for whole clusters.
+//! Both modes first compile the problem (dense indices, per-VM domains from `ban`/`fence`,
+//! group checks for `spread`/`gather`/`among`), find the violating hosts (over a threshold, or
+//! holding a VM that breaks a constraint) and answer at once when there is none, when pinned
+//! VMs alone overload a host, or when the demand exceeds the partition's total limits.
 //!
-//! [`Mode::Full`]: the greedy gives a first incumbent, then an Entropy-style depth-first branch
+//! [`Mode::Repair`]: only the VMs of violating hosts move. On each violating host, the subset
+//! of its movable VMs that fits and keeps the most memory (then the most VMs) stays: a bounded
+//! knapsack over VM *types* (equal demand), exact on VMPlaceS-like hosts. The others go, by
+//! decreasing CPU, to the host with the most free room that fits them and that the constraints
+//! allow, found through an ordered index of hosts by free room (worst fit, which spreads a
+//! drained host's VMs); if that fails, the violating hosts' remaining room is used too.
+//! `O((V + H) log H)` plus the knapsacks: for whole clusters.
+//!
+//! [`Mode::Full`]: the repair gives a first incumbent, then an Entropy-style depth-first branch
 //! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
-//! first) with a lower bound per violating host (memory that must leave it, by a fractional
-//! knapsack and a count bound), symmetry breaking between identical VMs, and a plan built at
-//! each improving leaf. When that finds nothing, or on small problems, a second search also
-//! lets the VMs of healthy hosts move (to make room). The best plan found within the budget is
-//! returned.
+//! first). Its lower bound is, per violating host, the least (memory, VMs) that must still
+//! leave it: the exact knapsack above before the host is touched, a small exact knapsack or a
+//! fractional one during the search. Identical unconstrained VMs of one host are decided in a
+//! fixed order (symmetry breaking). An improving leaf gets a plan; a placement that no plan can
+//! reach is skipped. When this finds nothing, or on problems of at most 32 VMs, a second search
+//! also lets the VMs of healthy hosts move (to make room). The best plan within the budget is
+//! returned; on VMPlaceS-like partitions the incumbent usually meets the bound at the root.
+//!
+//! The plan builder tries greedy steps, then steps in which arrivals wait for the
+//! destination's own departures, then (up to 14 migrations) an exact search for a safe serial
+//! order grouped into parallel steps, and only then pivots.
 //!
 //! # Work units
 //!
-//! One work unit is one candidate evaluation: a (VM, host) pair tested for capacity, domain
-//! and group constraints, a search node, or a migration considered by the plan builder. Units
-//! scale roughly linearly with wall time (`docs/results-placement.md` gives the measured
-//! nanoseconds per unit), so drivers may model solve time from [`Outcome::work_units`].
+//! One work unit is one elementary evaluation: a (VM, host) candidate tested for capacity,
+//! domain and group constraints, a host scored when ordering candidates, a knapsack or search
+//! node, a migration considered by the plan builder, and one unit per VM, host, constraint id
+//! and migration for compiling the problem and validating the plan. Units scale roughly
+//! linearly with wall time (`docs/results-placement.md` gives the measured nanoseconds per
+//! unit, about 60 to 200 ns on the benchmark machine), so drivers may model solve time from
+//! [`Outcome::work_units`]. Full mode spends its whole budget when it cannot prove its best
+//! plan optimal (or the problem unsolvable): the budget is then the solve time.
 //!
 //! # Layout
 //!
 //! - `lib.rs`: the public API and the mode dispatch.
 //! - `model.rs`: the compiled, index-based problem and the partial-placement state.
-//! - `greedy.rs`: the near-linear repair.
+//! - `greedy.rs`: the near-linear repair (and the full mode's first incumbent).
 //! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
 //! - `search.rs`: the branch and bound of the full mode.
 //! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
@@ -191,8 +210,62 @@ fn solve_inner(
             greedy::repair_and_plan(&m, &movable, &violating, plan_opts.max_per_host, work)
                 .map(|(_, plan)| plan)
         }
-        Mode::Full => search::full(&m, &violating, plan_opts.max_per_host, work),
+        Mode::Full => match search::full(&m, &violating, plan_opts.max_per_host, work) {
+            Err(
+                e @ (Unsolvable::NotEnoughCapacity { .. } | Unsolvable::ConstraintBlocks { .. }),
+            ) if !problem.constraints.is_empty() => {
+                let host = m.hosts[violating[0]].id;
+                Err(blame(problem, host, plan_opts.max_per_host, work).unwrap_or(e))
+            }
+            other => other,
+        },
     }
+}
+
+/// Why a problem the full search proved unsolvable is so: not enough capacity when it stays
+/// unsolvable without its constraints, else the constraint whose addition to those before it
+/// leaves no solution (a binary search over prefixes of the constraint list). None when the
+/// budget runs out first.
+fn blame(
+    problem: &Problem,
+    host: dvms_core::model::NodeId,
+    max_per_host: usize,
+    work: &mut Work,
+) -> Option<Unsolvable> {
+    let solvable = |k: usize, work: &mut Work| -> Option<bool> {
+        let mut p = problem.clone();
+        p.constraints.truncate(k);
+        let m = Model::compile(&p).ok()?;
+        let violating = m.violating_hosts();
+        if violating.is_empty() {
+            return Some(true);
+        }
+        if check_capacity(&m, &violating).is_err() {
+            return Some(false);
+        }
+        match search::full(&m, &violating, max_per_host, work) {
+            Ok(_) => Some(true),
+            Err(Unsolvable::BudgetExhausted { .. }) => None,
+            Err(_) => Some(false),
+        }
+    };
+    if !solvable(0, work)? {
+        return Some(Unsolvable::NotEnoughCapacity { host });
+    }
+    // Invariant: the first `lo` constraints leave a solution, the first `hi` do not.
+    let (mut lo, mut hi) = (0, problem.constraints.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if solvable(mid, work)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(Unsolvable::ConstraintBlocks {
+        host,
+        constraint: hi - 1,
+    })
 }
 
 /// How many ids a constraint lists (its share of the compile work).
