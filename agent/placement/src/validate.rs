@@ -311,3 +311,194 @@ fn constraint_holds(c: &Constraint, at: &BTreeMap<VmId, NodeId>, pinned: &BTreeS
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, Migration, Thresholds, VmSpec};
+
+    use super::*;
+
+    /// h1 (7000, 4096) runs a (3000, 2048) and b (5000, 1024): over its CPU; h2, h3 are empty.
+    fn problem() -> Problem {
+        let host = |id, mem| HostSpec {
+            id: NodeId(id),
+            capacity: Resources::new(7000, mem),
+            thresholds: Thresholds::default(),
+        };
+        let vm = |id, cpu, mem| VmSpec {
+            id: VmId(id),
+            host: NodeId(1),
+            demand: Resources::new(cpu, mem),
+            migratable: true,
+        };
+        Problem {
+            hosts: vec![host(1, 4096), host(2, 4096), host(3, 2048)],
+            vms: vec![vm(1, 3000, 2048), vm(2, 5000, 1024)],
+            constraints: vec![],
+        }
+    }
+
+    fn mig(vm: u64, from: u64, to: u64, mem: u64) -> Migration {
+        Migration {
+            vm: VmId(vm),
+            from: NodeId(from),
+            to: NodeId(to),
+            mem_mib: mem,
+        }
+    }
+
+    fn plan(steps: Vec<Vec<Migration>>) -> Plan {
+        Plan { steps }
+    }
+
+    #[test]
+    fn a_safe_plan_passes() {
+        assert_eq!(
+            validate_plan(&problem(), &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_on_an_overloaded_host_fails() {
+        assert_eq!(
+            validate_plan(&problem(), &Plan::default(), 2),
+            Err(PlanError::FinalOverload { host: NodeId(1) })
+        );
+    }
+
+    #[test]
+    fn step_errors_are_caught() {
+        let p = problem();
+        let cases = [
+            (vec![vec![]], PlanError::EmptyStep { step: 0 }),
+            (
+                vec![vec![mig(9, 1, 2, 1)]],
+                PlanError::UnknownVm {
+                    step: 0,
+                    vm: VmId(9),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 9, 2048)]],
+                PlanError::UnknownHost {
+                    step: 0,
+                    host: NodeId(9),
+                },
+            ),
+            (
+                vec![vec![mig(1, 2, 3, 2048)]],
+                PlanError::WrongSource {
+                    step: 0,
+                    vm: VmId(1),
+                    from: NodeId(2),
+                    actual: NodeId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 1, 2048)]],
+                PlanError::SelfMigration {
+                    step: 0,
+                    vm: VmId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 2, 2048), mig(1, 1, 3, 2048)]],
+                PlanError::DuplicateVm {
+                    step: 0,
+                    vm: VmId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 2, 100)]],
+                PlanError::WrongMemory {
+                    step: 0,
+                    vm: VmId(1),
+                    expected: 2048,
+                    got: 100,
+                },
+            ),
+        ];
+        for (steps, want) in cases {
+            assert_eq!(validate_plan(&p, &plan(steps), 2), Err(want));
+        }
+    }
+
+    #[test]
+    fn arrivals_count_together_and_sources_release_after_the_step() {
+        let mut p = problem();
+        // Both VMs to h2 in one step: 3072 MiB fits, 8000 milli does not.
+        let both = plan(vec![vec![mig(1, 1, 2, 2048), mig(2, 1, 2, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &both, 2),
+            Err(PlanError::Overcommit { step: 0, .. })
+        ));
+        // A swap in one step is unsafe when memory is full: h3 (2048) takes a only after b left.
+        p.vms[1].host = NodeId(3);
+        p.hosts[2].capacity.mem_mib = 1024;
+        let swap = plan(vec![vec![mig(1, 1, 3, 2048), mig(2, 3, 1, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &swap, 2),
+            Err(PlanError::Overcommit { step: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn the_cap_counts_migrations_in_and_out() {
+        let p = problem();
+        let two = plan(vec![vec![mig(1, 1, 2, 2048), mig(2, 1, 3, 1024)]]);
+        assert_eq!(validate_plan(&p, &two, 2), Ok(()));
+        assert_eq!(
+            validate_plan(&p, &two, 1),
+            Err(PlanError::TooManyMigrations {
+                step: 0,
+                host: NodeId(1),
+                count: 2,
+                cap: 1
+            })
+        );
+    }
+
+    #[test]
+    fn pinned_vms_and_constraints_are_enforced() {
+        let mut p = problem();
+        p.constraints.push(Constraint::Root { vms: vec![VmId(1)] });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::PinnedVm {
+                step: 0,
+                vm: VmId(1)
+            })
+        );
+        let mut p = problem();
+        p.constraints.push(Constraint::Ban {
+            vms: vec![VmId(1)],
+            hosts: vec![NodeId(2)],
+        });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::ConstraintBroken { constraint: 0 })
+        );
+        p.constraints[0] = Constraint::Gather {
+            vms: vec![VmId(1), VmId(2)],
+        };
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::ConstraintBroken { constraint: 0 })
+        );
+    }
+
+    #[test]
+    fn a_pinned_vm_on_a_banned_host_is_tolerated() {
+        let mut p = problem();
+        p.vms[0].migratable = false;
+        p.constraints.push(Constraint::Ban {
+            vms: vec![VmId(1)],
+            hosts: vec![NodeId(1)],
+        });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(2, 1, 2, 1024)]]), 2),
+            Ok(())
+        );
+    }
+}

@@ -113,23 +113,3 @@ fn full_mode_never_costs_more_than_repair() {
         }
     }
 }
-
-#[test]
-#[ignore = "diagnostic"]
-fn diag_random_partitions() {
-    for seed in 0..60u64 {
-        let mut g = Gen::new(seed);
-        let hosts = 4 + g.below(29);
-        let vms = hosts * (6 + g.below(5));
-        let with = g.chance(50);
-        let p = g.problem(hosts, vms, with);
-        for mode in [Mode::Full, Mode::Repair] {
-            let out = solve(&p, &opts(mode));
-            eprintln!(
-                "seed {seed} h{hosts} v{vms} c{with} {mode:?}: units {} {:?}",
-                out.work_units,
-                out.result.as_ref().map(|p| p.moved_mib())
-            );
-        }
-    }
-}
