@@ -20,7 +20,7 @@ use crate::model::{Group, Model};
 use crate::work::Work;
 
 /// Plans with at most this many migrations get the exact serial-order search.
-pub(crate) const EXACT_ORDER_MAX: usize = 14;
+pub(crate) const EXACT_ORDER_MAX: usize = 10;
 
 /// Why no plan was built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub(crate) fn build(
         .filter(|&v| target[v] != m.vms[v].host)
         .collect();
     for strategy in [Strategy::Greedy, Strategy::DeparturesFirst] {
-        match greedy(m, target, cap, &pending, strategy, work) {
+        match greedy(m, target, cap, &pending, strategy, work, None) {
             Err(PlanFail::NoPivot) => {}
             other => return other,
         }
@@ -101,7 +101,32 @@ pub(crate) fn build(
             Err(PlanFail::NoPivot) => {}
         }
     }
-    greedy(m, target, cap, &pending, Strategy::Pivots, work)
+    greedy(m, target, cap, &pending, Strategy::Pivots, work, None)
+}
+
+/// The migrations still pending when greedy steps (without pivots) deadlock on the way to
+/// `target`: the VMs of the blocking cycle and those waiting on it. Empty if none deadlock.
+pub(crate) fn stuck(
+    m: &Model,
+    target: &[usize],
+    max_per_host: usize,
+    work: &mut Work,
+) -> Vec<usize> {
+    let pending: Vec<usize> = (0..m.vms.len())
+        .filter(|&v| target[v] != m.vms[v].host)
+        .collect();
+    let mut out = Vec::new();
+    // Only the deadlock matters here, not the plan.
+    let _ = greedy(
+        m,
+        target,
+        max_per_host.max(1),
+        &pending,
+        Strategy::Greedy,
+        work,
+        Some(&mut out),
+    );
+    out
 }
 
 /// How [`greedy`] picks a step.
@@ -122,6 +147,7 @@ fn greedy(
     pending: &[usize],
     strategy: Strategy,
     work: &mut Work,
+    mut stuck: Option<&mut Vec<usize>>,
 ) -> Result<Plan, PlanFail> {
     let mut sim = Sim::new(m);
     let mut pending = pending.to_vec();
@@ -169,6 +195,9 @@ fn greedy(
         }
         let moves: Vec<(usize, usize)> = if step.is_empty() {
             if strategy != Strategy::Pivots {
+                if let Some(out) = stuck.as_deref_mut() {
+                    out.clone_from(&pending);
+                }
                 return Err(PlanFail::NoPivot);
             }
             let Some((v, p)) = find_pivot(m, &pending, &pivoted, &sim, target, work) else {

@@ -67,9 +67,17 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    let mut complete = Search::new(m, violating, false, max_per_host, work).run(&mut inc, work);
+    let mut complete =
+        Search::new(m, violating, Scope::Violating, max_per_host, work).run(&mut inc, work);
+    if inc.best.is_none() && !work.exhausted() {
+        // Tight packing: find any placement first, largest VMs first, with half of the rest.
+        let mut half = Work::new(work.used + (work.limit - work.used) / 2);
+        half.used = work.used;
+        Search::new(m, violating, Scope::Packing, max_per_host, &mut half).run(&mut inc, &mut half);
+        work.used = half.used;
+    }
     if (inc.best.is_none() || m.vms.len() <= SMALL_PROBLEM_VMS) && !work.exhausted() {
-        complete = Search::new(m, violating, true, max_per_host, work).run(&mut inc, work);
+        complete = Search::new(m, violating, Scope::All, max_per_host, work).run(&mut inc, work);
     }
     if let Some((_, p)) = inc.best {
         return Ok(p);
@@ -130,16 +138,47 @@ struct Search<'a> {
     max_per_host: usize,
     /// Scratch: candidate hosts of each depth.
     scratch: Vec<Vec<usize>>,
+    /// Per position in `order`, what the VMs from there on need.
+    suffix: Vec<Suffix>,
+    /// Stop at the first plan found.
+    first_only: bool,
+    /// Per host, true when it violates a threshold or constraint now.
+    violating: Vec<bool>,
+    /// Packing only: after a leaf no plan reaches, the deepest position whose decision is
+    /// involved in the deadlock; deeper levels give up their remaining candidates.
+    backjump: Option<usize>,
+}
+
+/// Which VMs a search decides, in which order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// The VMs of the violating hosts, host by host.
+    Violating,
+    /// Every movable VM, largest first, stopping at the first plan (to find one when packing
+    /// is tight).
+    Packing,
+    /// Every movable VM, violating hosts first, host by host.
+    All,
+}
+
+/// The total and the smallest demands of the VMs still to place.
+#[derive(Clone, Copy, Debug)]
+struct Suffix {
+    cpu: u64,
+    mem: u64,
+    min_cpu: u64,
+    min_mem: u64,
 }
 
 impl<'a> Search<'a> {
     fn new(
         m: &'a Model,
         violating: &[usize],
-        healthy_move: bool,
+        scope: Scope,
         max_per_host: usize,
         work: &mut Work,
     ) -> Search<'a> {
+        let healthy_move = scope != Scope::Violating;
         let mut is_violating = vec![false; m.hosts.len()];
         for &h in violating {
             is_violating[h] = true;
@@ -188,6 +227,28 @@ impl<'a> Search<'a> {
                 });
             }
         }
+        if scope == Scope::Packing {
+            // Making room is a packing problem: decide the largest VMs first (first fit
+            // decreasing), identical VMs of a host next to each other.
+            order.sort_by_key(|&v| {
+                (
+                    Reverse(m.vms[v].cpu),
+                    Reverse(m.vms[v].mem),
+                    m.vms[v].host,
+                    v,
+                )
+            });
+            twin = (0..order.len())
+                .map(|i| (i > 0 && same(m, order[i - 1], order[i])).then(|| i - 1))
+                .collect();
+            let mut first = vec![order.len(); m.hosts.len()];
+            for (i, &v) in order.iter().enumerate().rev() {
+                first[m.vms[v].host] = i;
+            }
+            for b in &mut bounds {
+                b.start = first[b.host];
+            }
+        }
         let mut in_order = vec![false; m.vms.len()];
         for &v in &order {
             in_order[v] = true;
@@ -215,8 +276,31 @@ impl<'a> Search<'a> {
             }
         }
         let scratch = vec![Vec::new(); order.len()];
+        // Per position, the sums and minima of the demands still to place.
+        let mut suffix = vec![
+            Suffix {
+                cpu: 0,
+                mem: 0,
+                min_cpu: u64::MAX,
+                min_mem: u64::MAX
+            };
+            order.len() + 1
+        ];
+        for i in (0..order.len()).rev() {
+            let (vm, next) = (&m.vms[order[i]], suffix[i + 1]);
+            suffix[i] = Suffix {
+                cpu: next.cpu + vm.cpu,
+                mem: next.mem + vm.mem,
+                min_cpu: next.min_cpu.min(vm.cpu),
+                min_mem: next.min_mem.min(vm.mem),
+            };
+        }
         Search {
             m,
+            backjump: None,
+            violating: is_violating,
+            first_only: scope == Scope::Packing,
+            suffix,
             order,
             twin,
             bounds,
@@ -241,17 +325,28 @@ impl<'a> Search<'a> {
     fn dfs(&mut self, pos: usize, inc: &mut Incumbent, work: &mut Work) {
         let m = self.m;
         let cost = (self.st.moved_mem, self.st.moves);
+        if self.first_only && inc.best.is_some() {
+            return;
+        }
         if pos == self.order.len() {
             if inc.cost().is_none_or(|b| cost < b) {
                 match plan::build(m, &self.st.at, self.max_per_host, work) {
                     Ok(p) => inc.offer(p),
-                    Err(PlanFail::NoPivot) => inc.no_pivot = true,
+                    Err(PlanFail::NoPivot) => {
+                        inc.no_pivot = true;
+                        if self.first_only {
+                            self.backjump = self.conflict_position(work);
+                        }
+                    }
                     Err(PlanFail::Budget) => {}
                 }
             }
             return;
         }
-        let Some(lb) = self.lower_bound(pos, work) else {
+        if !self.room_suffices(pos, work) {
+            return;
+        }
+        let Some(lb) = self.lower_bound(pos, inc.best.is_some(), work) else {
             return;
         };
         if let Some(best) = inc.cost()
@@ -264,13 +359,23 @@ impl<'a> Search<'a> {
         let mut cands = std::mem::take(&mut self.scratch[pos]);
         cands.clear();
         cands.push(home);
-        let mut others: Vec<(Reverse<u64>, usize)> = (0..m.hosts.len())
+        let mut others: Vec<(bool, Reverse<u64>, usize)> = (0..m.hosts.len())
             .filter(|&h| h != home)
-            .map(|h| (Reverse(free_score(m, &self.st, h)), h))
+            .map(|h| {
+                let score = free_score(m, &self.st, h);
+                // Packing: healthy hosts first (arrivals at a host that is over its limits
+                // now wait for its departures, the stuff of cycles), best fit; otherwise worst
+                // fit (balance).
+                if self.first_only {
+                    (self.violating[h], Reverse(u64::MAX - score), h)
+                } else {
+                    (false, Reverse(score), h)
+                }
+            })
             .collect();
         others.sort_unstable();
         work.tick(others.len() as u64);
-        cands.extend(others.into_iter().map(|(_, h)| h));
+        cands.extend(others.into_iter().map(|(_, _, h)| h));
         let min_key = self.twin[pos].map(|p| key(m, self.order[p], self.st.at[self.order[p]]));
         for &h in &cands {
             if !work.tick(1) {
@@ -288,6 +393,12 @@ impl<'a> Search<'a> {
             self.st.place(m, v, h);
             self.dfs(pos + 1, inc, work);
             self.st.unplace(m, v);
+            if let Some(to) = self.backjump {
+                if to < pos {
+                    break;
+                }
+                self.backjump = None;
+            }
             if work.exhausted() {
                 break;
             }
@@ -295,9 +406,44 @@ impl<'a> Search<'a> {
         self.scratch[pos] = cands;
     }
 
+    /// Where to backjump after a leaf no plan reaches: the deepest decision of a VM that
+    /// leaves or enters a host of the deadlock (a heuristic: other VMs' loads elsewhere can
+    /// matter through pivots, so this is used only while looking for a first plan).
+    fn conflict_position(&self, work: &mut Work) -> Option<usize> {
+        let (m, at) = (self.m, &self.st.at);
+        let stuck = plan::stuck(m, at, self.max_per_host, work);
+        let mut hosts = vec![false; m.hosts.len()];
+        for &v in &stuck {
+            hosts[m.vms[v].host] = true;
+            hosts[at[v]] = true;
+        }
+        self.order
+            .iter()
+            .enumerate()
+            .filter(|&(_, &v)| at[v] != m.vms[v].host && (hosts[m.vms[v].host] || hosts[at[v]]))
+            .map(|(i, _)| i)
+            .max()
+    }
+
+    /// A relaxation of the packing still to do: the VMs still to place need, in total, no more
+    /// than the room of the hosts that can take at least the smallest of them.
+    fn room_suffices(&self, pos: usize, work: &mut Work) -> bool {
+        let (m, st, need) = (self.m, &self.st, self.suffix[pos]);
+        work.tick(m.hosts.len() as u64);
+        let (mut cpu, mut mem) = (0u64, 0u64);
+        for (h, host) in m.hosts.iter().enumerate() {
+            let (room_cpu, room_mem) = (host.cpu_limit - st.cpu[h], host.mem_limit - st.mem[h]);
+            if room_cpu >= need.min_cpu && room_mem >= need.min_mem {
+                cpu += room_cpu;
+                mem += room_mem;
+            }
+        }
+        need.cpu <= cpu && need.mem <= mem
+    }
+
     /// What must still leave the violating hosts, (memory, VMs); None when a host cannot be
-    /// fixed any more.
-    fn lower_bound(&self, pos: usize, work: &mut Work) -> Option<Cost> {
+    /// fixed any more. Without `need_cost`, only that infeasibility is checked.
+    fn lower_bound(&self, pos: usize, need_cost: bool, work: &mut Work) -> Option<Cost> {
         let (m, st) = (self.m, &self.st);
         let mut total = (0u64, 0u64);
         for b in &self.bounds {
@@ -332,6 +478,10 @@ impl<'a> Search<'a> {
             }
             if e_cpu > o_cpu || e_mem > o_mem {
                 return None;
+            }
+            if !need_cost {
+                // Without an incumbent only infeasibility prunes: skip the costly bounds.
+                continue;
             }
             let stay_ok = |v: &&usize| st.at[**v] == NONE && m.allowed(**v, h);
             // Exact when cheap: the least eviction of the undecided VMs from the room left.

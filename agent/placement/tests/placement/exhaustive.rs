@@ -307,6 +307,14 @@ fn show_one_seed() {
         );
     }
     eprintln!("{:?}", p.constraints);
-    let out = solve_checked(&p, &Options::default());
-    eprintln!("{out:?}");
+    for budget in [1_000_000, 10_000_000, 100_000_000] {
+        let out = solve_checked(
+            &p,
+            &Options {
+                budget: dvms_placement::Budget { work_units: budget },
+                ..Options::default()
+            },
+        );
+        eprintln!("{out:?}");
+    }
 }
