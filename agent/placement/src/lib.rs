@@ -1,9 +1,102 @@
 //! dvms-placement: the placement solver.
 //!
-//! PLACEHOLDER API (the placement issue replaces the body, keeping these signatures): a pure,
-//! deterministic function from a [`Problem`] to a [`Plan`], budgeted in work units.
+//! A pure, deterministic function from a [`Problem`] (the hosts of a partition, their VMs,
+//! placement constraints) to a [`Plan`] (ordered steps of parallel migrations) or the reason
+//! there is none ([`Unsolvable`]), budgeted in work units, never wall time. No I/O, no clock:
+//! the same input always gives the same output.
+//!
+//! # What the solver guarantees
+//!
+//! - **A viable final placement.** No host over its thresholds: CPU within
+//!   [`HostSpec::limit`](dvms_core::model::HostSpec::limit), memory within both the threshold
+//!   and the physical capacity.
+//! - **Cheapest first.** Among the placements it finds, the one with the least memory moved
+//!   (pivot migrations included), then the fewest migrations; VMs that need not move stay put;
+//!   among equal costs, destinations with the most free room (which spreads a drained host).
+//! - **Hard constraints** in BtrPlace's vocabulary (`ban`, `fence`, `spread`, `gather`,
+//!   `among`, `root`) and the per-VM opt-out (`migratable == false`, which acts as `root`).
+//!   A constraint the *pinned* VMs already break cannot be repaired, so it is never made worse
+//!   instead: a `ban`/`fence` does not apply to a pinned VM; in a `spread`, a movable member
+//!   shares its host with no other member; in a `gather` whose pinned members sit on several
+//!   hosts, movable members join one of those hosts; in an `among` whose pinned members fit no
+//!   single group, movable members stay within the groups' union. Every other constraint
+//!   broken by the current placement is repaired. Ids in a constraint that are not in the
+//!   problem are ignored (cluster-wide constraints given to a partition).
+//! - **A safe plan.** At every step each destination's VMs still there (a source releases its
+//!   resources only after the step) plus the VMs arriving fit its memory capacity and CPU
+//!   limit; no host takes part in more than [`PlanOptions::max_per_host`] migrations of a step;
+//!   dependency cycles go through a pivot host with room (an extra migration), and when there
+//!   is none the solver picks another placement or reports the problem unsolvable.
+//!   [`validate_plan`], which shares no code with the solver, checks every returned plan; a
+//!   plan that failed it would be returned as [`Unsolvable::Invalid`], never as a plan.
+//!
+//! # Algorithm
+//!
+//! Both modes first compile the problem (dense indices, per-VM domains from `ban`/`fence`,
+//! group checks for `spread`/`gather`/`among`), find the violating hosts (over a threshold, or
+//! holding a VM that breaks a constraint) and answer at once when there is none, when pinned
+//! VMs alone overload a host, or when the demand exceeds the partition's total limits.
+//!
+//! [`Mode::Repair`]: only the VMs of violating hosts move. On each violating host, the subset
+//! of its movable VMs that fits and keeps the most memory (then the most VMs) stays: a bounded
+//! knapsack over VM *types* (equal demand), exact on VMPlaceS-like hosts. The others go, by
+//! decreasing CPU, to the host with the most free room that fits them and that the constraints
+//! allow, found through an ordered index of hosts by free room (worst fit, which spreads a
+//! drained host's VMs); if that fails, the violating hosts' remaining room is used too.
+//! `O((V + H) log H)` plus the knapsacks: for whole clusters.
+//!
+//! [`Mode::Full`]: the repair gives a first incumbent, then an Entropy-style depth-first branch
+//! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
+//! first). Its lower bound is, per violating host, the least (memory, VMs) that must still
+//! leave it: the exact knapsack above before the host is touched, a small exact knapsack or a
+//! fractional one during the search. Identical unconstrained VMs of one host are decided in a
+//! fixed order (symmetry breaking). An improving leaf gets a plan; a placement that no plan can
+//! reach is skipped. When this finds nothing, or on problems of at most 32 VMs, a second search
+//! also lets the VMs of healthy hosts move (to make room). The best plan within the budget is
+//! returned; on VMPlaceS-like partitions the incumbent usually meets the bound at the root.
+//!
+//! The plan builder tries greedy steps, then steps in which arrivals wait for the
+//! destination's own departures, then (up to 14 migrations) an exact search for a safe serial
+//! order grouped into parallel steps, and only then pivots.
+//!
+//! # Work units
+//!
+//! One work unit is one elementary evaluation: a (VM, host) candidate tested for capacity,
+//! domain and group constraints, a host scored when ordering candidates, a knapsack or search
+//! node, a migration considered by the plan builder, and one unit per VM, host, constraint id
+//! and migration for compiling the problem and validating the plan. Units scale roughly
+//! linearly with wall time (`docs/results-placement.md` gives the measured nanoseconds per
+//! unit, about 60 to 200 ns on the benchmark machine), so drivers may model solve time from
+//! [`Outcome::work_units`]. Full mode spends its whole budget when it cannot prove its best
+//! plan optimal (or the problem unsolvable): the budget is then the solve time.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: the public API and the mode dispatch.
+//! - `model.rs`: the compiled, index-based problem and the partial-placement state.
+//! - `greedy.rs`: the near-linear repair (and the full mode's first incumbent).
+//! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
+//! - `search.rs`: the branch and bound of the full mode.
+//! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
+//! - [`validate`]: the independent plan validator.
+//! - [`instance`]: the JSON instance format of `dvms-sim solve` (the only reason this crate
+//!   depends on `serde` and `serde_json`).
 
-use dvms_core::model::{Plan, Problem, Resources, Unsolvable};
+mod greedy;
+pub mod instance;
+mod keep;
+mod model;
+mod plan;
+mod search;
+pub mod validate;
+mod work;
+
+use dvms_core::model::{Plan, Problem, Unsolvable};
+
+pub use validate::{PlanError, validate_plan};
+
+use crate::model::Model;
+use crate::work::Work;
 
 /// How much work the solver may do, in abstract work units (never wall time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,23 +144,167 @@ pub struct Outcome {
     pub work_units: u64,
 }
 
-/// Solves a placement problem.
-pub fn solve(problem: &Problem, _opts: &Options) -> Outcome {
-    let over = problem.hosts.iter().find(|h| {
-        let used: Resources = problem
-            .vms
-            .iter()
-            .filter(|v| v.host == h.id)
-            .map(|v| v.demand)
-            .sum();
-        !used.fits_in(h.limit())
+/// The default cap on migrations a host takes part in (in or out) during one step.
+pub const DEFAULT_MAX_PER_HOST: usize = 2;
+
+/// How plans are shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The most migrations (in plus out) a host takes part in during one step; at least 1.
+    pub max_per_host: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            max_per_host: DEFAULT_MAX_PER_HOST,
+        }
+    }
+}
+
+/// Solves a placement problem with the default [`PlanOptions`].
+pub fn solve(problem: &Problem, opts: &Options) -> Outcome {
+    solve_with(problem, opts, &PlanOptions::default())
+}
+
+/// Solves a placement problem with explicit [`PlanOptions`].
+pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) -> Outcome {
+    let mut work = Work::new(opts.budget.work_units);
+    let result = solve_inner(problem, opts, plan_opts, &mut work).and_then(|plan| {
+        if plan.is_empty() {
+            return Ok(plan);
+        }
+        // The validator's own work, charged after the fact (it always runs).
+        let moves = plan.migrations().count();
+        work.tick((problem.vms.len() + problem.hosts.len() + 2 * moves) as u64);
+        match validate_plan(problem, &plan, plan_opts.max_per_host) {
+            Ok(()) => Ok(plan),
+            Err(e) => Err(Unsolvable::Invalid {
+                reason: format!("internal error, plan rejected: {e}"),
+            }),
+        }
     });
-    let result = match over {
-        None => Ok(Plan::default()),
-        Some(h) => Err(Unsolvable::BudgetExhausted { host: h.id }),
-    };
     Outcome {
         result,
-        work_units: problem.vms.len() as u64,
+        work_units: work.used,
     }
+}
+
+fn solve_inner(
+    problem: &Problem,
+    opts: &Options,
+    plan_opts: &PlanOptions,
+    work: &mut Work,
+) -> Result<Plan, Unsolvable> {
+    let members: usize = problem.constraints.iter().map(constraint_size).sum();
+    work.tick((problem.vms.len() + problem.hosts.len() + members) as u64);
+    let m = Model::compile(problem)?;
+    let violating = m.violating_hosts();
+    if violating.is_empty() {
+        return Ok(Plan::default());
+    }
+    check_capacity(&m, &violating)?;
+    match opts.mode {
+        Mode::Repair => {
+            let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
+            greedy::repair_and_plan(&m, &movable, &violating, plan_opts.max_per_host, work)
+                .map(|(_, plan)| plan)
+        }
+        Mode::Full => match search::full(&m, &violating, plan_opts.max_per_host, work) {
+            Err(
+                e @ (Unsolvable::NotEnoughCapacity { .. } | Unsolvable::ConstraintBlocks { .. }),
+            ) if !problem.constraints.is_empty() => {
+                let host = m.hosts[violating[0]].id;
+                Err(blame(problem, host, plan_opts.max_per_host, work).unwrap_or(e))
+            }
+            other => other,
+        },
+    }
+}
+
+/// Why a problem the full search proved unsolvable is so: not enough capacity when it stays
+/// unsolvable without its constraints, else the constraint whose addition to those before it
+/// leaves no solution (a binary search over prefixes of the constraint list). None when the
+/// budget runs out first.
+fn blame(
+    problem: &Problem,
+    host: dvms_core::model::NodeId,
+    max_per_host: usize,
+    work: &mut Work,
+) -> Option<Unsolvable> {
+    let solvable = |k: usize, work: &mut Work| -> Option<bool> {
+        let mut p = problem.clone();
+        p.constraints.truncate(k);
+        let m = Model::compile(&p).ok()?;
+        let violating = m.violating_hosts();
+        if violating.is_empty() {
+            return Some(true);
+        }
+        if check_capacity(&m, &violating).is_err() {
+            return Some(false);
+        }
+        match search::full(&m, &violating, max_per_host, work) {
+            Ok(_) => Some(true),
+            Err(Unsolvable::BudgetExhausted { .. }) => None,
+            Err(_) => Some(false),
+        }
+    };
+    if !solvable(0, work)? {
+        return Some(Unsolvable::NotEnoughCapacity { host });
+    }
+    // Invariant: the first `lo` constraints leave a solution, the first `hi` do not.
+    let (mut lo, mut hi) = (0, problem.constraints.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if solvable(mid, work)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(Unsolvable::ConstraintBlocks {
+        host,
+        constraint: hi - 1,
+    })
+}
+
+/// How many ids a constraint lists (its share of the compile work).
+fn constraint_size(c: &dvms_core::model::Constraint) -> usize {
+    use dvms_core::model::Constraint;
+    match c {
+        Constraint::Ban { vms, hosts } | Constraint::Fence { vms, hosts } => {
+            vms.len() + hosts.len()
+        }
+        Constraint::Spread { vms } | Constraint::Gather { vms } | Constraint::Root { vms } => {
+            vms.len()
+        }
+        Constraint::Among { vms, groups } => vms.len() + groups.iter().map(Vec::len).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Quick proofs of unsolvability: pinned VMs alone over a host's limits, or more demand than
+/// the hosts' limits together.
+fn check_capacity(m: &Model, violating: &[usize]) -> Result<(), Unsolvable> {
+    let mut cpu = vec![0u64; m.hosts.len()];
+    let mut mem = vec![0u64; m.hosts.len()];
+    for v in m.vms.iter().filter(|v| v.pinned) {
+        cpu[v.host] += v.cpu;
+        mem[v.host] += v.mem;
+    }
+    for (h, host) in m.hosts.iter().enumerate() {
+        if cpu[h] > host.cpu_limit || mem[h] > host.mem_limit {
+            return Err(greedy::pinned_overload(m, h));
+        }
+    }
+    let demand_cpu: u64 = m.vms.iter().map(|v| v.cpu).sum();
+    let demand_mem: u64 = m.vms.iter().map(|v| v.mem).sum();
+    let limit_cpu: u64 = m.hosts.iter().map(|h| h.cpu_limit).sum();
+    let limit_mem: u64 = m.hosts.iter().map(|h| h.mem_limit).sum();
+    if demand_cpu > limit_cpu || demand_mem > limit_mem {
+        return Err(Unsolvable::NotEnoughCapacity {
+            host: m.hosts[violating[0]].id,
+        });
+    }
+    Ok(())
 }

@@ -1,0 +1,504 @@
+//! An independent plan validator.
+//!
+//! It shares no code with the solver: it replays a [`Plan`] on a [`Problem`] with its own maps
+//! and checks every step and the final placement. The solver runs it on every plan it returns
+//! (in debug builds) and the tests run it on every plan they see.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dvms_core::model::{Constraint, NodeId, Plan, Problem, Resources, VmId};
+
+/// Why a plan is wrong or unsafe. Steps are counted from 0.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The problem itself is inconsistent.
+    #[error("invalid problem: {reason}")]
+    InvalidProblem {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A step is empty.
+    #[error("step {step} is empty")]
+    EmptyStep {
+        /// The step.
+        step: usize,
+    },
+    /// A migration names a VM that is not in the problem.
+    #[error("step {step}: unknown vm {vm}")]
+    UnknownVm {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+    },
+    /// A migration names a host that is not in the problem.
+    #[error("step {step}: unknown host {host}")]
+    UnknownHost {
+        /// The step.
+        step: usize,
+        /// The host.
+        host: NodeId,
+    },
+    /// A migration starts from a host the VM is not on.
+    #[error("step {step}: {vm} is on {actual}, not on {from}")]
+    WrongSource {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+        /// The claimed source.
+        from: NodeId,
+        /// Where the VM is.
+        actual: NodeId,
+    },
+    /// A migration goes nowhere.
+    #[error("step {step}: {vm} migrates to the host it is on")]
+    SelfMigration {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+    },
+    /// A VM migrates twice in one step.
+    #[error("step {step}: {vm} migrates twice")]
+    DuplicateVm {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+    },
+    /// A VM that must not move moves.
+    #[error("step {step}: {vm} must not move")]
+    PinnedVm {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+    },
+    /// A migration's memory is not the VM's.
+    #[error("step {step}: {vm} has {expected} MiB, the plan says {got}")]
+    WrongMemory {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+        /// The VM's memory.
+        expected: u64,
+        /// The migration's memory.
+        got: u64,
+    },
+    /// A destination would exceed its memory capacity or CPU limit during a step.
+    #[error("step {step}: host {host} needs {need:?} with limit {limit:?}")]
+    Overcommit {
+        /// The step.
+        step: usize,
+        /// The host.
+        host: NodeId,
+        /// VMs still there plus VMs arriving.
+        need: Resources,
+        /// CPU threshold limit, memory capacity.
+        limit: Resources,
+    },
+    /// A host takes part in too many migrations in one step.
+    #[error("step {step}: host {host} takes part in {count} migrations, more than {cap}")]
+    TooManyMigrations {
+        /// The step.
+        step: usize,
+        /// The host.
+        host: NodeId,
+        /// Migrations in or out.
+        count: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// A host is over its thresholds after the plan.
+    #[error("host {host} is over its thresholds after the plan")]
+    FinalOverload {
+        /// The host.
+        host: NodeId,
+    },
+    /// A constraint is broken (beyond what the pinned VMs force) after the plan.
+    #[error("constraint {constraint} is broken after the plan")]
+    ConstraintBroken {
+        /// Index in `Problem::constraints`.
+        constraint: usize,
+    },
+}
+
+/// Checks that `plan` safely takes `problem`'s placement to a viable one.
+///
+/// Per step: every migration names a known, movable VM on its `from` host with its memory, at
+/// most once; every destination's VMs still there plus arrivals fit (memory within capacity,
+/// CPU within the threshold limit); no host takes part in more than `max_per_host` migrations.
+/// After the plan: no host over its thresholds (memory within both capacity and threshold),
+/// every constraint holds, except that pinned VMs (`root`, `migratable == false`) stay where
+/// they are: a VM the pinned ones force to break a constraint is only required not to make it
+/// worse (see the crate documentation).
+pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Result<(), PlanError> {
+    let hosts: BTreeMap<NodeId, &dvms_core::model::HostSpec> =
+        problem.hosts.iter().map(|h| (h.id, h)).collect();
+    if hosts.len() != problem.hosts.len() {
+        return Err(PlanError::InvalidProblem {
+            reason: "duplicate host".into(),
+        });
+    }
+    let mut at: BTreeMap<VmId, NodeId> = BTreeMap::new();
+    let mut spec = BTreeMap::new();
+    let mut usage: BTreeMap<NodeId, Resources> =
+        hosts.keys().map(|&h| (h, Resources::ZERO)).collect();
+    for v in &problem.vms {
+        let Some(u) = usage.get_mut(&v.host) else {
+            return Err(PlanError::InvalidProblem {
+                reason: format!("{} on unknown host", v.id),
+            });
+        };
+        *u += v.demand;
+        if at.insert(v.id, v.host).is_some() {
+            return Err(PlanError::InvalidProblem {
+                reason: format!("duplicate vm {}", v.id),
+            });
+        }
+        spec.insert(v.id, v);
+    }
+    let mut pinned: BTreeSet<VmId> = problem
+        .vms
+        .iter()
+        .filter(|v| !v.migratable)
+        .map(|v| v.id)
+        .collect();
+    for c in &problem.constraints {
+        if let Constraint::Root { vms } = c {
+            pinned.extend(vms.iter().copied());
+        }
+    }
+    for (step, migrations) in plan.steps.iter().enumerate() {
+        if migrations.is_empty() {
+            return Err(PlanError::EmptyStep { step });
+        }
+        let mut seen = BTreeSet::new();
+        let mut count: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let mut arriving: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        for mig in migrations {
+            let vm = mig.vm;
+            let Some(s) = spec.get(&vm) else {
+                return Err(PlanError::UnknownVm { step, vm });
+            };
+            for host in [mig.from, mig.to] {
+                if !hosts.contains_key(&host) {
+                    return Err(PlanError::UnknownHost { step, host });
+                }
+            }
+            let actual = at[&vm];
+            if actual != mig.from {
+                return Err(PlanError::WrongSource {
+                    step,
+                    vm,
+                    from: mig.from,
+                    actual,
+                });
+            }
+            if mig.from == mig.to {
+                return Err(PlanError::SelfMigration { step, vm });
+            }
+            if !seen.insert(vm) {
+                return Err(PlanError::DuplicateVm { step, vm });
+            }
+            if pinned.contains(&vm) {
+                return Err(PlanError::PinnedVm { step, vm });
+            }
+            if mig.mem_mib != s.demand.mem_mib {
+                return Err(PlanError::WrongMemory {
+                    step,
+                    vm,
+                    expected: s.demand.mem_mib,
+                    got: mig.mem_mib,
+                });
+            }
+            *count.entry(mig.from).or_default() += 1;
+            *count.entry(mig.to).or_default() += 1;
+            *arriving.entry(mig.to).or_default() += s.demand;
+        }
+        for (&host, &n) in &count {
+            if n > max_per_host.max(1) {
+                return Err(PlanError::TooManyMigrations {
+                    step,
+                    host,
+                    count: n,
+                    cap: max_per_host.max(1),
+                });
+            }
+        }
+        for mig in migrations {
+            let h = hosts[&mig.to];
+            let limit = Resources::new(h.limit().cpu_milli, h.capacity.mem_mib);
+            let n = usage[&mig.to] + arriving[&mig.to];
+            if !n.fits_in(limit) {
+                return Err(PlanError::Overcommit {
+                    step,
+                    host: mig.to,
+                    need: n,
+                    limit,
+                });
+            }
+        }
+        for mig in migrations {
+            let d = spec[&mig.vm].demand;
+            *usage.get_mut(&mig.from).expect("known host") -= d;
+            *usage.get_mut(&mig.to).expect("known host") += d;
+            at.insert(mig.vm, mig.to);
+        }
+    }
+    for (&id, h) in &hosts {
+        let limit = h.limit();
+        let limit = Resources::new(limit.cpu_milli, limit.mem_mib.min(h.capacity.mem_mib));
+        if !usage[&id].fits_in(limit) {
+            return Err(PlanError::FinalOverload { host: id });
+        }
+    }
+    for (ci, c) in problem.constraints.iter().enumerate() {
+        if !constraint_holds(c, &at, &pinned) {
+            return Err(PlanError::ConstraintBroken { constraint: ci });
+        }
+    }
+    Ok(())
+}
+
+/// The constraint semantics, written independently of the solver's model.
+fn constraint_holds(c: &Constraint, at: &BTreeMap<VmId, NodeId>, pinned: &BTreeSet<VmId>) -> bool {
+    // Members present in the problem, with their final host and whether they are pinned.
+    let members = |vms: &[VmId]| -> Vec<(NodeId, bool)> {
+        let ids: BTreeSet<VmId> = vms.iter().copied().collect();
+        ids.iter()
+            .filter_map(|v| at.get(v).map(|&h| (h, pinned.contains(v))))
+            .collect()
+    };
+    match c {
+        Constraint::Ban { vms, hosts } => {
+            members(vms).iter().all(|&(h, p)| p || !hosts.contains(&h))
+        }
+        Constraint::Fence { vms, hosts } => {
+            members(vms).iter().all(|&(h, p)| p || hosts.contains(&h))
+        }
+        Constraint::Spread { vms } => {
+            let ms = members(vms);
+            ms.iter()
+                .enumerate()
+                .all(|(i, &(h, p))| p || ms.iter().enumerate().all(|(j, &(g, _))| i == j || g != h))
+        }
+        Constraint::Gather { vms } => {
+            let ms = members(vms);
+            let anchors: BTreeSet<NodeId> = ms.iter().filter(|m| m.1).map(|m| m.0).collect();
+            if anchors.len() > 1 {
+                ms.iter().all(|(h, p)| *p || anchors.contains(h))
+            } else {
+                ms.iter().all(|m| m.0 == ms[0].0)
+            }
+        }
+        Constraint::Among { vms, groups } => {
+            let ms = members(vms);
+            let repairable = groups
+                .iter()
+                .any(|g| ms.iter().filter(|m| m.1).all(|m| g.contains(&m.0)));
+            if repairable {
+                groups.iter().any(|g| ms.iter().all(|m| g.contains(&m.0)))
+            } else {
+                ms.iter()
+                    .all(|(h, p)| *p || groups.iter().any(|g| g.contains(h)))
+            }
+        }
+        Constraint::Root { .. } => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, Migration, Thresholds, VmSpec};
+
+    use super::*;
+
+    /// h1 (7000, 4096) runs a (3000, 2048) and b (5000, 1024): over its CPU; h2, h3 are empty.
+    fn problem() -> Problem {
+        let host = |id, mem| HostSpec {
+            id: NodeId(id),
+            capacity: Resources::new(7000, mem),
+            thresholds: Thresholds::default(),
+        };
+        let vm = |id, cpu, mem| VmSpec {
+            id: VmId(id),
+            host: NodeId(1),
+            demand: Resources::new(cpu, mem),
+            migratable: true,
+        };
+        Problem {
+            hosts: vec![host(1, 4096), host(2, 4096), host(3, 2048)],
+            vms: vec![vm(1, 3000, 2048), vm(2, 5000, 1024)],
+            constraints: vec![],
+        }
+    }
+
+    fn mig(vm: u64, from: u64, to: u64, mem: u64) -> Migration {
+        Migration {
+            vm: VmId(vm),
+            from: NodeId(from),
+            to: NodeId(to),
+            mem_mib: mem,
+        }
+    }
+
+    fn plan(steps: Vec<Vec<Migration>>) -> Plan {
+        Plan { steps }
+    }
+
+    #[test]
+    fn a_safe_plan_passes() {
+        assert_eq!(
+            validate_plan(&problem(), &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_on_an_overloaded_host_fails() {
+        assert_eq!(
+            validate_plan(&problem(), &Plan::default(), 2),
+            Err(PlanError::FinalOverload { host: NodeId(1) })
+        );
+    }
+
+    #[test]
+    fn step_errors_are_caught() {
+        let p = problem();
+        let cases = [
+            (vec![vec![]], PlanError::EmptyStep { step: 0 }),
+            (
+                vec![vec![mig(9, 1, 2, 1)]],
+                PlanError::UnknownVm {
+                    step: 0,
+                    vm: VmId(9),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 9, 2048)]],
+                PlanError::UnknownHost {
+                    step: 0,
+                    host: NodeId(9),
+                },
+            ),
+            (
+                vec![vec![mig(1, 2, 3, 2048)]],
+                PlanError::WrongSource {
+                    step: 0,
+                    vm: VmId(1),
+                    from: NodeId(2),
+                    actual: NodeId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 1, 2048)]],
+                PlanError::SelfMigration {
+                    step: 0,
+                    vm: VmId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 2, 2048), mig(1, 1, 3, 2048)]],
+                PlanError::DuplicateVm {
+                    step: 0,
+                    vm: VmId(1),
+                },
+            ),
+            (
+                vec![vec![mig(1, 1, 2, 100)]],
+                PlanError::WrongMemory {
+                    step: 0,
+                    vm: VmId(1),
+                    expected: 2048,
+                    got: 100,
+                },
+            ),
+        ];
+        for (steps, want) in cases {
+            assert_eq!(validate_plan(&p, &plan(steps), 2), Err(want));
+        }
+    }
+
+    #[test]
+    fn arrivals_count_together_and_sources_release_after_the_step() {
+        let mut p = problem();
+        // Both VMs to h2 in one step: 3072 MiB fits, 8000 milli does not.
+        let both = plan(vec![vec![mig(1, 1, 2, 2048), mig(2, 1, 2, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &both, 2),
+            Err(PlanError::Overcommit { step: 0, .. })
+        ));
+        // A swap in one step is unsafe when memory is full: h3 (2048) takes a only after b left.
+        p.vms[1].host = NodeId(3);
+        p.hosts[2].capacity.mem_mib = 1024;
+        let swap = plan(vec![vec![mig(1, 1, 3, 2048), mig(2, 3, 1, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &swap, 2),
+            Err(PlanError::Overcommit { step: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn the_cap_counts_migrations_in_and_out() {
+        let p = problem();
+        let two = plan(vec![vec![mig(1, 1, 2, 2048), mig(2, 1, 3, 1024)]]);
+        assert_eq!(validate_plan(&p, &two, 2), Ok(()));
+        assert_eq!(
+            validate_plan(&p, &two, 1),
+            Err(PlanError::TooManyMigrations {
+                step: 0,
+                host: NodeId(1),
+                count: 2,
+                cap: 1
+            })
+        );
+    }
+
+    #[test]
+    fn pinned_vms_and_constraints_are_enforced() {
+        let mut p = problem();
+        p.constraints.push(Constraint::Root { vms: vec![VmId(1)] });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::PinnedVm {
+                step: 0,
+                vm: VmId(1)
+            })
+        );
+        let mut p = problem();
+        p.constraints.push(Constraint::Ban {
+            vms: vec![VmId(1)],
+            hosts: vec![NodeId(2)],
+        });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::ConstraintBroken { constraint: 0 })
+        );
+        p.constraints[0] = Constraint::Gather {
+            vms: vec![VmId(1), VmId(2)],
+        };
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            Err(PlanError::ConstraintBroken { constraint: 0 })
+        );
+    }
+
+    #[test]
+    fn a_pinned_vm_on_a_banned_host_is_tolerated() {
+        let mut p = problem();
+        p.vms[0].migratable = false;
+        p.constraints.push(Constraint::Ban {
+            vms: vec![VmId(1)],
+            hosts: vec![NodeId(1)],
+        });
+        assert_eq!(
+            validate_plan(&p, &plan(vec![vec![mig(2, 1, 2, 1024)]]), 2),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Plan invariants on random partitions larger than the exhaustive search can check.
+
+use dvms_core::model::{Problem, Unsolvable};
+use dvms_placement::{Budget, Mode, Options, solve};
+
+use crate::{Gen, apply, expect_plan, solve_checked};
+
+fn opts(mode: Mode) -> Options {
+    Options {
+        mode,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn plans_are_safe_deterministic_and_final_on_random_partitions() {
+    let mut solved = 0;
+    for seed in 0..150u64 {
+        let mut g = Gen::new(seed);
+        let hosts = 4 + g.below(29);
+        let vms = hosts * (6 + g.below(5));
+        let with = g.chance(50);
+        let p = g.problem(hosts, vms, with);
+        for mode in [Mode::Full, Mode::Repair] {
+            let out = solve_checked(&p, &opts(mode));
+            if let Ok(plan) = out.result {
+                solved += 1;
+                let after = apply(&p, &plan);
+                let again = solve(&after, &opts(mode));
+                assert_eq!(
+                    again.result,
+                    Ok(Default::default()),
+                    "seed {seed} {mode:?}: not final"
+                );
+            }
+        }
+    }
+    assert!(solved > 50, "only {solved} random partitions solved");
+}
+
+#[test]
+fn repair_never_moves_vms_of_healthy_hosts() {
+    for seed in 0..200u64 {
+        let mut g = Gen::new(1_000 + seed);
+        let p = g.problem(10, 80, false);
+        let before = healthy_vms(&p);
+        if let Ok(plan) = solve_checked(&p, &opts(Mode::Repair)).result {
+            assert!(
+                plan.migrations().all(|m| !before.contains(&m.vm)),
+                "seed {seed}"
+            );
+        }
+    }
+}
+
+fn healthy_vms(p: &Problem) -> Vec<dvms_core::model::VmId> {
+    p.hosts
+        .iter()
+        .filter(|h| {
+            let used: dvms_core::model::Resources = p
+                .vms
+                .iter()
+                .filter(|v| v.host == h.id)
+                .map(|v| v.demand)
+                .sum();
+            used.fits_in(h.limit())
+        })
+        .flat_map(|h| p.vms.iter().filter(move |v| v.host == h.id).map(|v| v.id))
+        .collect()
+}
+
+#[test]
+fn a_tiny_budget_is_reported_not_overrun() {
+    let mut g = Gen::new(7);
+    let p = g.problem(6, 40, false); // 46 units to read it
+    for budget in [10, 100, 1_000] {
+        let out = solve(
+            &p,
+            &Options {
+                budget: Budget { work_units: budget },
+                mode: Mode::Full,
+            },
+        );
+        assert!(
+            out.work_units <= budget + 100 + 64,
+            "{} units for a budget of {budget}",
+            out.work_units
+        );
+        match out.result {
+            Err(Unsolvable::BudgetExhausted { .. } | Unsolvable::NotEnoughCapacity { .. })
+            | Ok(_) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+}
+
+#[test]
+fn full_mode_never_costs_more_than_repair() {
+    for seed in 0..100u64 {
+        let mut g = Gen::new(5_000 + seed);
+        let with = g.chance(50);
+        let p = g.problem(8, 60, with);
+        let full = solve_checked(&p, &opts(Mode::Full)).result;
+        let repair = solve_checked(&p, &opts(Mode::Repair)).result;
+        if let Ok(r) = repair {
+            let f = expect_plan(full);
+            assert!(
+                f.moved_mib() <= r.moved_mib(),
+                "seed {seed}: full {} > repair {}",
+                f.moved_mib(),
+                r.moved_mib()
+            );
+        }
+    }
+}
