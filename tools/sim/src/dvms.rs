@@ -92,6 +92,27 @@ impl Sim {
         }
         host.timer_at = None;
         self.node_input(h, |n, now| n.handle_timeout(now));
+        // A node must not ask again for a deadline it was just called for: that would spin the
+        // simulation at one instant forever. Count it and move the timer a millisecond on.
+        let now = self.now;
+        let host = &mut self.hosts[h];
+        if host.node.is_some() && host.timer_at.is_some_and(|t| t <= now) {
+            host.timer_gen += 1;
+            let generation = host.timer_gen;
+            let at = now + std::time::Duration::from_millis(1);
+            host.timer_at = Some(at);
+            self.metrics.violation(
+                now,
+                format!("n{h} asked for a timer at or before now right after handle_timeout"),
+            );
+            self.schedule(
+                at,
+                Ev::Timer {
+                    host: h as u32,
+                    generation,
+                },
+            );
+        }
     }
 
     pub(crate) fn on_deliver(&mut self, to: usize, from: usize, msg: Msg) {
@@ -380,6 +401,7 @@ impl Sim {
                 absorbed,
                 ..
             } => {
+                self.metrics.merges += 1;
                 let mut ids = self.absorbed.remove(&absorbed).unwrap_or_default();
                 ids.push(absorbed);
                 self.absorbed.entry(partition).or_default().extend(ids);
@@ -389,6 +411,7 @@ impl Sim {
             } => self.event_ended(partition, reason),
             Event::Dissolved { size, .. } => self.metrics.partition_size.push(size as f64),
             Event::Ignored { .. } => self.metrics.ignored += 1,
+            Event::TookOver { .. } => self.metrics.takeovers += 1,
             _ => {}
         }
     }

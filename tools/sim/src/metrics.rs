@@ -130,6 +130,10 @@ pub struct Metrics {
     pub crashes: u64,
     /// Host restarts.
     pub restarts: u64,
+    /// Partitions absorbed by merges.
+    pub merges: u64,
+    /// Leaders that took over after a lost leader or member.
+    pub takeovers: u64,
     /// Events the nodes reported as `Ignored`.
     pub ignored: u64,
     /// Load changes applied.

@@ -69,6 +69,10 @@ pub struct Report {
     pub restarts: u64,
     /// Load changes applied.
     pub load_changes: u64,
+    /// Partitions absorbed by merges.
+    pub merges: u64,
+    /// Takeovers after a lost leader or member.
+    pub takeovers: u64,
     /// Inputs the nodes ignored.
     pub ignored: u64,
     /// Solver calls.
@@ -146,6 +150,8 @@ impl Sim {
             crashes: m.crashes,
             restarts: m.restarts,
             load_changes: m.load_changes,
+            merges: m.merges,
+            takeovers: m.takeovers,
             ignored: m.ignored,
             solver_calls: m.solver_calls,
             solver_work_units: m.solver_work_units,
@@ -233,8 +239,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  faults:        {} crashes, {} restarts",
-            self.crashes, self.restarts
+            "  faults:        {} crashes, {} restarts; protocol: {} merges, {} takeovers, {} inputs ignored",
+            self.crashes, self.restarts, self.merges, self.takeovers, self.ignored
         );
         let _ = writeln!(s, "  invariant violations: {}", self.invariant_violations);
         for v in &self.violations {

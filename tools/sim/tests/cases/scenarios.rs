@@ -64,18 +64,27 @@ fn single_overload_is_solved_by_one_migration() {
 #[test]
 fn two_blocked_partitions_merge() {
     let r = run("merge_pair.toml");
+    if solver_is_real() {
+        assert!(r.merges >= 1, "merge_pair: no merge: {}", r.to_text());
+    }
     solved("merge_pair", &r, 2);
 }
 
 #[test]
 fn partitions_blocked_in_a_line_merge() {
     let r = run("merge_line.toml");
+    if solver_is_real() {
+        assert!(r.merges >= 1, "merge_line: no merge: {}", r.to_text());
+    }
     solved("merge_line", &r, 3);
 }
 
 #[test]
 fn nested_merges_end_every_event() {
     let r = run("merge_nested.toml");
+    if solver_is_real() {
+        assert!(r.merges >= 1, "merge_nested: no merge: {}", r.to_text());
+    }
     solved("merge_nested", &r, 4);
 }
 
