@@ -58,7 +58,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             thresholds: Thresholds::default(),
-            detect_hold: Duration::from_secs(3),
+            detect_hold: Duration::from_secs(2),
             underload_enabled: false,
             underload_cpu_pct: 20,
             underload_hold: Duration::from_secs(60),

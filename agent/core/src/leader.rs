@@ -208,19 +208,15 @@ impl Node {
                 .iter()
                 .filter(|c| !l.view.contains(c.id) && !l.tried.contains(&c.id) && c.id != node.id)
                 .collect();
-            // Free hosts with room first, then other free hosts, each group closest first.
+            // Among the closest free hosts, the one with the most spare CPU first (gossip's
+            // view; unknown hosts last): the partition grows where the problem can be solved.
             let free = |c: &&Candidate| {
                 c.summary
                     .is_none_or(|s| !s.busy && !s.migrating && !s.draining)
             };
-            let roomy = |c: &&Candidate| {
-                c.summary
-                    .is_none_or(|s| s.demand.cpu_milli < s.capacity.cpu_milli)
-            };
-            let (with_room, without): (Vec<&Candidate>, Vec<&Candidate>) =
-                usable.iter().copied().filter(free).partition(roomy);
-            let mut order: VecDeque<NodeId> =
-                with_room.iter().chain(&without).map(|c| c.id).collect();
+            let mut ranked: Vec<&Candidate> = usable.iter().copied().filter(free).collect();
+            ranked.sort_by_key(|c| std::cmp::Reverse(spare_cpu(c)));
+            let mut order: VecDeque<NodeId> = ranked.iter().map(|c| c.id).collect();
             if let Some(to) = order.pop_front() {
                 return node.offer(now, l, to, order);
             }
@@ -768,6 +764,15 @@ impl Node {
         });
         self.become_free(now, Some(reason));
     }
+}
+
+/// Spare CPU of a candidate as gossip last reported it; negative when overloaded, lowest when
+/// unknown.
+fn spare_cpu(c: &Candidate) -> i64 {
+    c.summary.map_or(i64::MIN, |s| {
+        i64::try_from(s.capacity.cpu_milli).unwrap_or(i64::MAX)
+            - i64::try_from(s.demand.cpu_milli).unwrap_or(i64::MAX)
+    })
 }
 
 /// The placement problem of a partition: its hosts, their VMs, and a ban that empties the hosts

@@ -338,6 +338,11 @@ impl Cluster {
         self.events.iter().filter(|(_, _, e)| f(e)).count()
     }
 
+    /// When an overload present from the start raises its event: after the hysteresis hold.
+    pub(crate) fn start(&self) -> Time {
+        Time::ZERO + self.cfg.detect_hold
+    }
+
     /// The config the nodes run with.
     pub(crate) fn cfg(&self) -> &Config {
         &self.cfg

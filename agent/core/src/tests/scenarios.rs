@@ -59,7 +59,7 @@ fn overload_is_solved_by_growing_to_a_free_host() {
 #[test]
 fn short_overload_raises_no_event() {
     let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
-    c.run_for(secs(2));
+    c.run_for(c.cfg().detect_hold / 2);
     c.set_load(0, 0, 300);
     c.run_for(secs(10));
     assert_eq!(c.count(|e| matches!(e, Event::EventStarted { .. })), 0);
@@ -122,18 +122,16 @@ fn simultaneous_events_share_no_host_and_both_solve() {
     assert!(c.busy_hosts().is_empty());
 }
 
-/// Four hosts where {0,1} and {2,3} are each unsolvable and the union is solvable: host 1 has CPU
-/// for host 2's VMs only, host 3 memory for host 0's VMs only.
+/// Four hosts where {0,1} and {2,3} are each unsolvable and the union is solvable. Both
+/// initiators prefer host 1 (most spare CPU); host 0 gets it, host 2 settles for host 3. Host 1
+/// lacks the memory for host 0's VMs, host 3 the CPU for host 2's; each has room for the other's.
 fn deadlock_cluster() -> Cluster {
-    let mut c = Cluster::new(
-        &[&[600, 600], &[600], &[300, 300, 300, 300], &[300]],
-        Config::default(),
-    );
-    c.set_vm(1, 0, 600, 5120);
+    let mut c = Cluster::new(&[&[300; 4], &[300], &[600, 600], &[500]], Config::default());
     for k in 0..4 {
-        c.set_vm(2, k, 300, 2560);
+        c.set_vm(0, k, 300, 2560);
     }
-    c.set_vm(3, 0, 300, 8192);
+    c.set_vm(1, 0, 300, 8192);
+    c.set_vm(3, 0, 500, 5120);
     c
 }
 
@@ -199,11 +197,12 @@ fn partition_blocked_past_its_budget_gives_up_and_backs_off() {
 // Reference: protocol.md §7.2 (leader lost: the initiator takes over).
 #[test]
 fn initiator_takes_over_when_the_leader_crashes() {
-    // Host 0 overloaded; the partition grows to 1 (unsolvable alone: host 1 is full) and then to
-    // 2, which would solve it; host 1 crashes while leading.
-    let mut c = Cluster::new(&[&[600, 600], &[900], &[100]], Config::default());
+    // Host 0 overloaded; the partition grows to 1 first (most spare CPU, but no memory for the
+    // VM) and then to 2, which would solve it; host 1 crashes while leading.
+    let mut c = Cluster::new(&[&[600, 600], &[100], &[300]], Config::default());
+    c.set_vm(1, 0, 100, 9500);
     // Let the partition form with host 1 as leader, then crash it before the plan is chosen.
-    c.run_until(Time::from_secs(3) + Duration::from_micros(4500));
+    c.run_until(c.start() + Duration::from_micros(4500));
     let leader = c
         .node(NodeId(0))
         .and_then(|n| n.partition())
@@ -229,7 +228,7 @@ fn initiator_takes_over_when_the_leader_crashes() {
 #[test]
 fn partition_dissolves_when_the_initiator_crashes() {
     let mut c = Cluster::new(&[&[600, 600], &[900], &[950], &[950]], Config::default());
-    c.run_until(Time::from_secs(3) + Duration::from_micros(3500));
+    c.run_until(c.start() + Duration::from_micros(3500));
     assert!(c.node(NodeId(1)).is_some_and(|n| n.is_busy()));
     c.crash(0);
     c.report_unreachable(1, 0);
@@ -250,7 +249,7 @@ fn partition_dissolves_when_the_initiator_crashes() {
 #[test]
 fn members_leave_when_every_leader_is_silent() {
     let mut c = Cluster::new(&[&[600, 600], &[900], &[950], &[950]], Config::default());
-    c.run_until(Time::from_secs(3) + Duration::from_micros(3500));
+    c.run_until(c.start() + Duration::from_micros(3500));
     // Cut host 1 (a member) off from everyone: its lease expires.
     assert!(c.node(NodeId(1)).is_some_and(|n| n.is_busy()));
     for other in [0, 2, 3] {
@@ -280,7 +279,7 @@ fn failed_migration_leaves_the_vm_and_dissolves() {
 fn migration_target_crash_keeps_the_vm_and_the_initiator_recovers() {
     let mut c = Cluster::new(&[&[600, 600], &[100], &[100]], Config::default());
     c.migration_time = secs(2);
-    c.run_until(Time::from_secs(3) + Duration::from_millis(500));
+    c.run_until(c.start() + Duration::from_millis(500));
     assert_eq!(c.count(|e| matches!(e, Event::PlanChosen { .. })), 1);
     c.crash(1);
     c.run_for(secs(2));
@@ -408,7 +407,7 @@ fn tiny_overload_below_the_margin_is_not_acted_on() {
 fn members_see_finishing_before_migrations() {
     let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
     c.migration_time = secs(2);
-    c.run_until(Time::from_secs(3) + Duration::from_millis(500));
+    c.run_until(c.start() + Duration::from_millis(500));
     for i in 0..2 {
         let state = c
             .node(NodeId(i))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, lints, docs, the architecture's dependency rules, all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== dependency rules (STYLE 3.2)"
+tools/check-deps.sh
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+echo "== cargo test"
+cargo test --workspace --locked
