@@ -382,30 +382,16 @@ impl Sim {
                     });
                 }
             }
-            Event::PlanChosen { partition, .. } => {
-                // The plan decides the partition's own event and every event it absorbed.
-                let mut ids = vec![partition];
-                ids.extend(self.absorbed.get(&partition).into_iter().flatten().copied());
-                for id in ids {
-                    if let Some((t0, decided)) = self.starts.get_mut(&id) {
-                        if !*decided {
-                            *decided = true;
-                            let d = now.saturating_since(*t0).as_secs_f64();
-                            self.metrics.time_to_decide.push(d);
-                        }
+            Event::EventDecided { partition } => {
+                if let Some((t0, decided)) = self.starts.get_mut(&partition) {
+                    if !*decided {
+                        *decided = true;
+                        let d = now.saturating_since(*t0).as_secs_f64();
+                        self.metrics.time_to_decide.push(d);
                     }
                 }
             }
-            Event::Merged {
-                partition,
-                absorbed,
-                ..
-            } => {
-                self.metrics.merges += 1;
-                let mut ids = self.absorbed.remove(&absorbed).unwrap_or_default();
-                ids.push(absorbed);
-                self.absorbed.entry(partition).or_default().extend(ids);
-            }
+            Event::Merged { .. } => self.metrics.merges += 1,
             Event::EventEnded {
                 partition, reason, ..
             } => self.event_ended(partition, reason),
@@ -419,7 +405,6 @@ impl Sim {
     /// Classifies an ended event: `Solved`, `NotNeeded`, `NotWorthIt` are solved; `Unsolvable`
     /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired.
     fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
-        self.absorbed.remove(&partition);
         if self.starts.remove(&partition).is_none() {
             self.metrics.events_unmatched += 1;
             return;

@@ -205,8 +205,6 @@ pub struct Sim {
     pub(crate) in_flight_msgs: u64,
     /// Start time of every open dvms event, and whether it was decided.
     pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
-    /// Events absorbed by merges into each partition (for time to decide).
-    pub(crate) absorbed: std::collections::BTreeMap<PartitionId, Vec<PartitionId>>,
     /// When the current centralized round started.
     pub(crate) central_started: Time,
     end: Time,
@@ -341,7 +339,6 @@ impl Sim {
             in_flight_msgs: 0,
             central_started: Time::ZERO,
             starts: std::collections::BTreeMap::new(),
-            absorbed: std::collections::BTreeMap::new(),
             end,
         };
         sim.crash_rng = rng::stream(sim.cfg.seed, rng::Stream::Crash);
@@ -435,7 +432,9 @@ impl Sim {
     }
 
     fn is_quiet(&self) -> bool {
+        // A host still overloaded will raise its problem again after its backoff: not quiet.
         self.in_flight_msgs == 0
+            && self.n_overloaded == 0
             && self.migs.iter().all(Option::is_none)
             && self.runs.iter().all(Option::is_none)
             && self.checker.alive_partitions() == 0

@@ -85,12 +85,34 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Solve(args) => {
-            let _ = args;
-            eprintln!(
-                "dvms-sim: `solve` needs dvms_placement::instance, which is not in this build yet"
-            );
-            ExitCode::from(EX_USAGE)
-        }
+        Command::Solve(args) => solve(&args.instance),
     }
+}
+
+/// `dvms-sim solve INSTANCE.json`: parse, solve with the default options, print the answer.
+fn solve(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("dvms-sim: cannot read {}: {e}", path.display());
+            return ExitCode::from(EX_NOINPUT);
+        }
+    };
+    let inst = match dvms_placement::instance::parse(&text) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("dvms-sim: {}:", path.display());
+            print_chain(&e);
+            return ExitCode::from(EX_DATAERR);
+        }
+    };
+    // Wall time of the solve is part of the answer (the solver itself never reads a clock).
+    let started = std::time::Instant::now();
+    let outcome = dvms_placement::solve(&inst.problem, &dvms_placement::Options::default());
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    println!(
+        "{}",
+        dvms_placement::instance::outcome_to_json(&inst, &outcome, us)
+    );
+    ExitCode::SUCCESS
 }

@@ -23,7 +23,8 @@
 //! `crash` and `restart` take `host`; `cut` and `heal` take `hosts = [...]`: messages between
 //! every pair of them are lost (the sender is told its peer is unreachable). The run stops at
 //! the first instant after the last event plus `settle` (default 10 s) when no message,
-//! migration or partition is left, and at the latest `max_time` (default last event + 1 h).
+//! migration or partition is left and no host is overloaded, and at the latest `max_time`
+//! (default last event + 1 h).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -77,3 +77,34 @@ fn missing_traces_are_named() {
     assert_eq!(o.status.code(), Some(66));
     assert!(stderr(&o).contains("/nonexistent/dir"), "{}", stderr(&o));
 }
+
+#[test]
+fn solve_prints_the_plan_and_maps_errors_to_exit_codes() {
+    let dir = std::env::temp_dir().join(format!("dvms-sim-solve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"hosts":[{"id":"a","cpu_milli":1000,"mem_mib":4096},{"id":"b","cpu_milli":1000,"mem_mib":4096}],
+            "vms":[{"id":"v1","host":"a","cpu_milli":700,"mem_mib":1024},
+                   {"id":"v2","host":"a","cpu_milli":700,"mem_mib":2048}]}"#,
+    )
+    .unwrap();
+    let o = sim(&["solve", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "solved");
+    assert_eq!(v["migrations"], 1);
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"hosts": 3}"#).unwrap();
+    let o = sim(&["solve", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(stderr(&o).contains("hosts"), "{}", stderr(&o));
+
+    let o = sim(&["solve", dir.join("missing.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(66));
+    let o = sim(&["solve"]);
+    assert_eq!(o.status.code(), Some(64));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
