@@ -21,11 +21,17 @@ use crate::net::Fate;
 
 /// Simulated nanoseconds charged per solver work unit (`--charge-solver model`).
 ///
-/// Calibrated on the project's 2-core machine: `dvms-sim run --hosts 10000 --duration 1h`
-/// spent 71.2 s of wall time in 1.89e9 work units of partition solves (`Full` mode), 37.7 ns
-/// per unit; rounded up to 40. Recalibrate from a run's `solver_wall_s / solver_work_units`
-/// (both in the JSON report) when the solver changes.
-pub const NS_PER_WORK_UNIT: u64 = 40;
+/// The model is `work_units * NS_PER_WORK_UNIT + (hosts + VMs) * NS_PER_PROBLEM_ITEM`: the
+/// solver's work units do not count compiling the problem, which dominates on a whole cluster.
+/// Fitted on the project's 2-core machine (release build, main at c7a333b) from
+/// `dvms-sim run --hosts 10000 --scheduler dvms|centralized|oracle` with the measured
+/// `solver_wall_s`: partition solves of ~22 items and ~200 units took 30 µs, centralized repairs
+/// of 110,000 items and 222,000 units 88 ms, oracle solves of ~190 items and ~400 units 71 µs.
+/// The fit is within about ±50 % of each; use `--charge-solver wall` for measured times.
+pub const NS_PER_WORK_UNIT: u64 = 100;
+
+/// Simulated nanoseconds charged per host and per VM of a problem (see [`NS_PER_WORK_UNIT`]).
+pub const NS_PER_PROBLEM_ITEM: u64 = 400;
 
 fn node_id(h: usize) -> NodeId {
     NodeId(h as u64)
@@ -311,7 +317,13 @@ impl Sim {
         self.metrics.solver_wall_s += wall.as_secs_f64();
         let charged = match self.cfg.charge_solver {
             ChargeSolver::Model => {
-                std::time::Duration::from_nanos(outcome.work_units.saturating_mul(NS_PER_WORK_UNIT))
+                let items = (problem.hosts.len() + problem.vms.len()) as u64;
+                std::time::Duration::from_nanos(
+                    outcome
+                        .work_units
+                        .saturating_mul(NS_PER_WORK_UNIT)
+                        .saturating_add(items.saturating_mul(NS_PER_PROBLEM_ITEM)),
+                )
             }
             ChargeSolver::Wall => wall,
         };

@@ -33,7 +33,7 @@ mod invariants;
 
 pub use baseline::ORACLE_HELPERS;
 pub use config::{Scheduler, SimConfig};
-pub use dvms::NS_PER_WORK_UNIT;
+pub use dvms::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT};
 pub use engine::{SetupError, Sim};
 pub use report::Report;
 
