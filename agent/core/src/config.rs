@@ -72,7 +72,7 @@ impl Default for Config {
             min_partition_size: 2,
             max_partition_size: 32,
             max_consolidation_size: 8,
-            candidates_per_query: 8,
+            candidates_per_query: 32,
             blocked_budget: Duration::from_secs(5),
             blocked_retry: Duration::from_millis(250),
             improvement_margin_milli: 50,
