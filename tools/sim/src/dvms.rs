@@ -244,7 +244,11 @@ impl Sim {
                     },
                 );
             }
-            Fate::Lost => {}
+            Fate::Lost => {
+                if self.cfg.trace {
+                    eprintln!("{} n{h} (sim) lost {} to n{t}", self.now, msg.kind());
+                }
+            }
             Fate::Unreachable(d) => {
                 let epoch = self.hosts[h].epoch;
                 self.schedule(

@@ -678,6 +678,9 @@ impl Sim {
         }
         self.metrics.crashes += 1;
         self.metrics.hash.record(self.now, h, "crash", &[]);
+        if self.cfg.trace {
+            eprintln!("{} n{h} (sim) crash", self.now);
+        }
         let host = &mut self.hosts[h];
         host.up = false;
         host.epoch += 1;
@@ -704,6 +707,9 @@ impl Sim {
         }
         self.metrics.restarts += 1;
         self.metrics.hash.record(self.now, h, "restart", &[]);
+        if self.cfg.trace {
+            eprintln!("{} n{h} (sim) restart", self.now);
+        }
         let host = &mut self.hosts[h];
         host.up = true;
         host.epoch += 1;
@@ -754,6 +760,12 @@ impl Sim {
             .hash
             .record(self.now, from, "migrate", &[v as u64, to as u64]);
         let at = self.now + est.total;
+        if self.cfg.trace {
+            eprintln!(
+                "{} n{from} (sim) migration of vm{v} to n{to} starts, ends at {at} ({owner:?})",
+                self.now
+            );
+        }
         self.schedule(at, Ev::MigrationDone { slot });
         slot
     }
@@ -770,6 +782,12 @@ impl Sim {
         let src_ok = self.hosts[from].up && self.hosts[from].epoch == m.from_epoch;
         let dst_ok = self.hosts[to].up && self.hosts[to].epoch == m.to_epoch;
         let ok = src_ok && dst_ok;
+        if self.cfg.trace {
+            eprintln!(
+                "{} n{from} (sim) migration of vm{v} to n{to} ends, ok={ok}",
+                self.now
+            );
+        }
         if ok {
             self.move_vm(v, to);
         } else {
