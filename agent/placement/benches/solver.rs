@@ -207,6 +207,16 @@ fn main() {
             rows.push(run(&name, Mode::Full, hosts, constraints, n, 1000 + hosts));
         }
     }
+    // Full mode on a whole (small) cluster, for comparison with repair mode.
+    let few = if quick { 1 } else { 20 };
+    rows.push(run(
+        "full   1000 hosts",
+        Mode::Full,
+        1_000,
+        false,
+        few,
+        3000,
+    ));
     for (hosts, samples) in [
         (1_000u64, if quick { 1 } else { 20 }),
         (10_000, if quick { 1 } else { 5 }),

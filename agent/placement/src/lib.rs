@@ -176,7 +176,9 @@ pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) ->
         }
         // The validator's own work, charged after the fact (it always runs).
         let moves = plan.migrations().count();
-        work.tick((problem.vms.len() + problem.hosts.len() + 2 * moves) as u64);
+        work.tick(map_work(
+            problem.vms.len() + problem.hosts.len() + 2 * moves,
+        ));
         match validate_plan(problem, &plan, plan_opts.max_per_host) {
             Ok(()) => Ok(plan),
             Err(e) => Err(Unsolvable::Invalid {
@@ -197,7 +199,7 @@ fn solve_inner(
     work: &mut Work,
 ) -> Result<Plan, Unsolvable> {
     let members: usize = problem.constraints.iter().map(constraint_size).sum();
-    work.tick((problem.vms.len() + problem.hosts.len() + members) as u64);
+    work.tick(map_work(problem.vms.len() + problem.hosts.len() + members));
     let m = Model::compile(problem)?;
     let violating = m.violating_hosts();
     if violating.is_empty() {
@@ -266,6 +268,14 @@ fn blame(
         host,
         constraint: hi - 1,
     })
+}
+
+/// Work units for `n` operations on ordered maps of `n` entries (compiling the problem,
+/// validating the plan): `n (1 + log2(n) / 4)`, so that units keep tracking wall time when
+/// the maps outgrow the caches on whole clusters.
+fn map_work(n: usize) -> u64 {
+    let n = n as u64;
+    n + n * u64::from(n.max(1).ilog2()) / 4
 }
 
 /// How many ids a constraint lists (its share of the compile work).
