@@ -63,12 +63,16 @@
 //!
 //! One work unit is one elementary evaluation: a (VM, host) candidate tested for capacity,
 //! domain and group constraints, a host scored when ordering candidates, a knapsack or search
-//! node, a migration considered by the plan builder, and one unit per VM, host, constraint id
-//! and migration for compiling the problem and validating the plan. Units scale roughly
-//! linearly with wall time (`docs/results-placement.md` gives the measured nanoseconds per
-//! unit, about 60 to 200 ns on the benchmark machine), so drivers may model solve time from
-//! [`Outcome::work_units`]. Full mode spends its whole budget when it cannot prove its best
-//! plan optimal (or the problem unsolvable): the budget is then the solve time.
+//! node, a migration considered by the plan builder; compiling the problem and validating the
+//! plan cost `n (1 + log2 n / 4)` units for `n` VMs, hosts, constraint ids and migrations (they
+//! use ordered maps). Units track wall time within a factor of about three
+//! (`docs/results-placement.md`: 11 to 32 ns per unit on the benchmark machine, release
+//! build), so drivers may model solve time from [`Outcome::work_units`].
+//!
+//! Full mode spends its whole budget when it can neither prove its best plan optimal nor the
+//! problem unsolvable: the budget is then the solve time. Repair mode on a whole cluster needs
+//! about 10 units per VM (1.1 million for 10,000 hosts and 100,000 VMs): give it a budget to
+//! match, the default suits partitions.
 //!
 //! # Layout
 //!
