@@ -8,6 +8,7 @@
 //! cluster-wide constraints to a partition that holds only some of their VMs and hosts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use dvms_core::model::{Constraint, NodeId, Problem, Unsolvable, VmId};
 
@@ -47,8 +48,10 @@ pub(crate) struct Vm {
 /// A VM's allowed hosts, with the constraint that last restricted them.
 #[derive(Clone, Debug)]
 pub(crate) struct Domain {
-    /// Allowed hosts, by index.
-    pub(crate) allowed: Vec<bool>,
+    /// Allowed hosts, by index; shared by the VMs of one constraint until another constraint
+    /// restricts some of them further (so a cluster-wide constraint costs one host vector, not
+    /// one per VM).
+    pub(crate) allowed: Arc<Vec<bool>>,
     /// Index of a restricting constraint (for unsolvable reasons).
     pub(crate) by: usize,
 }
@@ -174,7 +177,7 @@ impl Model {
                     hosts: hs,
                 } => {
                     let banned = host_set(hs);
-                    let allowed: Vec<bool> = banned.iter().map(|b| !b).collect();
+                    let allowed: Arc<Vec<bool>> = Arc::new(banned.iter().map(|b| !b).collect());
                     for v in vm_ids(ids) {
                         model.restrict(v, &allowed, ci);
                     }
@@ -183,7 +186,7 @@ impl Model {
                     vms: ids,
                     hosts: hs,
                 } => {
-                    let allowed = host_set(hs);
+                    let allowed = Arc::new(host_set(hs));
                     for v in vm_ids(ids) {
                         model.restrict(v, &allowed, ci);
                     }
@@ -207,6 +210,7 @@ impl Model {
                         for &h in &anchors {
                             allowed[h] = true;
                         }
+                        let allowed = Arc::new(allowed);
                         for &v in &members {
                             model.restrict(v, &allowed, ci);
                         }
@@ -235,6 +239,7 @@ impl Model {
                                 union[h] |= inside;
                             }
                         }
+                        let union = Arc::new(union);
                         for &v in &members {
                             model.restrict(v, &union, ci);
                         }
@@ -247,20 +252,20 @@ impl Model {
         Ok(model)
     }
 
-    fn restrict(&mut self, v: usize, allowed: &[bool], ci: usize) {
+    fn restrict(&mut self, v: usize, allowed: &Arc<Vec<bool>>, ci: usize) {
         if self.vms[v].pinned {
             return;
         }
         match &mut self.domains[v] {
             Some(d) => {
-                for (a, &b) in d.allowed.iter_mut().zip(allowed) {
+                for (a, &b) in Arc::make_mut(&mut d.allowed).iter_mut().zip(allowed.iter()) {
                     *a &= b;
                 }
                 d.by = ci;
             }
             slot @ None => {
                 *slot = Some(Domain {
-                    allowed: allowed.to_vec(),
+                    allowed: Arc::clone(allowed),
                     by: ci,
                 });
             }
