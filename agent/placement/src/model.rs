@@ -424,3 +424,99 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, Resources, Thresholds, VmSpec};
+
+    use super::*;
+
+    fn problem(constraints: Vec<Constraint>, pinned: &[u64]) -> Problem {
+        let host = |i| HostSpec {
+            id: NodeId(i),
+            capacity: Resources::new(7000, 8192),
+            thresholds: Thresholds::default(),
+        };
+        let vm = |i, h| VmSpec {
+            id: VmId(i),
+            host: NodeId(h),
+            demand: Resources::new(100, 512),
+            migratable: !pinned.contains(&i),
+        };
+        Problem {
+            hosts: vec![host(0), host(1), host(2)],
+            vms: vec![vm(0, 0), vm(1, 0), vm(2, 1)],
+            constraints,
+        }
+    }
+
+    #[test]
+    fn a_pinned_vm_on_a_banned_host_is_not_a_violation() {
+        let ban = || {
+            vec![Constraint::Ban {
+                vms: vec![VmId(0)],
+                hosts: vec![NodeId(0)],
+            }]
+        };
+        assert_eq!(
+            Model::compile(&problem(ban(), &[0]))
+                .expect("valid")
+                .violating_hosts(),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            Model::compile(&problem(ban(), &[]))
+                .expect("valid")
+                .violating_hosts(),
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn a_broken_spread_flags_its_hosts_unless_only_pinned_members_share() {
+        let spread = || {
+            vec![Constraint::Spread {
+                vms: vec![VmId(0), VmId(1), VmId(2)],
+            }]
+        };
+        assert_eq!(
+            Model::compile(&problem(spread(), &[]))
+                .expect("valid")
+                .violating_hosts(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            Model::compile(&problem(spread(), &[0, 1]))
+                .expect("valid")
+                .violating_hosts(),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn an_unrepairable_gather_becomes_a_domain() {
+        let gather = vec![Constraint::Gather {
+            vms: vec![VmId(0), VmId(1), VmId(2)],
+        }];
+        // v0 (host 0) and v2 (host 1) are pinned: v1 may stay on host 0 or join host 1.
+        let m = Model::compile(&problem(gather, &[0, 2])).expect("valid");
+        assert!(m.groups.is_empty());
+        assert!(m.allowed(1, 0) && m.allowed(1, 1) && !m.allowed(1, 2));
+        assert_eq!(m.violating_hosts(), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn unknown_ids_in_constraints_are_ignored_and_duplicates_rejected() {
+        let c = vec![Constraint::Fence {
+            vms: vec![VmId(0), VmId(42)],
+            hosts: vec![NodeId(0), NodeId(42)],
+        }];
+        assert!(Model::compile(&problem(c, &[])).is_ok());
+        let mut p = problem(vec![], &[]);
+        p.vms[1].id = VmId(0);
+        assert!(matches!(
+            Model::compile(&p),
+            Err(Unsolvable::Invalid { .. })
+        ));
+    }
+}
