@@ -148,6 +148,11 @@ pub struct Outcome {
     pub work_units: u64,
 }
 
+/// Wall time of one work unit measured by the benchmark on the team's 2-core VM (release build,
+/// typical partitions; 11 to 30 ns across cases, see `docs/results-placement.md`). Drivers that
+/// model solve time from [`Outcome::work_units`] may use it as their factor.
+pub const MEASURED_NS_PER_WORK_UNIT: u64 = 20;
+
 /// The default cap on migrations a host takes part in (in or out) during one step.
 pub const DEFAULT_MAX_PER_HOST: usize = 2;
 
