@@ -51,12 +51,16 @@
 //! leave it: the exact knapsack above before the host is touched, a small exact knapsack or a
 //! fractional one during the search. Identical unconstrained VMs of one host are decided in a
 //! fixed order (symmetry breaking). An improving leaf gets a plan; a placement that no plan can
-//! reach is skipped. When this finds nothing, or on problems of at most 32 VMs, a second search
-//! also lets the VMs of healthy hosts move (to make room). The best plan within the budget is
-//! returned; on VMPlaceS-like partitions the incumbent usually meets the bound at the root.
+//! reach is skipped. When this finds nothing, a packing search (all movable VMs, largest
+//! first, healthy destinations first, backjumping over leaves no plan reaches) looks for any
+//! plan with half the remaining budget; then, when there is still no plan or on problems of at
+//! most 32 VMs, a complete search also lets the VMs of healthy hosts move (to make room). The
+//! search stops improving an incumbent after 100,000 units without progress. The best plan
+//! within the budget is returned; on VMPlaceS-like partitions the incumbent usually meets the
+//! bound at the root.
 //!
 //! The plan builder tries greedy steps, then steps in which arrivals wait for the
-//! destination's own departures, then (up to 14 migrations) an exact search for a safe serial
+//! destination's own departures, then (up to 10 migrations) an exact search for a safe serial
 //! order grouped into parallel steps, and only then pivots.
 //!
 //! # Work units
@@ -66,11 +70,11 @@
 //! node, a migration considered by the plan builder; compiling the problem and validating the
 //! plan cost `n (1 + log2 n / 4)` units for `n` VMs, hosts, constraint ids and migrations (they
 //! use ordered maps). Units track wall time within a factor of about three
-//! (`docs/results-placement.md`: 11 to 32 ns per unit on the benchmark machine, release
+//! (`docs/results-placement.md`: 9 to 35 ns per unit on the benchmark machine, release
 //! build), so drivers may model solve time from [`Outcome::work_units`].
 //!
-//! Full mode spends its whole budget when it can neither prove its best plan optimal nor the
-//! problem unsolvable: the budget is then the solve time. Repair mode on a whole cluster needs
+//! Full mode spends its whole budget when it finds no plan and cannot prove the problem
+//! unsolvable: the budget is then the solve time. Repair mode on a whole cluster needs
 //! about 10 units per VM (1.1 million for 10,000 hosts and 100,000 VMs): give it a budget to
 //! match, the default suits partitions.
 //!
@@ -149,7 +153,7 @@ pub struct Outcome {
 }
 
 /// Wall time of one work unit measured by the benchmark on the team's 2-core VM (release build,
-/// typical partitions; 11 to 30 ns across cases, see `docs/results-placement.md`). Drivers that
+/// typical partitions; 9 to 35 ns across cases, see `docs/results-placement.md`). Drivers that
 /// model solve time from [`Outcome::work_units`] may use it as their factor.
 pub const MEASURED_NS_PER_WORK_UNIT: u64 = 20;
 
