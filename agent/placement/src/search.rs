@@ -5,8 +5,16 @@
 //! its limits is pruned at once. The bound adds, per violating host, the memory and number of
 //! VMs that must still leave it; identical unconstrained VMs of one host are decided in a fixed
 //! order (symmetry breaking). A plan is built at every improving leaf: a placement whose plan
-//! needs a pivot that does not exist is skipped. A second search also lets the healthy hosts'
-//! VMs move (to make room) when the first finds nothing, or on small problems.
+//! needs a pivot that does not exist is skipped. A room relaxation (the VMs still to place
+//! need no more than the room of the hosts that can take the smallest of them) prunes tight
+//! packings.
+//!
+//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host; if that finds nothing,
+//! a packing search over every movable VM (largest first, healthy destinations first, stopping
+//! at the first plan, backjumping past decisions unrelated to a plan's deadlock) with half the
+//! remaining budget; then, if there is still no plan or the problem is small, a complete search
+//! over every movable VM. An incumbent that does not improve for [`STALL_UNITS`] ends the
+//! search.
 
 use std::cmp::Reverse;
 
