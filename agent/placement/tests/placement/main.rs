@@ -8,7 +8,6 @@ mod exhaustive;
 mod golden;
 mod instance;
 mod properties;
-mod proptests;
 
 use dvms_core::model::{
     Constraint, HostSpec, NodeId, Plan, Problem, Resources, Thresholds, Unsolvable, VmId, VmSpec,
