@@ -1,12 +1,14 @@
 //! Solver benchmark on VMPlaceS-like partitions (no criterion: a plain `main`).
 //!
-//! `cargo bench -p dvms-placement` prints a table and, with `--json`, one JSON object per row.
+//! `cargo bench -p dvms-placement` prints a table; `cargo bench -p dvms-placement --bench solver
+//! -- --json` adds one JSON object per
+//! row. `max-in` is, per plan, the most VMs one host receives (1: perfectly spread).
 //! Hosts have 7 cores (7000 milli) and 32 GiB; each runs 10 VMs of 1 vCPU and 1 GiB whose load
 //! is drawn from a Gaussian (mean 60 %, sd 20 % of a core), clamped to [0, 100] % and rounded
 //! to steps of 10 %, as in VMPlaceS. Every partition has at least one overloaded host (if the
 //! draw has none, one host's VMs are loaded further). "With constraints" adds a spread of 3
 //! VMs, a gather pair, an among over two halves of the partition, a ban, a root VM and one
-//! VM in ten opting out of migration. Solve times are wall time of `solve` (the benchmark is
+//! VM in ten opting out of migration. "Drain" bans host 0's VMs from host 0 (an evacuation). Solve times are wall time of `solve` (the benchmark is
 //! the only place that reads a clock), the fastest of three runs of each instance (to filter
 //! scheduler preemption on shared machines); work units are reported beside them.
 
@@ -128,6 +130,8 @@ struct Row {
     max_us: f64,
     mean_mib: f64,
     mean_migrations: f64,
+    /// Per plan, the most VMs one host receives (balance: 1 is perfectly spread).
+    mean_max_in: f64,
     mean_units: f64,
     ns_per_unit: f64,
 }
@@ -140,7 +144,18 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
-fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, seed: u64) -> Row {
+/// What a benchmark partition holds besides its VMs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Nothing.
+    Plain,
+    /// The constraints of [`Gen::partition`].
+    Constraints,
+    /// A drain of host 0: a ban of its VMs on it (no constraint otherwise).
+    Drain,
+}
+
+fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64) -> Row {
     let mut g = Gen(ChaCha8Rng::seed_from_u64(seed));
     let opts = Options {
         mode,
@@ -148,8 +163,21 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
     };
     let (mut times, mut solved, mut mib, mut migrations, mut units, mut total_ns) =
         (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
+    let mut max_in = 0usize;
     for _ in 0..samples {
-        let p = g.partition(hosts, constraints);
+        let mut p = g.partition(hosts, kind == Kind::Constraints);
+        if kind == Kind::Drain {
+            let vms = p
+                .vms
+                .iter()
+                .filter(|v| v.host == NodeId(0))
+                .map(|v| v.id)
+                .collect();
+            p.constraints.push(Constraint::Ban {
+                vms,
+                hosts: vec![NodeId(0)],
+            });
+        }
         // Fastest of three runs: the machine is a shared 2-core VM and a preemption costs a
         // whole scheduler slice (about 4 ms) to the unlucky run.
         let mut ns = f64::INFINITY;
@@ -174,6 +202,11 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
             solved += 1;
             mib += plan.moved_mib();
             migrations += plan.migrations().count();
+            let mut into = std::collections::BTreeMap::new();
+            for m in plan.migrations() {
+                *into.entry(m.to).or_insert(0usize) += 1;
+            }
+            max_in += into.values().copied().max().unwrap_or(0);
         }
     }
     times.sort_by(f64::total_cmp);
@@ -186,6 +219,7 @@ fn run(name: &str, mode: Mode, hosts: u64, constraints: bool, samples: usize, se
         max_us: times.last().copied().unwrap_or(0.0),
         mean_mib: mib as f64 / solved.max(1) as f64,
         mean_migrations: migrations as f64 / solved.max(1) as f64,
+        mean_max_in: max_in as f64 / solved.max(1) as f64,
         mean_units: units as f64 / samples as f64,
         ns_per_unit: total_ns / units.max(1) as f64,
     }
@@ -199,35 +233,33 @@ fn main() {
     let n = if quick { 5 } else { 500 };
     let mut rows = Vec::new();
     for hosts in [4u64, 8, 16, 32, 64] {
-        for constraints in [false, true] {
-            let name = format!(
-                "full {hosts:>5} hosts{}",
-                if constraints { " +constraints" } else { "" }
-            );
-            rows.push(run(&name, Mode::Full, hosts, constraints, n, 1000 + hosts));
+        for (kind, suffix) in [(Kind::Plain, ""), (Kind::Constraints, " +constraints")] {
+            let name = format!("full {hosts:>5} hosts{suffix}");
+            rows.push(run(&name, Mode::Full, hosts, kind, n, 1000 + hosts));
         }
     }
-    for (hosts, samples) in [
-        (1_000u64, if quick { 1 } else { 20 }),
-        (10_000, if quick { 1 } else { 5 }),
-    ] {
-        for constraints in [false, true] {
-            let name = format!(
-                "repair {hosts:>5} hosts{}",
-                if constraints { " +constraints" } else { "" }
-            );
-            rows.push(run(
-                &name,
-                Mode::Repair,
-                hosts,
-                constraints,
-                samples,
-                2000 + hosts,
-            ));
+    for hosts in [8u64, 32] {
+        let name = format!("full {hosts:>5} hosts drain");
+        rows.push(run(&name, Mode::Full, hosts, Kind::Drain, n, 4000 + hosts));
+    }
+    // Full mode on a whole (small) cluster, for comparison with repair mode.
+    let few = if quick { 1 } else { 20 };
+    rows.push(run(
+        "full   1000 hosts",
+        Mode::Full,
+        1_000,
+        Kind::Plain,
+        few,
+        3000,
+    ));
+    for (hosts, samples) in [(1_000u64, few), (10_000, if quick { 1 } else { 5 })] {
+        for (kind, suffix) in [(Kind::Plain, ""), (Kind::Constraints, " +constraints")] {
+            let name = format!("repair {hosts:>5} hosts{suffix}");
+            rows.push(run(&name, Mode::Repair, hosts, kind, samples, 2000 + hosts));
         }
     }
     println!(
-        "{:<30} {:>7} {:>7} {:>10} {:>10} {:>10} {:>9} {:>6} {:>11} {:>8}",
+        "{:<30} {:>7} {:>7} {:>10} {:>10} {:>10} {:>9} {:>6} {:>6} {:>11} {:>8}",
         "case",
         "samples",
         "solved",
@@ -236,12 +268,13 @@ fn main() {
         "max us",
         "MiB",
         "migr",
+        "max-in",
         "work units",
         "ns/unit"
     );
     for r in &rows {
         println!(
-            "{:<30} {:>7} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>6.2} {:>11.0} {:>8.1}",
+            "{:<30} {:>7} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>6.2} {:>6.2} {:>11.0} {:>8.1}",
             r.name,
             r.samples,
             r.solved,
@@ -250,6 +283,7 @@ fn main() {
             r.max_us,
             r.mean_mib,
             r.mean_migrations,
+            r.mean_max_in,
             r.mean_units,
             r.ns_per_unit
         );
@@ -257,7 +291,7 @@ fn main() {
     if json {
         for r in &rows {
             println!(
-                "{{\"case\":\"{}\",\"samples\":{},\"solved\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_moved_mib\":{:.1},\"mean_migrations\":{:.3},\"mean_work_units\":{:.0},\"ns_per_unit\":{:.1}}}",
+                "{{\"case\":\"{}\",\"samples\":{},\"solved\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_moved_mib\":{:.1},\"mean_migrations\":{:.3},\"mean_max_in\":{:.2},\"mean_work_units\":{:.0},\"ns_per_unit\":{:.1}}}",
                 r.name.split_whitespace().collect::<Vec<_>>().join(" "),
                 r.samples,
                 r.solved,
@@ -266,6 +300,7 @@ fn main() {
                 r.max_us,
                 r.mean_mib,
                 r.mean_migrations,
+                r.mean_max_in,
                 r.mean_units,
                 r.ns_per_unit
             );

@@ -18,7 +18,7 @@ use crate::keep;
 use crate::model::{Model, NONE, State};
 use crate::work::Work;
 
-/// Search nodes allowed per host to choose the VMs that stay (see [`keep`](crate::keep)).
+/// Search nodes allowed per host to choose the VMs that stay (see [`crate::keep`]).
 pub(crate) const KEEP_NODE_CAP: u64 = 20_000;
 
 /// The greedy's result: a target placement, or why it found none.

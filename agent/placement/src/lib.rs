@@ -51,24 +51,32 @@
 //! leave it: the exact knapsack above before the host is touched, a small exact knapsack or a
 //! fractional one during the search. Identical unconstrained VMs of one host are decided in a
 //! fixed order (symmetry breaking). An improving leaf gets a plan; a placement that no plan can
-//! reach is skipped. When this finds nothing, or on problems of at most 32 VMs, a second search
-//! also lets the VMs of healthy hosts move (to make room). The best plan within the budget is
-//! returned; on VMPlaceS-like partitions the incumbent usually meets the bound at the root.
+//! reach is skipped. When this finds nothing, a packing search (all movable VMs, largest
+//! first, healthy destinations first, backjumping over leaves no plan reaches) looks for any
+//! plan with half the remaining budget; then, when there is still no plan or on problems of at
+//! most 32 VMs, a complete search also lets the VMs of healthy hosts move (to make room). The
+//! search stops improving an incumbent after 100,000 units without progress. The best plan
+//! within the budget is returned; on VMPlaceS-like partitions the incumbent usually meets the
+//! bound at the root.
 //!
 //! The plan builder tries greedy steps, then steps in which arrivals wait for the
-//! destination's own departures, then (up to 14 migrations) an exact search for a safe serial
+//! destination's own departures, then (up to 10 migrations) an exact search for a safe serial
 //! order grouped into parallel steps, and only then pivots.
 //!
 //! # Work units
 //!
 //! One work unit is one elementary evaluation: a (VM, host) candidate tested for capacity,
 //! domain and group constraints, a host scored when ordering candidates, a knapsack or search
-//! node, a migration considered by the plan builder, and one unit per VM, host, constraint id
-//! and migration for compiling the problem and validating the plan. Units scale roughly
-//! linearly with wall time (`docs/results-placement.md` gives the measured nanoseconds per
-//! unit, about 60 to 200 ns on the benchmark machine), so drivers may model solve time from
-//! [`Outcome::work_units`]. Full mode spends its whole budget when it cannot prove its best
-//! plan optimal (or the problem unsolvable): the budget is then the solve time.
+//! node, a migration considered by the plan builder; compiling the problem and validating the
+//! plan cost `n (1 + log2 n / 4)` units for `n` VMs, hosts, constraint ids and migrations (they
+//! use ordered maps). Units track wall time within a factor of about three
+//! (`docs/results-placement.md`: 9 to 35 ns per unit on the benchmark machine, release
+//! build), so drivers may model solve time from [`Outcome::work_units`].
+//!
+//! Full mode spends its whole budget when it finds no plan and cannot prove the problem
+//! unsolvable: the budget is then the solve time. Repair mode on a whole cluster needs
+//! about 10 units per VM (1.1 million for 10,000 hosts and 100,000 VMs): give it a budget to
+//! match, the default suits partitions.
 //!
 //! # Layout
 //!
@@ -144,6 +152,11 @@ pub struct Outcome {
     pub work_units: u64,
 }
 
+/// Wall time of one work unit measured by the benchmark on the team's 2-core VM (release build,
+/// typical partitions; 9 to 35 ns across cases, see `docs/results-placement.md`). Drivers that
+/// model solve time from [`Outcome::work_units`] may use it as their factor.
+pub const MEASURED_NS_PER_WORK_UNIT: u64 = 20;
+
 /// The default cap on migrations a host takes part in (in or out) during one step.
 pub const DEFAULT_MAX_PER_HOST: usize = 2;
 
@@ -176,7 +189,9 @@ pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) ->
         }
         // The validator's own work, charged after the fact (it always runs).
         let moves = plan.migrations().count();
-        work.tick((problem.vms.len() + problem.hosts.len() + 2 * moves) as u64);
+        work.tick(map_work(
+            problem.vms.len() + problem.hosts.len() + 2 * moves,
+        ));
         match validate_plan(problem, &plan, plan_opts.max_per_host) {
             Ok(()) => Ok(plan),
             Err(e) => Err(Unsolvable::Invalid {
@@ -197,7 +212,7 @@ fn solve_inner(
     work: &mut Work,
 ) -> Result<Plan, Unsolvable> {
     let members: usize = problem.constraints.iter().map(constraint_size).sum();
-    work.tick((problem.vms.len() + problem.hosts.len() + members) as u64);
+    work.tick(map_work(problem.vms.len() + problem.hosts.len() + members));
     let m = Model::compile(problem)?;
     let violating = m.violating_hosts();
     if violating.is_empty() {
@@ -266,6 +281,14 @@ fn blame(
         host,
         constraint: hi - 1,
     })
+}
+
+/// Work units for `n` operations on ordered maps of `n` entries (compiling the problem,
+/// validating the plan): `n (1 + log2(n) / 4)`, so that units keep tracking wall time when
+/// the maps outgrow the caches on whole clusters.
+fn map_work(n: usize) -> u64 {
+    let n = n as u64;
+    n + n * u64::from(n.max(1).ilog2()) / 4
 }
 
 /// How many ids a constraint lists (its share of the compile work).

@@ -8,6 +8,7 @@
 //! cluster-wide constraints to a partition that holds only some of their VMs and hosts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use dvms_core::model::{Constraint, NodeId, Problem, Unsolvable, VmId};
 
@@ -47,8 +48,10 @@ pub(crate) struct Vm {
 /// A VM's allowed hosts, with the constraint that last restricted them.
 #[derive(Clone, Debug)]
 pub(crate) struct Domain {
-    /// Allowed hosts, by index.
-    pub(crate) allowed: Vec<bool>,
+    /// Allowed hosts, by index; shared by the VMs of one constraint until another constraint
+    /// restricts some of them further (so a cluster-wide constraint costs one host vector, not
+    /// one per VM).
+    pub(crate) allowed: Arc<Vec<bool>>,
     /// Index of a restricting constraint (for unsolvable reasons).
     pub(crate) by: usize,
 }
@@ -174,7 +177,7 @@ impl Model {
                     hosts: hs,
                 } => {
                     let banned = host_set(hs);
-                    let allowed: Vec<bool> = banned.iter().map(|b| !b).collect();
+                    let allowed: Arc<Vec<bool>> = Arc::new(banned.iter().map(|b| !b).collect());
                     for v in vm_ids(ids) {
                         model.restrict(v, &allowed, ci);
                     }
@@ -183,7 +186,7 @@ impl Model {
                     vms: ids,
                     hosts: hs,
                 } => {
-                    let allowed = host_set(hs);
+                    let allowed = Arc::new(host_set(hs));
                     for v in vm_ids(ids) {
                         model.restrict(v, &allowed, ci);
                     }
@@ -207,6 +210,7 @@ impl Model {
                         for &h in &anchors {
                             allowed[h] = true;
                         }
+                        let allowed = Arc::new(allowed);
                         for &v in &members {
                             model.restrict(v, &allowed, ci);
                         }
@@ -235,6 +239,7 @@ impl Model {
                                 union[h] |= inside;
                             }
                         }
+                        let union = Arc::new(union);
                         for &v in &members {
                             model.restrict(v, &union, ci);
                         }
@@ -247,20 +252,20 @@ impl Model {
         Ok(model)
     }
 
-    fn restrict(&mut self, v: usize, allowed: &[bool], ci: usize) {
+    fn restrict(&mut self, v: usize, allowed: &Arc<Vec<bool>>, ci: usize) {
         if self.vms[v].pinned {
             return;
         }
         match &mut self.domains[v] {
             Some(d) => {
-                for (a, &b) in d.allowed.iter_mut().zip(allowed) {
+                for (a, &b) in Arc::make_mut(&mut d.allowed).iter_mut().zip(allowed.iter()) {
                     *a &= b;
                 }
                 d.by = ci;
             }
             slot @ None => {
                 *slot = Some(Domain {
-                    allowed: allowed.to_vec(),
+                    allowed: Arc::clone(allowed),
                     by: ci,
                 });
             }
@@ -417,5 +422,101 @@ impl State {
             self.moved_mem -= vm.mem;
             self.moves -= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, Resources, Thresholds, VmSpec};
+
+    use super::*;
+
+    fn problem(constraints: Vec<Constraint>, pinned: &[u64]) -> Problem {
+        let host = |i| HostSpec {
+            id: NodeId(i),
+            capacity: Resources::new(7000, 8192),
+            thresholds: Thresholds::default(),
+        };
+        let vm = |i, h| VmSpec {
+            id: VmId(i),
+            host: NodeId(h),
+            demand: Resources::new(100, 512),
+            migratable: !pinned.contains(&i),
+        };
+        Problem {
+            hosts: vec![host(0), host(1), host(2)],
+            vms: vec![vm(0, 0), vm(1, 0), vm(2, 1)],
+            constraints,
+        }
+    }
+
+    #[test]
+    fn a_pinned_vm_on_a_banned_host_is_not_a_violation() {
+        let ban = || {
+            vec![Constraint::Ban {
+                vms: vec![VmId(0)],
+                hosts: vec![NodeId(0)],
+            }]
+        };
+        assert_eq!(
+            Model::compile(&problem(ban(), &[0]))
+                .expect("valid")
+                .violating_hosts(),
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            Model::compile(&problem(ban(), &[]))
+                .expect("valid")
+                .violating_hosts(),
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn a_broken_spread_flags_its_hosts_unless_only_pinned_members_share() {
+        let spread = || {
+            vec![Constraint::Spread {
+                vms: vec![VmId(0), VmId(1), VmId(2)],
+            }]
+        };
+        assert_eq!(
+            Model::compile(&problem(spread(), &[]))
+                .expect("valid")
+                .violating_hosts(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            Model::compile(&problem(spread(), &[0, 1]))
+                .expect("valid")
+                .violating_hosts(),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn an_unrepairable_gather_becomes_a_domain() {
+        let gather = vec![Constraint::Gather {
+            vms: vec![VmId(0), VmId(1), VmId(2)],
+        }];
+        // v0 (host 0) and v2 (host 1) are pinned: v1 may stay on host 0 or join host 1.
+        let m = Model::compile(&problem(gather, &[0, 2])).expect("valid");
+        assert!(m.groups.is_empty());
+        assert!(m.allowed(1, 0) && m.allowed(1, 1) && !m.allowed(1, 2));
+        assert_eq!(m.violating_hosts(), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn unknown_ids_in_constraints_are_ignored_and_duplicates_rejected() {
+        let c = vec![Constraint::Fence {
+            vms: vec![VmId(0), VmId(42)],
+            hosts: vec![NodeId(0), NodeId(42)],
+        }];
+        assert!(Model::compile(&problem(c, &[])).is_ok());
+        let mut p = problem(vec![], &[]);
+        p.vms[1].id = VmId(0);
+        assert!(matches!(
+            Model::compile(&p),
+            Err(Unsolvable::Invalid { .. })
+        ));
     }
 }

@@ -375,3 +375,71 @@ fn frac(free: u64, limit: u64) -> u64 {
         .checked_div(limit)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, NodeId, Problem, Resources, Thresholds, VmId, VmSpec};
+
+    use super::*;
+    use crate::validate_plan;
+
+    /// Hosts of the given memory (CPU is ample), VMs as (host, memory).
+    fn problem(hosts: &[u64], vms: &[(u64, u64)]) -> Problem {
+        Problem {
+            hosts: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, &mem)| HostSpec {
+                    id: NodeId(i as u64),
+                    capacity: Resources::new(100_000, mem),
+                    thresholds: Thresholds::default(),
+                })
+                .collect(),
+            vms: vms
+                .iter()
+                .enumerate()
+                .map(|(i, &(host, mem))| VmSpec {
+                    id: VmId(i as u64),
+                    host: NodeId(host),
+                    demand: Resources::new(100, mem),
+                    migratable: true,
+                })
+                .collect(),
+            constraints: vec![],
+        }
+    }
+
+    #[test]
+    fn an_early_arrival_that_would_deadlock_waits() {
+        // x: a->b, w: b->c, z: c->b. Greedy runs x first and fills b; z must go first.
+        let p = problem(&[2, 4, 2], &[(0, 2), (1, 2), (2, 2)]);
+        let m = Model::compile(&p).expect("valid");
+        let plan = build(&m, &[1, 2, 1], 2, &mut Work::new(10_000)).expect("a plan");
+        assert_eq!(validate_plan(&p, &plan, 2), Ok(()));
+        assert_eq!(plan.migrations().count(), 3, "no pivot needed: {plan:?}");
+        assert_eq!(plan.steps[0][0].vm, VmId(2));
+    }
+
+    #[test]
+    fn a_swap_goes_through_a_pivot() {
+        let p = problem(&[2, 2, 2], &[(0, 2), (1, 2)]);
+        let m = Model::compile(&p).expect("valid");
+        let plan = build(&m, &[1, 0], 2, &mut Work::new(10_000)).expect("a plan");
+        assert_eq!(validate_plan(&p, &plan, 2), Ok(()));
+        assert_eq!(plan.migrations().count(), 3);
+    }
+
+    #[test]
+    fn a_swap_without_room_has_no_plan() {
+        let p = problem(&[2, 2], &[(0, 2), (1, 2)]);
+        let m = Model::compile(&p).expect("valid");
+        assert_eq!(
+            build(&m, &[1, 0], 2, &mut Work::new(10_000)),
+            Err(PlanFail::NoPivot)
+        );
+        assert_eq!(
+            build(&m, &[1, 0], 2, &mut Work::new(1)),
+            Err(PlanFail::Budget)
+        );
+    }
+}

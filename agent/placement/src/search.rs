@@ -5,8 +5,16 @@
 //! its limits is pruned at once. The bound adds, per violating host, the memory and number of
 //! VMs that must still leave it; identical unconstrained VMs of one host are decided in a fixed
 //! order (symmetry breaking). A plan is built at every improving leaf: a placement whose plan
-//! needs a pivot that does not exist is skipped. A second search also lets the healthy hosts'
-//! VMs move (to make room) when the first finds nothing, or on small problems.
+//! needs a pivot that does not exist is skipped. A room relaxation (the VMs still to place
+//! need no more than the room of the hosts that can take the smallest of them) prunes tight
+//! packings.
+//!
+//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host; if that finds nothing,
+//! a packing search over every movable VM (largest first, healthy destinations first, stopping
+//! at the first plan, backjumping past decisions unrelated to a plan's deadlock) with half the
+//! remaining budget; then, if there is still no plan or the problem is small, a complete search
+//! over every movable VM. An incumbent that does not improve for [`STALL_UNITS`] ends the
+//! search.
 
 use std::cmp::Reverse;
 
@@ -20,6 +28,11 @@ use crate::work::Work;
 
 /// Problems with at most this many VMs get the second search even when the first succeeds.
 const SMALL_PROBLEM_VMS: usize = 32;
+
+/// The branch and bound gives up improving an incumbent after this many work units without
+/// improvement (or as many as it took to find it, if more): a proof of optimality that long
+/// in coming rarely pays (measured in `docs/results-placement.md`).
+const STALL_UNITS: u64 = 100_000;
 
 /// Search nodes allowed to the exact eviction bound of a host at each search node.
 const DYNAMIC_KEEP_NODES: u64 = 64;
@@ -37,14 +50,23 @@ struct Incumbent {
     best: Option<(Cost, Plan)>,
     /// A leaf's plan needed a pivot that did not exist.
     no_pivot: bool,
+    /// Work units spent when the incumbent last improved.
+    improved_at: u64,
 }
 
 impl Incumbent {
-    fn offer(&mut self, plan: Plan) {
+    fn offer(&mut self, plan: Plan, work: &Work) {
         let c = plan_cost(&plan);
         if self.best.as_ref().is_none_or(|(b, _)| c < *b) {
             self.best = Some((c, plan));
+            self.improved_at = work.used;
         }
+    }
+
+    /// True when the search has gone on long without improving the incumbent: at least
+    /// [`STALL_UNITS`] and as long again as it took to find it.
+    fn stalled(&self, work: &Work) -> bool {
+        self.best.is_some() && work.used - self.improved_at > STALL_UNITS.max(self.improved_at)
     }
     fn cost(&self) -> Option<Cost> {
         self.best.as_ref().map(|(c, _)| *c)
@@ -62,7 +84,7 @@ pub(crate) fn full(
     let mut inc = Incumbent::default();
     let greedy_err = match greedy::repair_and_plan(m, &movable, violating, max_per_host, work) {
         Ok((_, p)) => {
-            inc.offer(p);
+            inc.offer(p, work);
             None
         }
         Err(e) => Some(e),
@@ -325,13 +347,13 @@ impl<'a> Search<'a> {
     fn dfs(&mut self, pos: usize, inc: &mut Incumbent, work: &mut Work) {
         let m = self.m;
         let cost = (self.st.moved_mem, self.st.moves);
-        if self.first_only && inc.best.is_some() {
+        if (self.first_only && inc.best.is_some()) || inc.stalled(work) {
             return;
         }
         if pos == self.order.len() {
             if inc.cost().is_none_or(|b| cost < b) {
                 match plan::build(m, &self.st.at, self.max_per_host, work) {
-                    Ok(p) => inc.offer(p),
+                    Ok(p) => inc.offer(p, work),
                     Err(PlanFail::NoPivot) => {
                         inc.no_pivot = true;
                         if self.first_only {

@@ -291,7 +291,12 @@ fn solver_matches_exhaustive_search_on_many_instances() {
 #[test]
 #[ignore = "diagnostic: DVMS_SEED=n prints one instance and the answer"]
 fn show_one_seed() {
-    let seed: u64 = std::env::var("DVMS_SEED").unwrap().parse().unwrap();
+    let Some(seed) = std::env::var("DVMS_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
     let mut g = Gen::new(seed);
     let hosts = 2 + g.below(5);
     let vms = hosts + g.below(13 - hosts);

@@ -113,3 +113,74 @@ fn full_mode_never_costs_more_than_repair() {
         }
     }
 }
+
+#[test]
+fn odd_problems_never_panic_and_plans_stay_safe() {
+    use dvms_core::model::{Constraint, NodeId, Resources, Thresholds, VmId};
+    for seed in 0..300u64 {
+        let mut g = Gen::new(90_000 + seed);
+        let hosts = 1 + g.below(6);
+        let vms = g.below(14);
+        let mut p = g.problem(hosts.max(2), vms, true);
+        // Odd capacities and thresholds, empty and huge VMs, ids unknown to the problem.
+        for h in &mut p.hosts {
+            if g.chance(15) {
+                h.thresholds = Thresholds {
+                    cpu_pct: g.pick(&[0, 1, 150, 255]),
+                    mem_pct: g.pick(&[0, 1, 100, 200]),
+                };
+            }
+            if g.chance(10) {
+                h.capacity = Resources::new(g.pick(&[0, 1, 100_000]), g.pick(&[0, 1, 1 << 20]));
+            }
+        }
+        for v in &mut p.vms {
+            if g.chance(10) {
+                v.demand = Resources::new(g.pick(&[0, 1, 10_000_000]), g.pick(&[0, 1, 1 << 22]));
+            }
+        }
+        if g.chance(30) {
+            p.constraints.push(Constraint::Spread {
+                vms: vec![VmId(0), VmId(0), VmId(999)],
+            });
+            p.constraints.push(Constraint::Ban {
+                vms: vec![VmId(998)],
+                hosts: vec![NodeId(997)],
+            });
+            p.constraints.push(Constraint::Among {
+                vms: vec![VmId(1)],
+                groups: vec![],
+            });
+            p.constraints.push(Constraint::Fence {
+                vms: vec![VmId(2)],
+                hosts: vec![],
+            });
+        }
+        for mode in [Mode::Full, Mode::Repair] {
+            let _ = solve_checked(&p, &opts(mode));
+        }
+    }
+}
+
+#[test]
+fn inconsistent_problems_are_invalid() {
+    let mut g = Gen::new(3);
+    let mut p = g.problem(3, 6, false);
+    p.vms[1].id = p.vms[0].id;
+    assert!(matches!(
+        solve(&p, &Options::default()).result,
+        Err(Unsolvable::Invalid { .. })
+    ));
+    let mut p = g.problem(3, 6, false);
+    p.hosts[1].id = p.hosts[0].id;
+    assert!(matches!(
+        solve(&p, &Options::default()).result,
+        Err(Unsolvable::Invalid { .. })
+    ));
+    let mut p = g.problem(3, 6, false);
+    p.vms[0].host = dvms_core::model::NodeId(77);
+    assert!(matches!(
+        solve(&p, &Options::default()).result,
+        Err(Unsolvable::Invalid { .. })
+    ));
+}
