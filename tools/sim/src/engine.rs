@@ -510,6 +510,9 @@ impl Sim {
 
     fn on_overload_change(&mut self, h: usize, over: bool) {
         let now = self.now;
+        self.metrics
+            .hash
+            .record(now, h, "overload", &[u64::from(over)]);
         if self.cfg.scheduler == Scheduler::Dvms {
             if !over {
                 if let Some(ep) = self.hosts[h].episode.take() {
@@ -555,6 +558,7 @@ impl Sim {
             return;
         }
         self.metrics.load_changes += 1;
+        self.metrics.hash.record(self.now, v, "load", &[cpu]);
         let host = &mut self.hosts[h];
         let old_sum = host.cpu;
         host.cpu = host.cpu - old + cpu;
@@ -611,7 +615,6 @@ impl Sim {
     fn on_load_change(&mut self) {
         let v = rng::below(&mut self.workload_rng, self.vms.len());
         let cpu = crate::workload::vmplaces_load(&mut self.workload_rng, &self.cfg.vmplaces);
-        self.metrics.hash.record(self.now, v, "load", &[cpu]);
         self.set_vm_load(v, cpu);
         self.schedule_load_change();
     }
