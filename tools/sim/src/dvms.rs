@@ -187,7 +187,12 @@ impl Sim {
         match out {
             Output::Send { to, msg } => self.send(h, to, msg),
             Output::Publish(summary) => {
-                let lat = self.net.params.latency;
+                // One global table: with several sites, everyone sees it at the slower latency.
+                let lat = if self.setup.sites.len() > 1 {
+                    self.net.params.inter_site_latency
+                } else {
+                    self.net.params.latency
+                };
                 self.gossip.publish(h, self.now, summary, lat);
             }
             Output::FindCandidates {

@@ -1,6 +1,6 @@
 //! The discrete-event engine: virtual time, the event queue, the host and VM model, the
-//! workload, crashes, and the run loop. Scheduler-specific handling lives in [`crate::dvms`] and
-//! [`crate::baseline`]; checks in [`crate::invariants`].
+//! workload, crashes, and the run loop. Scheduler-specific handling lives in `dvms` and
+//! `baseline`; checks in `invariants`.
 //!
 //! Time jumps from one scheduled event to the next; nodes are never ticked. Ties are broken by
 //! insertion order, so a run is a pure function of its configuration and seed.

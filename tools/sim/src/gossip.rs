@@ -2,7 +2,9 @@
 //!
 //! One global table, not a copy per receiver (100,000 hosts would make that quadratic): a host's
 //! publication at `t` becomes visible to everyone at `t + phase + latency`, where `phase` is
-//! uniform in one gossip heartbeat period (when the next heartbeat carries it). With `--loss p`,
+//! uniform in one gossip heartbeat period (when the next heartbeat carries it) and `latency` is
+//! the inter-site latency when there are several sites (the slowest receivers), else the
+//! intra-site one. With `--loss p`,
 //! a publication is missed with probability `p`, drawn once: the previous summary stays visible.
 //! A publication made while the previous one is still in flight replaces it; the visible one
 //! then stays the older until the newer arrives.

@@ -53,6 +53,8 @@ pub struct Report {
     pub migrated_mib: u64,
     /// Completed migrations between sites.
     pub inter_site_migrations: u64,
+    /// Share of completed migrations that crossed sites (0 when none completed).
+    pub inter_site_migration_share: f64,
     /// Messages sent.
     pub messages_sent: u64,
     /// Of which between sites.
@@ -142,6 +144,11 @@ impl Sim {
             migrations_failed: m.migrations_failed,
             migrated_mib: m.migrated_mib,
             inter_site_migrations: m.inter_site_migrations,
+            inter_site_migration_share: if m.migrations > 0 {
+                m.inter_site_migrations as f64 / m.migrations as f64
+            } else {
+                0.0
+            },
             messages_sent: m.messages_sent,
             inter_site_messages: m.inter_site_messages,
             gossip_published: self.gossip.published,
