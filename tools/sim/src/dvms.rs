@@ -424,7 +424,8 @@ impl Sim {
     }
 
     /// Classifies an ended event: `Solved`, `NotNeeded`, `NotWorthIt` are solved; `Unsolvable`
-    /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired.
+    /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired. (An event
+    /// whose initiator crashes before it ends is also counted expired, at the crash.)
     fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
         if self.starts.remove(&partition).is_none() {
             self.metrics.events_unmatched += 1;

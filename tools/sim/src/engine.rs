@@ -700,6 +700,17 @@ impl Sim {
                 self.end_baseline_episode(ep, false);
             }
         }
+        // The events this host initiated die with its node: they count as expired.
+        let lost: Vec<PartitionId> = self
+            .starts
+            .keys()
+            .filter(|p| p.initiator.0 == h as u64)
+            .copied()
+            .collect();
+        for p in lost {
+            self.starts.remove(&p);
+            self.metrics.events_expired += 1;
+        }
         self.refresh_host(h);
     }
 
