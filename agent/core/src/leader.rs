@@ -62,6 +62,8 @@ enum Phase {
         step: usize,
         /// Migrations of this step not yet reported.
         pending: BTreeMap<MigrationId, Migration>,
+        /// A migration of this step failed: the partition dissolves once the others report.
+        failed: bool,
     },
     /// Blocked, waiting before the next attempt (§6).
     BlockedWait,
@@ -590,9 +592,13 @@ impl Node {
             l.view.version += 1;
             node.broadcast(&l.view.members, &Msg::View { view: l.view.clone(), absorbed: None });
             match &mut l.phase {
-                Phase::Applying { plan, step, .. } => {
+                Phase::Applying { plan, step, pending, failed } => {
                     let touched = plan.steps[*step..].iter().flatten().any(|m| m.from == peer || m.to == peer);
-                    if touched { Step::Dissolve(DissolveReason::MigrationFailed) } else { Step::Stay }
+                    // A lost source never reports; the other migrations in flight must end
+                    // before the hosts are freed (§9.3).
+                    pending.retain(|_, m| m.from != peer);
+                    *failed |= touched;
+                    if *failed && pending.is_empty() { Step::Dissolve(DissolveReason::MigrationFailed) } else { Step::Stay }
                 }
                 Phase::Solving(_) => node.advance(now, l),
                 Phase::Collecting(waiting) => {
@@ -658,6 +664,7 @@ impl Node {
             plan,
             step: 0,
             pending: BTreeMap::new(),
+            failed: false,
         };
         self.start_step(now, l)
     }
@@ -668,6 +675,7 @@ impl Node {
             plan,
             step,
             pending,
+            ..
         } = &mut l.phase
         else {
             return Step::Stay;
@@ -730,15 +738,24 @@ impl Node {
             return self.ignore("stale migration report");
         }
         self.with_leader(now, |node, now, l| {
-            let Phase::Applying { step, pending, .. } = &mut l.phase else {
+            let Phase::Applying {
+                step,
+                pending,
+                failed,
+                ..
+            } = &mut l.phase
+            else {
                 return Step::Stay;
             };
             pending.remove(&migration);
-            if !ok {
-                return Step::Dissolve(DissolveReason::MigrationFailed);
-            }
+            *failed |= !ok;
             if !pending.is_empty() {
+                // The other migrations of the step are in flight: their hosts stay members until
+                // they report, so no host leaves while a VM is moving to or from it (§9.3).
                 return Step::Stay;
+            }
+            if *failed {
+                return Step::Dissolve(DissolveReason::MigrationFailed);
             }
             *step += 1;
             node.start_step(now, l)

@@ -1,8 +1,13 @@
 //! A small deterministic harness: N nodes, a message queue with fixed latency, instant gossip,
 //! a greedy test solver and a fixed-duration migration model. Larger scenarios live in dvms-sim.
+//! Optional seeded chaos (message loss, latency jitter, unreachable reports) and crash/restart
+//! support serve the stress test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
 
 use crate::model::{
     Candidate, Constraint, HostSample, LoadSummary, Migration, NodeId, Plan, Problem, QueryId,
@@ -25,18 +30,61 @@ enum Ev {
     },
     Plan {
         node: NodeId,
+        life: u64,
         id: SolveId,
         result: Result<Plan, Unsolvable>,
     },
     Candidates {
         node: NodeId,
+        life: u64,
         query: QueryId,
         list: Vec<Candidate>,
     },
     MigrationDone {
         node: NodeId,
+        life: u64,
+        dst_life: u64,
         cmd: MigrationCmd,
+        refused: bool,
     },
+    Unreachable {
+        node: NodeId,
+        life: u64,
+        peer: NodeId,
+    },
+}
+
+/// Seeded network chaos.
+pub(crate) struct Chaos {
+    pub(crate) rng: ChaCha8Rng,
+    /// Messages lost, per thousand.
+    pub(crate) loss_permille: u64,
+    /// Extra latency, uniform in `0..=jitter`.
+    pub(crate) jitter: Duration,
+    /// A message to a crashed host is reported unreachable to its sender, per thousand.
+    pub(crate) unreachable_permille: u64,
+    /// Messages between two hosts arrive in the order they were sent (jitter reorders only
+    /// across links).
+    pub(crate) fifo: bool,
+    /// The latest delivery time scheduled on each link.
+    last: BTreeMap<(NodeId, NodeId), Time>,
+}
+
+impl Chaos {
+    pub(crate) fn new(seed: u64) -> Chaos {
+        Chaos {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            loss_permille: 0,
+            jitter: Duration::ZERO,
+            unreachable_permille: 0,
+            fifo: false,
+            last: BTreeMap::new(),
+        }
+    }
+
+    fn chance(&mut self, permille: u64) -> bool {
+        permille > 0 && self.rng.next_u64() % 1000 < permille
+    }
 }
 
 pub(crate) struct Cluster {
@@ -52,11 +100,27 @@ pub(crate) struct Cluster {
     pub(crate) latency: Duration,
     pub(crate) migration_time: Duration,
     pub(crate) fail_migrations: bool,
+    /// Migrations of this VM fail at once (the hypervisor refuses them).
+    pub(crate) fail_vm: Option<VmId>,
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Every event with its time and node.
     pub(crate) events: Vec<(Time, NodeId, Event)>,
     /// Every message sent, for assertions.
     pub(crate) sent: Vec<(NodeId, NodeId, &'static str)>,
+    /// Seeded network chaos, off unless set.
+    pub(crate) chaos: Option<Chaos>,
+    /// How many times each host was (re)started; outputs of an older life are dropped.
+    lives: Vec<u64>,
+    /// Index into `events` where each host's current life began.
+    pub(crate) life_began: Vec<usize>,
+    /// Migrations started by a source whose own view did not hold both itself and the
+    /// destination under the command's partition id.
+    pub(crate) bad_migrations: Vec<String>,
+    /// Migrations started towards a destination that did not itself believe it was a member of
+    /// the command's partition.
+    pub(crate) foreign_destinations: Vec<String>,
+    /// Events processed since the start.
+    pub(crate) steps: u64,
 }
 
 impl Cluster {
@@ -96,9 +160,16 @@ impl Cluster {
             latency: Duration::from_millis(1),
             migration_time: Duration::from_millis(100),
             fail_migrations: false,
+            fail_vm: None,
             cut: BTreeSet::new(),
             events: Vec::new(),
             sent: Vec::new(),
+            chaos: None,
+            lives: vec![0; n],
+            life_began: vec![0; n],
+            bad_migrations: Vec::new(),
+            foreign_destinations: Vec::new(),
+            steps: 0,
         };
         for i in 0..n {
             c.resample(NodeId(i as u64));
@@ -141,9 +212,31 @@ impl Cluster {
         match out {
             Output::Send { to, msg } => {
                 self.sent.push((from, to, msg.kind()));
-                let lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
-                if !lost {
-                    self.schedule(self.now + self.latency, Ev::Deliver { from, to, msg });
+                let mut lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
+                let mut at = self.now + self.latency;
+                let down = self.nodes[to.0 as usize].is_none();
+                let mut report = false;
+                if let Some(ch) = self.chaos.as_mut() {
+                    lost |= ch.chance(ch.loss_permille);
+                    let j = u64::try_from(ch.jitter.as_micros()).expect("small");
+                    at = at + Duration::from_micros(ch.rng.next_u64() % (j + 1));
+                    if ch.fifo {
+                        let last = ch.last.entry((from, to)).or_insert(at);
+                        at = at.max(*last);
+                        *last = at;
+                    }
+                    report = down && ch.chance(ch.unreachable_permille);
+                }
+                if report {
+                    let life = self.lives[from.0 as usize];
+                    let ev = Ev::Unreachable {
+                        node: from,
+                        life,
+                        peer: to,
+                    };
+                    self.schedule(at + self.latency, ev);
+                } else if !lost {
+                    self.schedule(at, Ev::Deliver { from, to, msg });
                 }
             }
             Output::Publish(s) => self.gossip[from.0 as usize] = Some(s),
@@ -170,6 +263,7 @@ impl Cluster {
                     self.now,
                     Ev::Candidates {
                         node: from,
+                        life: self.lives[from.0 as usize],
                         query,
                         list,
                     },
@@ -181,18 +275,57 @@ impl Cluster {
                     self.now + Duration::from_millis(2),
                     Ev::Plan {
                         node: from,
+                        life: self.lives[from.0 as usize],
                         id,
                         result,
                     },
                 );
             }
             Output::Migrate(cmd) => {
+                self.check_migration_start(from, cmd);
+                let (life, dst_life) = (self.lives[from.0 as usize], self.lives[cmd.to.0 as usize]);
+                let refused = self.fail_vm == Some(cmd.vm);
+                let after = if refused {
+                    self.latency
+                } else {
+                    self.migration_time
+                };
                 self.schedule(
-                    self.now + self.migration_time,
-                    Ev::MigrationDone { node: from, cmd },
+                    self.now + after,
+                    Ev::MigrationDone {
+                        node: from,
+                        life,
+                        dst_life,
+                        cmd,
+                        refused,
+                    },
                 );
             }
             Output::Event(ev) => self.events.push((self.now, from, ev)),
+        }
+    }
+
+    /// Records a migration whose source or destination is not in the command's partition.
+    fn check_migration_start(&mut self, src: NodeId, cmd: MigrationCmd) {
+        let in_partition = |n: Option<&Node>, who: NodeId| {
+            n.and_then(Node::partition)
+                .is_some_and(|v| v.id == cmd.partition && v.contains(who))
+        };
+        let src_node = self.nodes[src.0 as usize].as_ref();
+        if !(in_partition(src_node, src) && in_partition(src_node, cmd.to)) {
+            let view = src_node.and_then(Node::partition);
+            self.bad_migrations.push(format!(
+                "t={:?} {src} -> {} for {}: source view {view:?}",
+                self.now, cmd.to, cmd.partition
+            ));
+        }
+        let dst_node = self.nodes[cmd.to.0 as usize].as_ref();
+        if !in_partition(dst_node, cmd.to) {
+            let view = dst_node.and_then(Node::partition);
+            self.foreign_destinations.push(format!(
+                "t={:?} {src} -> {} for {}: destination view {view:?}",
+                self.now, cmd.to, cmd.partition
+            ));
         }
     }
 
@@ -224,6 +357,29 @@ impl Cluster {
     pub(crate) fn crash(&mut self, host: u64) {
         self.nodes[host as usize] = None;
         self.armed[host as usize] = None;
+        self.lives[host as usize] += 1;
+        if std::env::var("STRESS_TRACE").is_ok() {
+            eprintln!("{:?} n{host} CRASH", self.now);
+        }
+    }
+
+    /// Restarts a crashed host: a fresh node (new seed) with a fresh sample.
+    pub(crate) fn restart(&mut self, host: u64, seed: u64) {
+        let i = host as usize;
+        assert!(self.nodes[i].is_none(), "restart of a live host");
+        self.lives[i] += 1;
+        self.life_began[i] = self.events.len();
+        if std::env::var("STRESS_TRACE").is_ok() {
+            eprintln!("{:?} n{host} RESTART", self.now);
+        }
+        let node = Node::new(NodeId(host), self.cfg.clone(), seed, self.now);
+        self.nodes[i] = Some(node);
+        self.resample(NodeId(host));
+    }
+
+    /// All hosts, live or crashed.
+    pub(crate) fn size(&self) -> usize {
+        self.nodes.len()
     }
 
     /// Tells `to` that `peer` is unreachable (the overlay noticed).
@@ -257,6 +413,21 @@ impl Cluster {
         self.now = until;
     }
 
+    /// Processes the next event if it is due at or before `until`; false when none is.
+    pub(crate) fn step_until(&mut self, until: Time) -> bool {
+        let Some((&(at, seq), _)) = self.queue.first_key_value() else {
+            return false;
+        };
+        if at > until {
+            return false;
+        }
+        let ev = self.queue.remove(&(at, seq)).expect("key just seen");
+        self.now = at;
+        self.steps += 1;
+        self.apply(ev);
+        true
+    }
+
     /// Runs for `d` more.
     pub(crate) fn run_for(&mut self, d: Duration) {
         self.run_until(self.now + d);
@@ -272,18 +443,46 @@ impl Cluster {
                 self.armed[node.0 as usize] = None;
                 self.with_node(node, |n| n.handle_timeout(now));
             }
-            Ev::Plan { node, id, result } => {
+            Ev::Plan {
+                node,
+                life,
+                id,
+                result,
+            } if self.lives[node.0 as usize] == life => {
                 self.with_node(node, |n| n.handle_plan(now, id, result));
             }
-            Ev::Candidates { node, query, list } => {
+            Ev::Candidates {
+                node,
+                life,
+                query,
+                list,
+            } if self.lives[node.0 as usize] == life => {
                 self.with_node(node, |n| n.handle_candidates(now, query, list));
             }
-            Ev::MigrationDone { node, cmd } => self.finish_migration(node, cmd),
+            Ev::Unreachable { node, life, peer } if self.lives[node.0 as usize] == life => {
+                self.with_node(node, |n| n.handle_unreachable(now, peer));
+            }
+            Ev::MigrationDone {
+                node,
+                life,
+                dst_life,
+                cmd,
+                refused,
+            } if self.lives[node.0 as usize] == life => {
+                let ok = !refused && self.lives[cmd.to.0 as usize] == dst_life;
+                self.finish_migration(node, cmd, ok);
+            }
+            // The host crashed since: its pending answers are lost, its migrations did not
+            // happen (the VM stays on the crashed source).
+            Ev::Plan { .. }
+            | Ev::Candidates { .. }
+            | Ev::Unreachable { .. }
+            | Ev::MigrationDone { .. } => {}
         }
     }
 
-    fn finish_migration(&mut self, src: NodeId, cmd: MigrationCmd) {
-        let dst_up = self.nodes[cmd.to.0 as usize].is_some();
+    fn finish_migration(&mut self, src: NodeId, cmd: MigrationCmd, possible: bool) {
+        let dst_up = possible && self.nodes[cmd.to.0 as usize].is_some();
         let outcome = if dst_up && !self.fail_migrations {
             let vms = &mut self.hosts[src.0 as usize].vms;
             let k = vms

@@ -416,3 +416,32 @@ fn members_see_finishing_before_migrations() {
         assert_eq!(state, Some(PartitionState::Finishing), "host {i}");
     }
 }
+
+// Reference: protocol.md §9.3 (a failed migration ends the plan, but the partition dissolves only
+// once the other migrations of the step have reported: no host is freed while a VM moves).
+#[test]
+fn failed_migration_waits_for_the_others_in_flight_before_dissolving() {
+    // Host 0 sheds two 300-milli VMs in one step; the first fails at once, the second takes 2 s.
+    let mut c = Cluster::new(&[&[500, 300, 300, 300], &[50], &[50]], Config::default());
+    c.fail_vm = Some(crate::model::VmId(2));
+    c.migration_time = secs(2);
+    c.run_for(secs(6));
+    let at = |f: &dyn Fn(&Event) -> bool| {
+        c.events
+            .iter()
+            .find(|(_, _, e)| f(e))
+            .map(|(t, _, _)| *t)
+            .expect("event seen")
+    };
+    let failed = at(&|e| matches!(e, Event::MigrationFinished { ok: false, .. }));
+    let moved = at(&|e| matches!(e, Event::MigrationFinished { ok: true, .. }));
+    let dissolved = at(&|e| matches!(e, Event::Dissolved { .. }));
+    assert!(failed < moved, "the refusal comes first");
+    assert!(
+        dissolved >= moved,
+        "dissolved at {dissolved:?}, vm still moving until {moved:?}"
+    );
+    assert_eq!(ended(&c, 0), vec![DissolveReason::MigrationFailed]);
+    assert_eq!(c.placement().len(), 6, "no vm lost or duplicated");
+    assert!(c.busy_hosts().is_empty());
+}
