@@ -155,6 +155,31 @@ impl Node {
                 version: view.version,
             },
         );
+        // A lost `Migrate` or `MigrateDone` must not stall the plan until `migrate_timeout`:
+        // re-send the unreported ones; sources answer duplicates idempotently (§9.2).
+        let resend: Vec<(NodeId, Msg)> = match &self.role {
+            Role::Leader(l) => match &l.phase {
+                Phase::Applying { pending, .. } => pending
+                    .iter()
+                    .filter(|(_, m)| m.from != self.id)
+                    .map(|(&migration, m)| {
+                        let msg = Msg::Migrate {
+                            partition: view.id,
+                            migration,
+                            vm: m.vm,
+                            to: m.to,
+                            mem_mib: m.mem_mib,
+                        };
+                        (m.from, msg)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        for (to, msg) in resend {
+            self.send(to, msg);
+        }
         self.timers.set(Timer::Renew, now + self.cfg.renew_period);
     }
 

@@ -59,11 +59,17 @@ pub struct Node {
     next_local: u64,
     /// Migrations this host runs as their source, by id.
     pub(crate) running: BTreeMap<MigrationId, Running>,
+    /// The outcomes of the last migrations this host ran for a leader, oldest first, to answer
+    /// a re-sent `Migrate` whose report was lost (§9.2); at most [`REPORTED_KEPT`].
+    reported: VecDeque<(MigrationId, PartitionId, bool)>,
     /// The last summary published, and when.
     published: Option<(LoadSummary, Time)>,
     /// The event this host initiated, until it ends.
     pub(crate) own_event: Option<OwnEvent>,
 }
+
+/// How many migration outcomes a source remembers for re-sent requests.
+const REPORTED_KEPT: usize = 16;
 
 /// The event a host initiated: it ends when the partition carrying it (its own, or the one that
 /// absorbed it) dissolves.
@@ -131,6 +137,7 @@ impl Node {
             next_seq,
             next_local: 0,
             running: BTreeMap::new(),
+            reported: VecDeque::new(),
             published: None,
             own_event: None,
         }
@@ -561,6 +568,10 @@ impl Node {
         if run.leader == self.id {
             self.leader_on_migrate_done(now, self.id, cmd.partition, id, ok);
         } else {
+            if self.reported.len() >= REPORTED_KEPT {
+                self.reported.pop_front();
+            }
+            self.reported.push_back((id, cmd.partition, ok));
             self.send(
                 run.leader,
                 Msg::MigrateDone {
@@ -574,7 +585,24 @@ impl Node {
 
     /// A leader asks this host to migrate one of its VMs (`docs/protocol.md` §9).
     pub(crate) fn on_migrate_request(&mut self, now: Time, from: NodeId, cmd: MigrationCmd) {
-        let _ = now;
+        // The leader re-sends unreported migrations (§9.2): one under way will report by
+        // itself, one already finished reports its outcome again.
+        let same = |id: MigrationId, p: PartitionId| id == cmd.id && p == cmd.partition;
+        if self
+            .running
+            .values()
+            .any(|r| same(r.cmd.id, r.cmd.partition))
+        {
+            return self.ignore("duplicate migration request");
+        }
+        if let Some(&(_, _, ok)) = self.reported.iter().find(|r| same(r.0, r.1)) {
+            let done = Msg::MigrateDone {
+                partition: cmd.partition,
+                migration: cmd.id,
+                ok,
+            };
+            return self.send(from, done);
+        }
         let member_of = self
             .partition()
             .is_some_and(|v| v.id == cmd.partition && v.leader == from);

@@ -100,6 +100,8 @@ pub(crate) struct Cluster {
     pub(crate) latency: Duration,
     pub(crate) migration_time: Duration,
     pub(crate) fail_migrations: bool,
+    /// The next message of each of these kinds is lost (each entry once).
+    pub(crate) drop_once: Vec<&'static str>,
     /// Migrations of this VM fail at once (the hypervisor refuses them).
     pub(crate) fail_vm: Option<VmId>,
     cut: BTreeSet<(NodeId, NodeId)>,
@@ -161,6 +163,7 @@ impl Cluster {
             migration_time: Duration::from_millis(100),
             fail_migrations: false,
             fail_vm: None,
+            drop_once: Vec::new(),
             cut: BTreeSet::new(),
             events: Vec::new(),
             sent: Vec::new(),
@@ -213,6 +216,10 @@ impl Cluster {
             Output::Send { to, msg } => {
                 self.sent.push((from, to, msg.kind()));
                 let mut lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
+                if let Some(k) = self.drop_once.iter().position(|&k| k == msg.kind()) {
+                    self.drop_once.remove(k);
+                    lost = true;
+                }
                 let mut at = self.now + self.latency;
                 let down = self.nodes[to.0 as usize].is_none();
                 let mut report = false;

@@ -445,3 +445,22 @@ fn failed_migration_waits_for_the_others_in_flight_before_dissolving() {
     assert_eq!(c.placement().len(), 6, "no vm lost or duplicated");
     assert!(c.busy_hosts().is_empty());
 }
+
+// Reference: protocol.md §9.2 (the leader re-sends unreported migrations with its renewals; the
+// source answers a duplicate idempotently), so a lost message does not stall the plan until
+// `migrate_timeout`.
+#[test]
+fn lost_migrate_or_report_is_resent_and_the_vm_moves_once() {
+    for lost in ["migrate", "migrate_done"] {
+        let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
+        c.drop_once = vec![lost];
+        c.run_for(secs(10));
+        assert!(c.drop_once.is_empty(), "{lost}: a message was dropped");
+        assert_eq!(ended(&c, 0), vec![DissolveReason::Solved], "{lost}");
+        let moved = c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. }));
+        assert_eq!(moved, 1, "{lost}: the vm moved once");
+        assert_eq!(c.placement().len(), 3);
+        assert!(c.overloaded().is_empty());
+        assert!(c.busy_hosts().is_empty());
+    }
+}

@@ -142,13 +142,7 @@ fn run_seed(seed: u64) {
         .collect();
     let refs: Vec<&[u64]> = loads.iter().map(Vec::as_slice).collect();
     let vms: usize = loads.iter().map(Vec::len).sum();
-    // A lost `Migrate` or `MigrateDone` stalls a partition until `migrate_timeout` (300 s by
-    // default, longer than the quiet period): keep it short here.
-    let cfg = Config {
-        migrate_timeout: Duration::from_secs(10),
-        ..Config::default()
-    };
-    let mut c = Cluster::new(&refs, cfg);
+    let mut c = Cluster::new(&refs, Config::default());
     // Even seeds run without message loss, where the strict invariants must hold.
     let lossy = seed % 2 == 1;
     let mut chaos = Chaos::new(seed);
