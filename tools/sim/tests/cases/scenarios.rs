@@ -142,3 +142,14 @@ fn baselines_run_scenarios_too() {
         assert_eq!(r.scheduler, s.name());
     }
 }
+
+#[test]
+fn scenarios_are_deterministic() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/merge_nested.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let a = dvms_sim::run_scenario(&text, None, false).unwrap();
+    let b = dvms_sim::run_scenario(&text, None, false).unwrap();
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!(a.final_placement, b.final_placement);
+}
