@@ -185,11 +185,12 @@ impl Node {
                 self.arm_lease(now, &view);
             }
             Role::Member(view) if view.id == id => self.ignore("stale renewal"),
-            Role::Free => {
-                // The leader still counts me: tell it I left (§7).
+            Role::Leader(l) if l.view.id == id => self.ignore("stale renewal"),
+            Role::Free | Role::Reserved { .. } | Role::Member(_) | Role::Leader(_) => {
+                // The leader still counts me but I left (lease, restart), perhaps for another
+                // partition: tell it, so it neither waits for me nor plans with me (§7.5).
                 self.send(from, Msg::Leave { partition: id });
             }
-            _ => self.ignore("renewal for another partition"),
         }
     }
 

@@ -420,6 +420,12 @@ impl Cluster {
         self.now = until;
     }
 
+    /// Delivers messages between `a` and `b` again.
+    pub(crate) fn uncut(&mut self, a: u64, b: u64) {
+        self.cut.remove(&(NodeId(a), NodeId(b)));
+        self.cut.remove(&(NodeId(b), NodeId(a)));
+    }
+
     /// Processes the next event if it is due at or before `until`; false when none is.
     pub(crate) fn step_until(&mut self, until: Time) -> bool {
         let Some((&(at, seq), _)) = self.queue.first_key_value() else {

@@ -464,3 +464,41 @@ fn lost_migrate_or_report_is_resent_and_the_vm_moves_once() {
         assert!(c.busy_hosts().is_empty());
     }
 }
+
+// Reference: protocol.md §7.5 (a host that is no longer in a partition answers its renewals with
+// `Leave`, also when it has joined another partition meanwhile).
+#[test]
+fn member_that_moved_to_another_partition_is_dropped_by_its_old_leader() {
+    // P: host 0 overloaded; host 2 (spare CPU, no memory) joins first, then host 1, which leads
+    // and applies a long migration 0 -> 1. Host 2 is cut from host 1, its lease runs out, and it
+    // joins Q (host 3's overload) before the link heals.
+    let mut c = Cluster::new(
+        &[&[600, 600], &[200], &[100], &[300, 300], &[300]],
+        Config::default(),
+    );
+    c.set_vm(2, 0, 100, 9500);
+    c.migration_time = secs(20);
+    c.run_until(Time::from_secs(3));
+    let p = c.node(NodeId(1)).and_then(|n| n.partition()).cloned();
+    let p = p.expect("host 1 leads P");
+    assert!(p.leader == NodeId(1) && p.contains(NodeId(2)), "{p:?}");
+    assert_eq!(p.state, PartitionState::Finishing);
+    c.cut(1, 2);
+    c.run_for(secs(4));
+    assert!(!c.node(NodeId(2)).expect("up").is_busy(), "lease ran out");
+    c.set_load(3, 0, 600);
+    c.set_load(3, 1, 600);
+    c.run_for(secs(3));
+    let q = c.node(NodeId(2)).and_then(|n| n.partition()).map(|v| v.id);
+    assert!(
+        q.is_some_and(|q| q.initiator == NodeId(3)),
+        "host 2 is in Q: {q:?}"
+    );
+    c.uncut(1, 2);
+    c.run_for(secs(2));
+    let held = c
+        .node(NodeId(1))
+        .and_then(|n| n.partition())
+        .is_some_and(|v| v.contains(NodeId(2)));
+    assert!(!held, "P's leader dropped the host that moved to Q");
+}
