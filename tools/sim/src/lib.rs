@@ -8,7 +8,8 @@
 //! # Layout
 //! - [`config`]: run settings and duration parsing; [`cli`]: the command line.
 //! - [`workload`]: generated clusters, the VMPlaceS load model, PlanetLab traces.
-//! - [`engine`]: the event queue, host and VM model, workload and crash events, migrations.
+//! - [`engine`]: the event queue, host and VM model, migrations; `events`: workload and crash
+//!   events.
 //! - `dvms`: driving one `dvms_core::Node` per host; `baseline`: centralized, oracle, none.
 //! - [`net`], [`gossip`], [`keys`], [`migration`]: the models.
 //! - `invariants`: what is checked during a run; [`metrics`], [`report`]: what is measured.
@@ -29,6 +30,7 @@ pub mod workload;
 
 mod baseline;
 mod dvms;
+mod events;
 mod invariants;
 
 pub use baseline::ORACLE_HELPERS;
