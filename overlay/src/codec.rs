@@ -35,11 +35,13 @@ impl FrameCodec {
         T: AsyncRead + Unpin + Send,
     {
         let mut header = [0u8; FRAME_HEADER_LEN];
-        if let Err(e) = io.read_exact(&mut header).await {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
+        let got = read_full(io, &mut header).await?;
+        if got < FRAME_HEADER_LEN {
+            // Closing a stream without a byte is a refusal, not a malformed frame.
+            if got > 0 {
                 bump(&self.counters.frames_malformed);
             }
-            return Err(e);
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let len = wire::parse_frame_header(header).map_err(|e| {
             match e {
@@ -69,6 +71,21 @@ impl FrameCodec {
         io.write_all(&frame.0).await?;
         io.close().await
     }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the number of bytes read.
+async fn read_full<T>(io: &mut T, buf: &mut [u8]) -> io::Result<usize>
+where
+    T: AsyncRead + Unpin + Send,
+{
+    let mut got = 0;
+    while got < buf.len() {
+        match io.read(&mut buf[got..]).await? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
 }
 
 #[async_trait::async_trait]
@@ -167,10 +184,19 @@ mod tests {
                 .await
                 .is_err()
         );
+        let empty: Vec<u8> = Vec::new();
+        let r = c.read_request(&proto(), &mut Cursor::new(empty)).await;
+        assert!(r.is_err());
+        let mut short_header = wire::frame_header(10).unwrap().to_vec();
+        short_header.truncate(3);
+        let r = c
+            .read_request(&proto(), &mut Cursor::new(short_header))
+            .await;
+        assert!(r.is_err());
         let s = counters.snapshot();
         assert_eq!(s.frames_oversized, 1);
         assert_eq!(s.frames_unknown_version, 1);
-        assert_eq!(s.frames_malformed, 1);
+        assert_eq!(s.frames_malformed, 2, "empty stream is not malformed");
     }
 
     #[tokio::test]

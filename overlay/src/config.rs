@@ -23,7 +23,7 @@ pub struct Psk([u8; 32]);
 impl Psk {
     /// Wraps raw key bytes.
     #[must_use]
-    pub fn new(bytes: [u8; 32]) -> Self {
+    pub const fn new(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
@@ -99,7 +99,8 @@ pub struct Config {
     pub transport: TransportKind,
     /// Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/7946` or `/memory/0`).
     pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start; Kademlia bootstraps from whichever answer.
+    /// Peers to dial at start; Kademlia bootstraps from whichever answer. An address ending
+    /// in `/p2p/<peer id>` is also put in the routing table at once.
     pub bootstrap: Vec<Multiaddr>,
     /// Site and rack for a topology-aware key; `None` for a flat key.
     pub location: Option<Location>,
@@ -117,6 +118,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Close connections idle for this long.
     pub idle_connection_timeout: Duration,
+    /// Give up a connection whose handshake (pnet, Noise, Yamux) takes longer. A host with
+    /// the wrong pre-shared key is refused at the latest after this long: pnet itself cannot
+    /// tell a wrong key from garbage, so the handshake stalls or fails on garbage.
+    pub handshake_timeout: Duration,
     /// Gossipsub heartbeat interval.
     pub gossip_heartbeat: Duration,
     /// Minimum time between two summary publications.
@@ -146,6 +151,7 @@ impl Config {
             max_pending_outbound: 1024,
             request_timeout: Duration::from_secs(10),
             idle_connection_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
             gossip_heartbeat: Duration::from_millis(500),
             summary_min_interval: Duration::from_millis(500),
             summary_refresh: Duration::from_secs(30),
@@ -203,6 +209,7 @@ impl Config {
         let durations = [
             ("request_timeout", self.request_timeout),
             ("idle_connection_timeout", self.idle_connection_timeout),
+            ("handshake_timeout", self.handshake_timeout),
             ("gossip_heartbeat", self.gossip_heartbeat),
             ("summary_refresh", self.summary_refresh),
             ("peer_ttl", self.peer_ttl),

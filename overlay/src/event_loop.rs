@@ -35,8 +35,6 @@ use crate::{
 
 /// Upper bound on a gossipsub RPC (many envelopes plus control messages).
 const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
-/// Timeout of the transport upgrade (pnet, noise, yamux negotiation).
-const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent request-response streams per connection.
 const RR_MAX_STREAMS: usize = 128;
 /// Minimum time between two warnings of the same kind.
@@ -56,6 +54,7 @@ pub(crate) fn build_transport(
     kind: TransportKind,
     key: &Keypair,
     psk: Psk,
+    handshake_timeout: Duration,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
     let pnet = PnetConfig::new(psk.to_libp2p());
     let noise = noise::Config::new(key)?;
@@ -66,14 +65,14 @@ pub(crate) fn build_transport(
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux)
-            .timeout(UPGRADE_TIMEOUT)
+            .timeout(handshake_timeout)
             .boxed(),
         TransportKind::Memory => MemoryTransport::default()
             .and_then(move |socket, _| pnet.handshake(socket))
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux)
-            .timeout(UPGRADE_TIMEOUT)
+            .timeout(handshake_timeout)
             .boxed(),
     })
 }
@@ -130,6 +129,13 @@ pub(crate) fn build_behaviour(
         rr,
         identify,
     })
+}
+
+impl Behaviour {
+    /// Tells Kademlia (and so request-response dials) where `peer` listens.
+    pub(crate) fn add_address(&mut self, peer: &PeerId, addr: Multiaddr) {
+        self.kad.add_address(peer, addr);
+    }
 }
 
 /// Rate limit for one kind of warning: at most one per [`WARN_INTERVAL`], with a count of
@@ -335,6 +341,9 @@ impl EventLoop {
                 let _ = reply.send(self.peers.candidates(&key, &exclude, count, Instant::now()));
             }
             Command::Dial { addr, reply } => {
+                if let Some((peer, base)) = split_p2p(&addr) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, base);
+                }
                 let res = self
                     .swarm
                     .dial(addr.clone())
@@ -696,6 +705,15 @@ enum GossipReject {
     OwnMessage,
     #[error("bad envelope")]
     Envelope(#[source] wire::DecodeError),
+}
+
+/// Splits `/…/p2p/<peer>` into the peer and the address before it.
+pub(crate) fn split_p2p(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop()? {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some((peer, base)),
+        _ => None,
+    }
 }
 
 /// Listen addresses worth giving Kademlia (not unspecified `0.0.0.0`/`::`).

@@ -147,7 +147,8 @@ impl Overlay {
         let peer_id = key.public().to_peer_id();
         let counters = Arc::new(stats::Counters::default());
         let transport =
-            event_loop::build_transport(cfg.transport, &key, cfg.psk).map_err(NewError::Noise)?;
+            event_loop::build_transport(cfg.transport, &key, cfg.psk, cfg.handshake_timeout)
+                .map_err(NewError::Noise)?;
         let behaviour = event_loop::build_behaviour(&cfg, &key, counters.clone())
             .map_err(|reason| NewError::Behaviour { reason })?;
         let swarm_cfg = libp2p::swarm::Config::with_tokio_executor()
@@ -162,6 +163,9 @@ impl Overlay {
                 })?;
         }
         for addr in &cfg.bootstrap {
+            if let Some((peer, base)) = event_loop::split_p2p(addr) {
+                swarm.behaviour_mut().add_address(&peer, base);
+            }
             if let Err(error) = swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, %error, "cannot dial bootstrap peer");
             }

@@ -1,0 +1,70 @@
+//! Load summary gossip.
+
+use std::collections::BTreeSet;
+
+use dvms_overlay::{CommandError, Event, MAX_SUMMARY_LEN, PeerId};
+
+use crate::harness::{cluster, eventually};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_fans_out_to_every_node_and_reaches_candidates() {
+    let mut nodes = cluster(6, |_| None).await;
+    let author = nodes[3].peer();
+    // Not every node is connected to the author: the summary travels the gossipsub mesh.
+    nodes[3]
+        .handle
+        .publish_summary(b"load=17;free".to_vec())
+        .await
+        .unwrap();
+
+    let mut receivers = BTreeSet::new();
+    for node in nodes.iter_mut().filter(|n| n.peer() != author) {
+        let ev = node
+            .wait_event(|e| matches!(e, Event::SummaryReceived { peer, .. } if *peer == author))
+            .await;
+        let Event::SummaryReceived { summary, .. } = ev else {
+            unreachable!()
+        };
+        assert_eq!(summary, b"load=17;free");
+        let c = node.candidates(10).await;
+        let entry = c.iter().find(|c| c.peer == author).unwrap();
+        assert_eq!(entry.summary.as_deref(), Some(&b"load=17;free"[..]));
+        assert!(entry.summary_age.is_some());
+        receivers.insert(node.peer());
+    }
+    assert_eq!(receivers.len(), 5);
+    assert!(nodes[0].handle.stats().summaries_received >= 1);
+    assert_eq!(nodes[0].handle.stats().gossip_rejected, 0);
+
+    // A changed summary replaces the old one everywhere.
+    nodes[3]
+        .handle
+        .publish_summary(b"load=90;busy".to_vec())
+        .await
+        .unwrap();
+    for node in nodes.iter().filter(|n| n.peer() != author) {
+        eventually("new summary replaces the old", || async {
+            node.candidates(10)
+                .await
+                .iter()
+                .any(|c| c.peer == author && c.summary.as_deref() == Some(&b"load=90;busy"[..]))
+        })
+        .await;
+    }
+    let _: PeerId = author;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_local_summaries_are_refused() {
+    let nodes = cluster(1, |_| None).await;
+    let h = &nodes[0].handle;
+    assert!(matches!(
+        h.publish_summary(Vec::new()).await,
+        Err(CommandError::InvalidSummary { .. })
+    ));
+    assert!(matches!(
+        h.publish_summary(vec![0; MAX_SUMMARY_LEN + 1]).await,
+        Err(CommandError::InvalidSummary { .. })
+    ));
+    h.publish_summary(vec![1; MAX_SUMMARY_LEN]).await.unwrap();
+}
