@@ -469,10 +469,10 @@ impl EventLoop {
                 ..
             })) => self.handle_identified(peer_id, info),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => {
-                if let kad::Event::RoutingUpdated { peer, .. } = e {
-                    debug!(%peer, "kademlia routing updated");
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, ..
+            })) => {
+                debug!(%peer, "kademlia routing updated");
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..

@@ -42,7 +42,9 @@
 //!     }
 //! };
 //!
-//! let cfg = Config::new(psk).with_transport(TransportKind::Memory).with_bootstrap(addr);
+//! // With `/p2p/<id>`, the client can address the server before identify completes.
+//! let bootstrap = format!("{addr}/p2p/{}", server.local_peer_id()).parse()?;
+//! let cfg = Config::new(psk).with_transport(TransportKind::Memory).with_bootstrap(bootstrap);
 //! let (client, _client_events, client_loop) = Overlay::new(cfg)?;
 //! tokio::spawn(client_loop.run());
 //!
@@ -138,6 +140,10 @@ impl Overlay {
     ///
     /// # Errors
     /// See [`NewError`]. Unreachable bootstrap peers are not an error (they are logged).
+    #[expect(
+        clippy::new_ret_no_self,
+        reason = "libp2p file-sharing pattern: new returns handle, events and loop"
+    )]
     pub fn new(cfg: Config) -> Result<(Handle, mpsc::Receiver<Event>, EventLoop), NewError> {
         cfg.validate().map_err(NewError::Config)?;
         let key = match &cfg.identity {
@@ -183,3 +189,6 @@ impl Overlay {
         Ok((handle, ev_rx, event_loop))
     }
 }
+
+#[cfg(test)]
+mod tests;
