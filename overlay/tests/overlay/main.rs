@@ -3,7 +3,10 @@
 //! One test binary (STYLE 3.11). Every wait is bounded by a deadline; nothing sleeps to wait
 //! for a condition.
 
-#[allow(clippy::unwrap_used, reason = "test harness: a failed setup is a failed test")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "test harness: a failed setup is a failed test"
+)]
 mod harness {
     use std::{collections::VecDeque, future::Future, time::Duration};
 
