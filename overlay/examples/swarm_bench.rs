@@ -163,22 +163,38 @@ async fn main() -> anyhow::Result<()> {
         h.publish_summary(format!("node-{i}-free").into_bytes())
             .await?;
     }
-    wait_until("every node knows every other", Duration::from_secs(60), || async {
-        for h in &nodes {
-            if h.candidates(h.local_key(), [], n).await?.len() < n - 1 {
-                return Ok(false);
+    wait_until(
+        "every node knows every other",
+        Duration::from_secs(60),
+        || async {
+            for h in &nodes {
+                if h.candidates(h.local_key(), [], n).await?.len() < n - 1 {
+                    return Ok(false);
+                }
             }
-        }
-        Ok(true)
-    })
+            Ok(true)
+        },
+    )
     .await?;
     let discovery_s = t0.elapsed().as_secs_f64();
+    if !args.json {
+        eprintln!("discovery done after {discovery_s:.3} s");
+    }
 
     // --- request round trips over warm connections ---
     let payload = vec![0xab; 64];
     for i in 0..n {
         let to = nodes[(i + 1) % n].local_peer_id();
-        nodes[i].send_request(to, payload.clone()).await?;
+        nodes[i]
+            .send_request(to, payload.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "warm-up request from node {i} to node {}; target stats {:?}",
+                    (i + 1) % n,
+                    nodes[(i + 1) % n].stats()
+                )
+            })?;
     }
     let mut rtts = Vec::with_capacity(n * args.rounds);
     for _ in 0..args.rounds {
@@ -198,10 +214,14 @@ async fn main() -> anyhow::Result<()> {
     let t_pub = Instant::now();
     nodes[0].publish_summary(PROBE.to_vec()).await?;
     let need = ((n - 1) as f64 * 0.99).ceil() as usize;
-    wait_until("probe reaches 99 % of nodes", Duration::from_secs(60), || async {
-        let a = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-        Ok(a.iter().filter(|x| x.is_some()).count() >= need)
-    })
+    wait_until(
+        "probe reaches 99 % of nodes",
+        Duration::from_secs(60),
+        || async {
+            let a = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            Ok(a.iter().filter(|x| x.is_some()).count() >= need)
+        },
+    )
     .await?;
     let mut delays: Vec<f64> = arrivals
         .lock()
@@ -211,7 +231,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|t| t.saturating_duration_since(t_pub).as_secs_f64())
         .collect();
     delays.sort_by(f64::total_cmp);
-    let gossip_p99_s = delays.get(need.saturating_sub(1)).copied().unwrap_or(f64::NAN);
+    let gossip_p99_s = delays
+        .get(need.saturating_sub(1))
+        .copied()
+        .unwrap_or(f64::NAN);
 
     let rss_after = rss_kib()?;
     let rss_per_node_mib = rss_after.saturating_sub(rss_before) as f64 / 1024.0 / n as f64;
@@ -233,7 +256,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         println!("nodes            {n}");
         println!("discovery        {discovery_s:.3} s");
-        println!("rtt p50 / p99    {rtt_p50_ms:.3} / {rtt_p99_ms:.3} ms ({} samples)", rtts.len());
+        println!(
+            "rtt p50 / p99    {rtt_p50_ms:.3} / {rtt_p99_ms:.3} ms ({} samples)",
+            rtts.len()
+        );
         println!("gossip p99       {gossip_p99_s:.3} s");
         println!("rss per node     {rss_per_node_mib:.2} MiB");
         println!("node 0 stats     {stats:?}");

@@ -35,8 +35,16 @@ use crate::{
 
 /// Upper bound on a gossipsub RPC (many envelopes plus control messages).
 const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
+/// Messages a gossipsub connection handler may buffer (half of them non-priority).
+const GOSSIP_QUEUE_LEN: usize = 128;
 /// Concurrent request-response streams per connection.
 const RR_MAX_STREAMS: usize = 128;
+/// Concurrent peer-table sync streams per connection.
+const SYNC_MAX_STREAMS: usize = 4;
+/// Shortest interval between two peer-table syncs (while they keep teaching new peers).
+const SYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest interval between two peer-table syncs (the backoff doubles up to it).
+const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(64);
 /// Minimum time between two warnings of the same kind.
 const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -46,6 +54,7 @@ pub(crate) struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     rr: request_response::Behaviour<FrameCodec>,
+    sync: request_response::Behaviour<FrameCodec>,
     identify: identify::Behaviour,
 }
 
@@ -97,6 +106,9 @@ pub(crate) fn build_behaviour(
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+        // The default (5000) preallocates a large bounded queue per connection; summaries
+        // are a few per second at most.
+        .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
         .build()
         .map_err(|e| e.to_string())?;
     let mut gossipsub = gossipsub::Behaviour::new(
@@ -107,6 +119,16 @@ pub(crate) fn build_behaviour(
         .subscribe(&gossipsub::IdentTopic::new(wire::LOAD_TOPIC))
         .map_err(|e| format!("cannot subscribe to {}: {e}", wire::LOAD_TOPIC))?;
 
+    let sync = request_response::Behaviour::with_codec(
+        FrameCodec::new(counters.clone()),
+        [(
+            StreamProtocol::new(wire::SYNC_PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(cfg.request_timeout)
+            .with_max_concurrent_streams(SYNC_MAX_STREAMS),
+    );
     let rr = request_response::Behaviour::with_codec(
         FrameCodec::new(counters),
         [(
@@ -127,6 +149,7 @@ pub(crate) fn build_behaviour(
         kad,
         gossipsub,
         rr,
+        sync,
         identify,
     })
 }
@@ -211,6 +234,22 @@ pub struct EventLoop {
     bootstrap_wanted: bool,
     /// Rate limits of repeated warnings.
     warn: WarnLimits,
+    /// Peer-table sync schedule.
+    sync: SyncState,
+}
+
+/// Peer-table sync schedule: one request in flight at most, exponential backoff while
+/// syncs teach nothing new, back to the minimum when they do.
+#[derive(Debug)]
+struct SyncState {
+    /// The request in flight.
+    pending: Option<OutboundRequestId>,
+    /// Earliest time of the next sync.
+    next: Instant,
+    /// Current interval.
+    interval: Duration,
+    /// Round-robin position among connected peers.
+    cursor: usize,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -250,11 +289,20 @@ impl EventLoop {
             next_request: 0,
             summary: SummaryState::default(),
             warn: WarnLimits::default(),
+            sync: SyncState {
+                pending: None,
+                next: Instant::now(),
+                interval: SYNC_MIN_INTERVAL,
+                cursor: 0,
+            },
         }
     }
 
     /// Runs until [`Handle::shutdown`](crate::Handle::shutdown) or until every handle is
     /// dropped. Local commands are served before network events.
+    ///
+    /// Cancel-safety: dropping the future drops the swarm, closing every connection; pending
+    /// requests then fail with `Closed` at the handles. Prefer `Handle::shutdown`.
     pub async fn run(mut self) {
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -439,6 +487,121 @@ impl EventLoop {
         {
             self.summary.force = true;
         }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if !connected.is_empty() {
+            self.sync.cursor = self.sync.cursor.wrapping_add(1);
+            let peer = connected[self.sync.cursor % connected.len()];
+            self.maybe_sync(peer, now);
+        }
+    }
+
+    // === peer-table sync ===
+
+    /// Asks `peer` for its known peers closest to our key, if one is due.
+    fn maybe_sync(&mut self, peer: PeerId, now: Instant) {
+        if self.sync.pending.is_some() || now < self.sync.next {
+            return;
+        }
+        let key = crate::peers::key_of(self.swarm.local_peer_id(), self.cfg.location);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Frame(key.to_vec()));
+        self.sync.pending = Some(id);
+        self.sync.next = now + self.sync.interval;
+    }
+
+    fn handle_sync(&mut self, event: request_response::Event<Frame, Frame>) {
+        use request_response::{Event as E, Message};
+        let now = Instant::now();
+        match event {
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Ok(target) = <[u8; 32]>::try_from(request.0.as_slice()) else {
+                    bump(&self.counters.sync_rejected);
+                    debug!(%peer, bytes = request.0.len(), "malformed sync request dropped");
+                    return;
+                };
+                let entries = self
+                    .peers
+                    .sync_entries(&target, wire::SYNC_MAX_ENTRIES, now);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, Frame(wire::encode_sync(&entries)));
+            }
+            E::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if self.sync.pending == Some(request_id) {
+                    self.sync.pending = None;
+                }
+                let entries = match wire::decode_sync(&response.0) {
+                    Ok(e) => e,
+                    Err(error) => {
+                        bump(&self.counters.sync_rejected);
+                        if let Some(suppressed) = self.warn.bad_frame.allow(now) {
+                            warn!(%peer, %error, suppressed, "malformed sync response dropped");
+                        }
+                        return;
+                    }
+                };
+                let local = *self.swarm.local_peer_id();
+                let mut new = 0usize;
+                for e in entries {
+                    let Ok(id) = PeerId::from_bytes(&e.id) else {
+                        bump(&self.counters.sync_rejected);
+                        continue;
+                    };
+                    if id == local {
+                        continue;
+                    }
+                    let age = Duration::from_millis(u64::from(e.age_ms));
+                    if self
+                        .peers
+                        .learned(id, e.location, e.summary, age, self.cfg.peer_ttl, now)
+                    {
+                        new += 1;
+                    }
+                }
+                self.sync.interval = if new > 0 {
+                    SYNC_MIN_INTERVAL
+                } else {
+                    (self.sync.interval * 2).min(SYNC_MAX_INTERVAL)
+                };
+                self.sync.next = now + self.sync.interval;
+                debug!(%peer, new, "peer table synced");
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if self.sync.pending == Some(request_id) {
+                    self.sync.pending = None;
+                }
+                debug!(%peer, %error, "sync request failed");
+            }
+            E::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request from peer failed");
+            }
+            E::ResponseSent { .. } => {}
+        }
     }
 
     // === swarm events ===
@@ -462,6 +625,7 @@ impl EventLoop {
         let now = Instant::now();
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => self.handle_rr(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.handle_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -490,9 +654,12 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                cause,
                 ..
             } => {
-                self.peers.disconnected(&peer_id, num_established);
+                // `cause` is `None` for a local close (idle timeout, shutdown).
+                self.peers
+                    .disconnected(&peer_id, num_established, cause.is_some());
                 if num_established == 0 {
                     debug!(peer = %peer_id, "peer down");
                     self.emit(Event::PeerDown { peer: peer_id });
@@ -527,8 +694,11 @@ impl EventLoop {
         for addr in info.listen_addrs.into_iter().filter(usable_addr) {
             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
-        self.peers.identified(peer, position, Instant::now());
+        let now = Instant::now();
+        self.peers.identified(peer, position, now);
         self.try_bootstrap();
+        // A newly identified overlay host is a good first source of the cluster's table.
+        self.maybe_sync(peer, now);
     }
 
     fn handle_rr(&mut self, event: request_response::Event<Frame, Frame>) {
@@ -669,9 +839,9 @@ impl EventLoop {
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
-                // A new subscriber has not seen our summary: republish (rate-limited).
+                // No republish here: with many joiners it becomes a storm. Joiners get our
+                // summary through peer-table sync.
                 debug!(peer = %peer_id, "peer subscribed to load topic");
-                self.summary.force = true;
             }
             _ => {}
         }

@@ -7,7 +7,9 @@
 //! envelope). Each entry has the peer's overlay key and its latest summary.
 //! [`PeerTable::candidates`] sorts entries by XOR distance to a target key. Peers whose
 //! position is not yet known are not candidates. A peer is forgotten when its last
-//! connection closes, or when it is not connected and sent no summary for `peer_ttl`.
+//! connection fails or the remote closes it, or when it is not connected and sent no summary
+//! for `peer_ttl` (a local idle-timeout close alone does not forget a peer: most peers of a
+//! large cluster are known through gossip, not through a connection).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -86,10 +88,12 @@ impl PeerTable {
         e.connections == 1
     }
 
-    /// A connection closed; `remaining` is libp2p's count of connections left. The peer is
-    /// forgotten when none are left.
-    pub(crate) fn disconnected(&mut self, peer: &PeerId, remaining: u32) {
-        if remaining == 0 {
+    /// A connection closed; `remaining` is libp2p's count of connections left. When none
+    /// are left and the connection failed (`failed`: an error or a remote close, not a local
+    /// idle timeout), the peer is forgotten at once; after an idle close it stays until
+    /// `peer_ttl` passes without news from it.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId, remaining: u32, failed: bool) {
+        if remaining == 0 && failed {
             self.entries.remove(peer);
         } else if let Some(e) = self.entries.get_mut(peer) {
             e.connections = remaining;
@@ -112,6 +116,67 @@ impl PeerTable {
         let e = self.entry(peer, now);
         e.position = Some(position);
         e.summary = Some((summary, now));
+    }
+
+    /// Hearsay from a sync response: `peer` was last heard of `age` ago by the answerer.
+    /// Adds unknown peers; for known ones, only fills in what is missing or newer. Ignores
+    /// news older than `ttl`. Returns true if the peer was new.
+    pub(crate) fn learned(
+        &mut self,
+        peer: PeerId,
+        position: Option<Location>,
+        summary: Option<Vec<u8>>,
+        age: Duration,
+        ttl: Duration,
+        now: Instant,
+    ) -> bool {
+        if age >= ttl {
+            return false;
+        }
+        let at = now.checked_sub(age).unwrap_or(now);
+        let new = !self.entries.contains_key(&peer);
+        let e = self.entries.entry(peer).or_insert(Entry {
+            position: None,
+            summary: None,
+            connections: 0,
+            last_seen: at,
+        });
+        if e.position.is_none() {
+            e.position = Some(position);
+        }
+        if let Some(summary) = summary {
+            if e.summary.as_ref().is_none_or(|(_, old)| *old < at) {
+                e.summary = Some((summary, at));
+            }
+        }
+        e.last_seen = e.last_seen.max(at);
+        new
+    }
+
+    /// The `count` positioned peers closest to `target`, as sync entries.
+    pub(crate) fn sync_entries(
+        &self,
+        target: &OverlayKey,
+        count: usize,
+        now: Instant,
+    ) -> Vec<crate::wire::SyncEntry> {
+        self.candidates(target, &BTreeSet::new(), count, now)
+            .into_iter()
+            .filter_map(|c| {
+                let e = self.entries.get(&c.peer)?;
+                let age = if e.connections > 0 {
+                    Duration::ZERO
+                } else {
+                    now.saturating_duration_since(e.last_seen)
+                };
+                Some(crate::wire::SyncEntry {
+                    id: c.peer.to_bytes(),
+                    location: c.location,
+                    age_ms: u32::try_from(age.as_millis()).unwrap_or(u32::MAX),
+                    summary: c.summary,
+                })
+            })
+            .collect()
     }
 
     /// Forgets unconnected peers not heard from within `ttl`; returns how many.
@@ -199,6 +264,55 @@ mod tests {
     }
 
     #[test]
+    fn hearsay_adds_unknown_peers_but_never_overrides_fresher_news() {
+        let now = Instant::now() + Duration::from_secs(1000);
+        let ttl = Duration::from_secs(90);
+        let mut t = PeerTable::default();
+        let p = PeerId::random();
+        assert!(t.learned(
+            p,
+            loc(1, 1),
+            Some(vec![1]),
+            Duration::from_secs(5),
+            ttl,
+            now
+        ));
+        let c = t.candidates(&[0; 32], &BTreeSet::new(), 5, now);
+        assert_eq!(c[0].summary_age, Some(Duration::from_secs(5)));
+        // Older hearsay does not replace it; fresher does.
+        assert!(!t.learned(
+            p,
+            loc(1, 1),
+            Some(vec![2]),
+            Duration::from_secs(9),
+            ttl,
+            now
+        ));
+        assert_eq!(
+            t.candidates(&[0; 32], &BTreeSet::new(), 5, now)[0].summary,
+            Some(vec![1])
+        );
+        t.learned(
+            p,
+            loc(1, 1),
+            Some(vec![3]),
+            Duration::from_secs(1),
+            ttl,
+            now,
+        );
+        assert_eq!(
+            t.candidates(&[0; 32], &BTreeSet::new(), 5, now)[0].summary,
+            Some(vec![3])
+        );
+        // Stale hearsay is ignored.
+        assert!(!t.learned(PeerId::random(), None, None, ttl, ttl, now));
+        let e = t.sync_entries(&[0; 32], 10, now);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].id, p.to_bytes());
+        assert_eq!(e[0].age_ms, 1000);
+    }
+
+    #[test]
     fn unpositioned_peers_are_not_candidates() {
         let now = Instant::now();
         let mut t = PeerTable::default();
@@ -224,9 +338,17 @@ mod tests {
         let later = now + Duration::from_secs(100);
         assert_eq!(t.expire(later, Duration::from_secs(90)), 1);
         assert_eq!(t.positioned(), 1);
-        t.disconnected(&a, 1);
+        t.disconnected(&a, 1, true);
         assert_eq!(t.positioned(), 1);
-        t.disconnected(&a, 0);
-        assert_eq!(t.positioned(), 0);
+        t.disconnected(&a, 0, false);
+        assert_eq!(t.positioned(), 1, "idle close keeps the peer");
+        assert!(!t.candidates(&[0; 32], &BTreeSet::new(), 5, later)[0].connected);
+        assert_eq!(
+            t.expire(later + Duration::from_secs(100), Duration::from_secs(90)),
+            1
+        );
+        t.identified(a, None, now);
+        t.disconnected(&a, 0, true);
+        assert_eq!(t.positioned(), 0, "failed connection forgets the peer");
     }
 }

@@ -13,6 +13,8 @@ pub struct Stats {
     pub frames_unknown_version: u64,
     /// Request-response frames that were truncated or otherwise malformed.
     pub frames_malformed: u64,
+    /// Peer-table sync messages (or entries) refused as malformed.
+    pub sync_rejected: u64,
     /// Gossip messages rejected by validation (bad envelope, size, version or author).
     pub gossip_rejected: u64,
     /// Events dropped because the event queue was full.
@@ -35,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) frames_oversized: AtomicU64,
     pub(crate) frames_unknown_version: AtomicU64,
     pub(crate) frames_malformed: AtomicU64,
+    pub(crate) sync_rejected: AtomicU64,
     pub(crate) gossip_rejected: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) inbound_refused: AtomicU64,
@@ -56,6 +59,7 @@ impl Counters {
             frames_oversized: get(&self.frames_oversized),
             frames_unknown_version: get(&self.frames_unknown_version),
             frames_malformed: get(&self.frames_malformed),
+            sync_rejected: get(&self.sync_rejected),
             gossip_rejected: get(&self.gossip_rejected),
             events_dropped: get(&self.events_dropped),
             inbound_refused: get(&self.inbound_refused),

@@ -13,6 +13,15 @@
 //! [`MAX_SUMMARY_LEN`] bytes. The envelope is therefore at most
 //! `ENVELOPE_HEADER_LEN + MAX_SUMMARY_LEN` = 70 bytes. The author is not in the envelope: it
 //! is the gossipsub signer, checked by gossipsub in strict mode.
+//!
+//! **Peer-table sync** (request-response, protocol [`SYNC_PROTOCOL`], inside a frame): the
+//! request is the asker's 32-byte overlay key; the response is `version: u8 = 1`,
+//! `count: u16` BE (at most [`SYNC_MAX_ENTRIES`]), then `count` entries of: `id_len: u8`
+//! (1..=64), the peer id bytes, `flags: u8`, `site: u16`, `rack: u16` (as in the envelope),
+//! `age_ms: u32` BE (time since the answerer last heard of that peer), `summary_len: u8`
+//! (0 = none, else at most [`MAX_SUMMARY_LEN`]), the summary bytes. A joining host asks the
+//! peers it connects to, so it knows the cluster and its load in one round trip instead of
+//! waiting for every host to republish.
 
 use crate::config::Location;
 
@@ -20,6 +29,8 @@ use crate::config::Location;
 pub const RR_PROTOCOL: &str = "/dvms/rr/1";
 /// Gossipsub topic carrying load summaries.
 pub const LOAD_TOPIC: &str = "dvms/load/1";
+/// Peer-table sync protocol name.
+pub const SYNC_PROTOCOL: &str = "/dvms/sync/1";
 /// Kademlia protocol name (a private DHT, not the public IPFS one).
 pub const KAD_PROTOCOL: &str = "/dvms/kad/1";
 /// Identify protocol version string.
@@ -41,6 +52,141 @@ pub const ENVELOPE_HEADER_LEN: usize = 6;
 pub const MAX_SUMMARY_LEN: usize = 64;
 
 const FLAG_LOCATED: u8 = 0b0000_0001;
+
+/// Version byte of the sync response.
+pub const SYNC_VERSION: u8 = 1;
+/// Most entries in one sync response (the answerer's peers closest to the asker's key).
+pub const SYNC_MAX_ENTRIES: usize = 256;
+/// Longest peer id accepted in a sync entry (libp2p ids are 38 bytes for ed25519).
+const MAX_ID_LEN: usize = 64;
+
+/// One known peer in a sync response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncEntry {
+    /// The peer id bytes (`PeerId::to_bytes`), not yet validated as a peer id.
+    pub id: Vec<u8>,
+    /// Its position, `None` when flat.
+    pub location: Option<Location>,
+    /// Milliseconds since the answerer last heard of it.
+    pub age_ms: u32,
+    /// Its latest summary, if the answerer has one.
+    pub summary: Option<Vec<u8>>,
+}
+
+/// Encodes a sync response; entries beyond [`SYNC_MAX_ENTRIES`] or with an invalid id or
+/// summary length are skipped.
+#[must_use]
+pub fn encode_sync(entries: &[SyncEntry]) -> Vec<u8> {
+    let valid: Vec<&SyncEntry> = entries
+        .iter()
+        .filter(|e| (1..=MAX_ID_LEN).contains(&e.id.len()))
+        .filter(|e| {
+            e.summary
+                .as_ref()
+                .is_none_or(|s| check_summary_len(s.len()).is_ok())
+        })
+        .take(SYNC_MAX_ENTRIES)
+        .collect();
+    let mut out = vec![SYNC_VERSION];
+    let count = u16::try_from(valid.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+    for e in valid {
+        let id_len = u8::try_from(e.id.len()).unwrap_or(u8::MAX);
+        out.push(id_len);
+        out.extend_from_slice(&e.id);
+        let loc = e.location.unwrap_or_default();
+        out.push(if e.location.is_some() {
+            FLAG_LOCATED
+        } else {
+            0
+        });
+        out.extend_from_slice(&loc.site.to_be_bytes());
+        out.extend_from_slice(&loc.rack.to_be_bytes());
+        out.extend_from_slice(&e.age_ms.to_be_bytes());
+        let summary = e.summary.as_deref().unwrap_or_default();
+        out.push(u8::try_from(summary.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(summary);
+    }
+    out
+}
+
+/// Decodes a sync response.
+///
+/// # Errors
+/// Unknown version, too many entries, or any malformed entry.
+pub fn decode_sync(data: &[u8]) -> Result<Vec<SyncEntry>, DecodeError> {
+    let mut r = Reader(data);
+    let version = r.u8()?;
+    if version != SYNC_VERSION {
+        return Err(DecodeError::UnknownVersion { version });
+    }
+    let count = usize::from(r.u16()?);
+    if count > SYNC_MAX_ENTRIES {
+        return Err(DecodeError::Oversized {
+            len: count,
+            max: SYNC_MAX_ENTRIES,
+        });
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id_len = usize::from(r.u8()?);
+        if !(1..=MAX_ID_LEN).contains(&id_len) {
+            return Err(DecodeError::Malformed);
+        }
+        let id = r.take(id_len)?.to_vec();
+        let flags = r.u8()?;
+        let site = r.u16()?;
+        let rack = r.u16()?;
+        let location = match flags {
+            0 if site == 0 && rack == 0 => None,
+            FLAG_LOCATED => Some(Location { site, rack }),
+            _ => return Err(DecodeError::Malformed),
+        };
+        let age_ms = r.u32()?;
+        let summary_len = usize::from(r.u8()?);
+        let summary = if summary_len == 0 {
+            None
+        } else {
+            check_summary_len(summary_len)?;
+            Some(r.take(summary_len)?.to_vec())
+        };
+        out.push(SyncEntry {
+            id,
+            location,
+            age_ms,
+            summary,
+        });
+    }
+    if !r.0.is_empty() {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(out)
+}
+
+/// A bounds-checked cursor.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(DecodeError::Malformed);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
 
 /// Why a frame header or envelope was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
@@ -271,6 +417,38 @@ mod tests {
                 .collect();
             let _ = decode_envelope(&data);
         }
+    }
+
+    #[test]
+    fn sync_round_trips_and_refuses_garbage() {
+        let entries = vec![
+            SyncEntry {
+                id: vec![1; 38],
+                location: Some(Location { site: 2, rack: 3 }),
+                age_ms: 1500,
+                summary: Some(b"s".to_vec()),
+            },
+            SyncEntry {
+                id: vec![2; 38],
+                location: None,
+                age_ms: 0,
+                summary: None,
+            },
+        ];
+        let bytes = encode_sync(&entries);
+        assert_eq!(decode_sync(&bytes), Ok(entries));
+        for cut in 0..bytes.len() {
+            assert!(decode_sync(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(decode_sync(&trailing), Err(DecodeError::Malformed));
+        let mut many = vec![SYNC_VERSION];
+        many.extend_from_slice(&u16::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_sync(&many),
+            Err(DecodeError::Oversized { .. })
+        ));
     }
 
     #[test]
