@@ -36,7 +36,7 @@ use crate::{
 /// Upper bound on a gossipsub RPC (many envelopes plus control messages).
 const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
 /// Messages a gossipsub connection handler may buffer (half of them non-priority).
-const GOSSIP_QUEUE_LEN: usize = 128;
+const GOSSIP_QUEUE_LEN: usize = 64;
 /// Concurrent request-response streams per connection.
 const RR_MAX_STREAMS: usize = 128;
 /// Concurrent peer-table sync streams per connection.
@@ -201,7 +201,7 @@ struct SummaryState {
     last_attempt: Option<Instant>,
     /// When we last published successfully.
     last_success: Option<Instant>,
-    /// Publish even if unchanged (new subscriber, refresh, failed attempt).
+    /// Publish even if unchanged (liveness refresh, failed attempt).
     force: bool,
 }
 

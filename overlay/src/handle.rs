@@ -279,8 +279,9 @@ impl Handle {
     }
 
     /// Sets this host's load summary. It is published on `dvms/load/1` only if it differs
-    /// from the last one published (or a refresh or a new subscriber is due), and at most
-    /// once per `summary_min_interval`; the latest value wins.
+    /// from the last one published (or the `summary_refresh` liveness refresh is due), and at
+    /// most once per `summary_min_interval`; the latest value wins. Hosts joining later get
+    /// it through peer-table sync rather than a republish.
     ///
     /// Cancel-safety: once queued, the summary is adopted.
     ///

@@ -6,6 +6,10 @@
 //! transport for tests), inside a private network keyed by a pre-shared key (libp2p pnet),
 //! then Noise and Yamux. The overlay carries opaque bytes: the agent owns the message types.
 //!
+//! A fourth protocol, peer-table sync (`/dvms/sync/1`), lets a host that connects ask a
+//! peer for the hosts it knows closest to its key, with their positions and summaries, so a
+//! joiner knows the cluster in one round trip and summaries need no republishing for joiners.
+//!
 //! The application talks to the overlay through a [`Handle`] (commands with replies), reads
 //! [`Event`]s from a bounded queue, and spawns the [`EventLoop`] that owns the libp2p swarm.
 //! [`Handle::candidates`] returns the known hosts closest to a key, with their latest
@@ -14,7 +18,7 @@
 //! # Layout
 //!
 //! - [`key`]: topology-aware overlay keys and XOR distance (pure, no libp2p types).
-//! - [`wire`]: the request-response frame and gossip envelope formats and their limits.
+//! - [`wire`]: the request-response frame, gossip envelope and sync formats and their limits.
 //! - `config`: [`Config`], [`Psk`], [`Location`].
 //! - `handle`: [`Handle`], [`Event`], [`RequestError`], [`CommandError`].
 //! - `event_loop`: [`EventLoop`], the libp2p behaviour and transport.
