@@ -68,3 +68,37 @@ async fn invalid_local_summaries_are_refused() {
     ));
     h.publish_summary(vec![1; MAX_SUMMARY_LEN]).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_learns_existing_summaries_through_peer_table_sync() {
+    let nodes = cluster(3, |_| None).await;
+    let author = nodes[1].peer();
+    nodes[1]
+        .handle
+        .publish_summary(b"old-news".to_vec())
+        .await
+        .unwrap();
+    eventually("node 0 has the summary", || async {
+        nodes[0]
+            .candidates(10)
+            .await
+            .iter()
+            .any(|c| c.peer == author && c.summary.is_some())
+    })
+    .await;
+    let published = nodes[1].handle.stats().summaries_published;
+
+    // The joiner connects to node 0 only; node 1 does not republish (unchanged summary).
+    let mut cfg = crate::harness::memory_config(crate::harness::PSK);
+    cfg.bootstrap.push(nodes[0].p2p_addr());
+    let joiner = crate::harness::start(cfg).await;
+    eventually("joiner knows node 1's summary", || async {
+        joiner
+            .candidates(10)
+            .await
+            .iter()
+            .any(|c| c.peer == author && c.summary.as_deref() == Some(&b"old-news"[..]))
+    })
+    .await;
+    assert_eq!(nodes[1].handle.stats().summaries_published, published);
+}
