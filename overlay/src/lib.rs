@@ -21,7 +21,8 @@
 //! - [`wire`]: the request-response frame, gossip envelope and sync formats and their limits.
 //! - `config`: [`Config`], [`Psk`], [`Location`].
 //! - `handle`: [`Handle`], [`Event`], [`RequestError`], [`CommandError`].
-//! - `event_loop`: [`EventLoop`], the libp2p behaviour and transport.
+//! - `event_loop`: [`EventLoop`], the task that owns the swarm; `swarm`: the composed libp2p
+//!   behaviour and the transport stack.
 //! - `peers`: the known-peer table behind [`Handle::candidates`] ([`Candidate`]).
 //! - `codec`, `identity`, `stats`: frame codec, persisted host key, counters ([`Stats`]).
 //!
@@ -76,6 +77,7 @@ mod identity;
 pub mod key;
 mod peers;
 mod stats;
+mod swarm;
 pub mod wire;
 
 use std::sync::Arc;
@@ -156,10 +158,9 @@ impl Overlay {
         };
         let peer_id = key.public().to_peer_id();
         let counters = Arc::new(stats::Counters::default());
-        let transport =
-            event_loop::build_transport(cfg.transport, &key, cfg.psk, cfg.handshake_timeout)
-                .map_err(NewError::Noise)?;
-        let behaviour = event_loop::build_behaviour(&cfg, &key, counters.clone())
+        let transport = swarm::build_transport(cfg.transport, &key, cfg.psk, cfg.handshake_timeout)
+            .map_err(NewError::Noise)?;
+        let behaviour = swarm::build_behaviour(&cfg, &key, counters.clone())
             .map_err(|reason| NewError::Behaviour { reason })?;
         let swarm_cfg = libp2p::swarm::Config::with_tokio_executor()
             .with_idle_connection_timeout(cfg.idle_connection_timeout);

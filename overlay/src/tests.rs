@@ -13,7 +13,7 @@ use libp2p::{
 };
 use tokio::time::timeout;
 
-use crate::{Config, Event, Overlay, Psk, TransportKind, event_loop::build_transport, wire};
+use crate::{Config, Event, Overlay, Psk, TransportKind, swarm::build_transport, wire};
 
 const PSK: Psk = Psk::new([9; 32]);
 const WAIT: Duration = Duration::from_secs(10);
