@@ -44,8 +44,10 @@ pub struct Candidate {
 
 #[derive(Debug)]
 struct Entry {
-    /// Announced position; `None` until identify or a summary tells us.
-    position: Option<Option<Location>>,
+    /// Announced position (`None` inside = flat) and the overlay key it gives, cached
+    /// because candidate selection sorts by it; `None` until identify, a summary or a sync
+    /// tells us.
+    position: Option<(Option<Location>, OverlayKey)>,
     /// Latest summary and its arrival time.
     summary: Option<(Vec<u8>, Instant)>,
     /// Open connections to this peer.
@@ -102,7 +104,7 @@ impl PeerTable {
 
     /// Identify told us where a peer is.
     pub(crate) fn identified(&mut self, peer: PeerId, position: Option<Location>, now: Instant) {
-        self.entry(peer, now).position = Some(position);
+        self.entry(peer, now).position = Some((position, key_of(&peer, position)));
     }
 
     /// A valid summary arrived.
@@ -114,7 +116,7 @@ impl PeerTable {
         now: Instant,
     ) {
         let e = self.entry(peer, now);
-        e.position = Some(position);
+        e.position = Some((position, key_of(&peer, position)));
         e.summary = Some((summary, now));
     }
 
@@ -142,7 +144,7 @@ impl PeerTable {
             last_seen: at,
         });
         if e.position.is_none() {
-            e.position = Some(position);
+            e.position = Some((position, key_of(&peer, position)));
         }
         if let Some(summary) = summary {
             if e.summary.as_ref().is_none_or(|(_, old)| *old < at) {
@@ -210,8 +212,7 @@ impl PeerTable {
             .iter()
             .filter(|(p, _)| !exclude.contains(p))
             .filter_map(|(peer, e)| {
-                let position = e.position?;
-                let key = key_of(peer, position);
+                let (position, key) = e.position?;
                 let c = Candidate {
                     peer: *peer,
                     key,
