@@ -16,7 +16,7 @@ mod harness {
     use tokio::{sync::mpsc, task::JoinHandle, time::timeout};
 
     pub(crate) const PSK: Psk = Psk::new([0x42; 32]);
-    pub(crate) const WAIT: Duration = Duration::from_secs(10);
+    pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
     pub(crate) struct Node {
         pub(crate) handle: Handle,
