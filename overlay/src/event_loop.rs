@@ -1,0 +1,767 @@
+//! The task that owns the libp2p `Swarm`: [`EventLoop`].
+
+use std::{collections::HashMap, future::pending, io, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, gossipsub, identify, kad,
+    request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel},
+    swarm::SwarmEvent,
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{Instant, MissedTickBehavior, sleep_until},
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    codec::Frame,
+    config::Config,
+    handle::{Command, CommandError, Event, RequestError, RequestId},
+    peers::PeerTable,
+    stats::{Counters, bump},
+    swarm::{Behaviour, BehaviourEvent},
+    wire,
+};
+
+/// Shortest interval between two peer-table syncs (while they keep teaching new peers).
+const SYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest interval between two peer-table syncs (the backoff doubles up to it).
+const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(64);
+/// Minimum time between two warnings of the same kind.
+const WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate limit for one kind of warning: at most one per [`WARN_INTERVAL`], with a count of
+/// the ones suppressed in between.
+#[derive(Debug, Default)]
+struct WarnLimit {
+    next: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimit {
+    /// `Some(suppressed since last)` when a warning may be logged now.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.next.is_some_and(|n| now < n) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.next = Some(now + WARN_INTERVAL);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[derive(Debug, Default)]
+struct WarnLimits {
+    bad_frame: WarnLimit,
+    bad_gossip: WarnLimit,
+    events_full: WarnLimit,
+    inbound_full: WarnLimit,
+    publish: WarnLimit,
+}
+
+/// This host's summary and its publication state.
+#[derive(Debug, Default)]
+struct SummaryState {
+    /// The latest summary the application set.
+    current: Option<Vec<u8>>,
+    /// The last summary actually published.
+    published: Option<Vec<u8>>,
+    /// When we last published or tried to.
+    last_attempt: Option<Instant>,
+    /// When we last published successfully.
+    last_success: Option<Instant>,
+    /// Publish even if unchanged (liveness refresh, failed attempt).
+    force: bool,
+}
+
+/// Owns the libp2p `Swarm` and serves the [`Handle`](crate::Handle)s. Spawn
+/// [`EventLoop::run`] on a tokio runtime.
+pub struct EventLoop {
+    /// The swarm, with all protocol state.
+    swarm: Swarm<Behaviour>,
+    /// Commands from handles.
+    commands: mpsc::Receiver<Command>,
+    /// Events to the application.
+    events: mpsc::Sender<Event>,
+    /// Validated configuration.
+    cfg: Config,
+    /// The load topic.
+    topic: gossipsub::IdentTopic,
+    /// Counters shared with handles and the codec.
+    counters: Arc<Counters>,
+    /// Known peers for candidate selection.
+    peers: PeerTable,
+    /// Outbound requests awaiting a response.
+    pending_out: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
+    /// Inbound requests awaiting the application's response.
+    pending_in: HashMap<RequestId, (InboundRequestId, ResponseChannel<Frame>)>,
+    /// Next inbound request id.
+    next_request: u64,
+    /// Local summary publication state.
+    summary: SummaryState,
+    /// A Kademlia bootstrap should run as soon as a peer is known.
+    bootstrap_wanted: bool,
+    /// Rate limits of repeated warnings.
+    warn: WarnLimits,
+    /// Peer-table sync schedule.
+    sync: SyncState,
+}
+
+/// Peer-table sync schedule: one request in flight at most, exponential backoff while
+/// syncs teach nothing new, back to the minimum when they do.
+#[derive(Debug)]
+struct SyncState {
+    /// The request in flight.
+    pending: Option<OutboundRequestId>,
+    /// Earliest time of the next sync.
+    next: Instant,
+    /// Current interval.
+    interval: Duration,
+    /// Round-robin position among connected peers.
+    cursor: usize,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => pending().await,
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+        cfg: Config,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            bootstrap_wanted: !cfg.bootstrap.is_empty(),
+            cfg,
+            topic: gossipsub::IdentTopic::new(wire::LOAD_TOPIC),
+            counters,
+            peers: PeerTable::default(),
+            pending_out: HashMap::new(),
+            pending_in: HashMap::new(),
+            next_request: 0,
+            summary: SummaryState::default(),
+            warn: WarnLimits::default(),
+            sync: SyncState {
+                pending: None,
+                next: Instant::now(),
+                interval: SYNC_MIN_INTERVAL,
+                cursor: 0,
+            },
+        }
+    }
+
+    /// Runs until [`Handle::shutdown`](crate::Handle::shutdown) or until every handle is
+    /// dropped. Local commands are served before network events.
+    ///
+    /// Cancel-safety: dropping the future drops the swarm, closing every connection; pending
+    /// requests then fail with `Closed` at the handles. Prefer `Handle::shutdown`.
+    pub async fn run(mut self) {
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        info!(peer = %self.swarm.local_peer_id(), location = ?self.cfg.location, "overlay started");
+        loop {
+            let publish_at = self.next_publish_at();
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.stop();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => self.handle_command(cmd),
+                    None => {
+                        self.stop();
+                        return;
+                    }
+                },
+                () = sleep_until_opt(publish_at) => self.publish_summary(),
+                _ = housekeeping.tick() => self.housekeeping(),
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        for (_, reply) in self.pending_out.drain() {
+            let _ = reply.send(Err(RequestError::Closed));
+        }
+        self.pending_in.clear();
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        info!(peer = %self.swarm.local_peer_id(), "overlay stopped");
+    }
+
+    // === commands ===
+
+    fn handle_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request { peer, bytes, reply } => {
+                if self.pending_out.len() >= self.cfg.max_pending_outbound {
+                    let _ = reply.send(Err(RequestError::Busy));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .rr
+                    .send_request(&peer, Frame(bytes));
+                bump(&self.counters.requests_sent);
+                self.pending_out.insert(id, reply);
+            }
+            Command::Respond {
+                request,
+                bytes,
+                reply,
+            } => {
+                let res = match self.pending_in.remove(&request) {
+                    Some((_, channel)) => self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, Frame(bytes))
+                        .map_err(|_| CommandError::UnknownRequest { request }),
+                    None => Err(CommandError::UnknownRequest { request }),
+                };
+                let _ = reply.send(res);
+            }
+            Command::Publish { summary, reply } => {
+                self.summary.current = Some(summary);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Candidates {
+                key,
+                mut exclude,
+                count,
+                reply,
+            } => {
+                exclude.insert(*self.swarm.local_peer_id());
+                let _ = reply.send(self.peers.candidates(&key, &exclude, count, Instant::now()));
+            }
+            Command::Dial { addr, reply } => {
+                if let Some((peer, base)) = split_p2p(&addr) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, base);
+                }
+                let res = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|source| CommandError::Dial { addr, source });
+                let _ = reply.send(res);
+            }
+            Command::Bootstrap { reply } => {
+                let res = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .bootstrap()
+                    .map(|_| ())
+                    .map_err(|_| CommandError::NoKnownPeers);
+                if res.is_err() {
+                    self.bootstrap_wanted = true;
+                }
+                let _ = reply.send(res);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Shutdown { .. } => {} // handled in `run`
+        }
+    }
+
+    // === summary publication ===
+
+    fn next_publish_at(&self) -> Option<Instant> {
+        let s = &self.summary;
+        let current = s.current.as_ref()?;
+        if !s.force && s.published.as_ref() == Some(current) {
+            return None;
+        }
+        Some(match s.last_attempt {
+            Some(t) => t + self.cfg.summary_min_interval,
+            None => Instant::now(),
+        })
+    }
+
+    fn publish_summary(&mut self) {
+        let now = Instant::now();
+        self.summary.last_attempt = Some(now);
+        let Some(current) = self.summary.current.clone() else {
+            return;
+        };
+        let data = match wire::encode_envelope(self.cfg.location, &current) {
+            Ok(d) => d,
+            Err(error) => {
+                // Unreachable: the handle checked the length. Drop it rather than retry.
+                warn!(%error, "local summary refused");
+                self.summary.current = None;
+                return;
+            }
+        };
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data)
+        {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {
+                bump(&self.counters.summaries_published);
+                self.summary.published = Some(current);
+                self.summary.force = false;
+                self.summary.last_success = Some(now);
+                debug!("summary published");
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                // Retried after `summary_min_interval`; normal while alone.
+                self.summary.force = true;
+                debug!("summary not published: no subscribed peers yet");
+            }
+            Err(error) => {
+                self.summary.force = true;
+                if let Some(suppressed) = self.warn.publish.allow(now) {
+                    warn!(error = %error, suppressed, "summary publication failed");
+                }
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let expired = self.peers.expire(now, self.cfg.peer_ttl);
+        if expired > 0 {
+            debug!(expired, "forgot silent peers");
+        }
+        if self
+            .summary
+            .last_success
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.summary_refresh)
+        {
+            self.summary.force = true;
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if !connected.is_empty() {
+            self.sync.cursor = self.sync.cursor.wrapping_add(1);
+            let peer = connected[self.sync.cursor % connected.len()];
+            self.maybe_sync(peer, now);
+        }
+    }
+
+    // === peer-table sync ===
+
+    /// Asks `peer` for its known peers closest to our key, if one is due.
+    fn maybe_sync(&mut self, peer: PeerId, now: Instant) {
+        if self.sync.pending.is_some() || now < self.sync.next {
+            return;
+        }
+        let key = crate::peers::key_of(self.swarm.local_peer_id(), self.cfg.location);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Frame(key.to_vec()));
+        self.sync.pending = Some(id);
+        self.sync.next = now + self.sync.interval;
+    }
+
+    fn handle_sync(&mut self, event: request_response::Event<Frame, Frame>) {
+        use request_response::{Event as E, Message};
+        let now = Instant::now();
+        match event {
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Ok(target) = <[u8; 32]>::try_from(request.0.as_slice()) else {
+                    bump(&self.counters.sync_rejected);
+                    debug!(%peer, bytes = request.0.len(), "malformed sync request dropped");
+                    return;
+                };
+                let entries = self
+                    .peers
+                    .sync_entries(&target, wire::SYNC_MAX_ENTRIES, now);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, Frame(wire::encode_sync(&entries)));
+            }
+            E::Message {
+                peer,
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if self.sync.pending == Some(request_id) {
+                    self.sync.pending = None;
+                }
+                let entries = match wire::decode_sync(&response.0) {
+                    Ok(e) => e,
+                    Err(error) => {
+                        bump(&self.counters.sync_rejected);
+                        if let Some(suppressed) = self.warn.bad_frame.allow(now) {
+                            warn!(%peer, %error, suppressed, "malformed sync response dropped");
+                        }
+                        return;
+                    }
+                };
+                let local = *self.swarm.local_peer_id();
+                let mut new = 0usize;
+                for e in entries {
+                    let Ok(id) = PeerId::from_bytes(&e.id) else {
+                        bump(&self.counters.sync_rejected);
+                        continue;
+                    };
+                    if id == local {
+                        continue;
+                    }
+                    let age = Duration::from_millis(u64::from(e.age_ms));
+                    if self
+                        .peers
+                        .learned(id, e.location, e.summary, age, self.cfg.peer_ttl, now)
+                    {
+                        new += 1;
+                    }
+                }
+                self.sync.interval = if new > 0 {
+                    SYNC_MIN_INTERVAL
+                } else {
+                    (self.sync.interval * 2).min(SYNC_MAX_INTERVAL)
+                };
+                self.sync.next = now + self.sync.interval;
+                debug!(%peer, new, "peer table synced");
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if self.sync.pending == Some(request_id) {
+                    self.sync.pending = None;
+                }
+                debug!(%peer, %error, "sync request failed");
+            }
+            E::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request from peer failed");
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    // === swarm events ===
+
+    fn emit(&mut self, event: Event) -> bool {
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                bump(&self.counters.events_dropped);
+                if let Some(suppressed) = self.warn.events_full.allow(Instant::now()) {
+                    warn!(suppressed, "event queue full, event dropped");
+                }
+                false
+            }
+            // The application dropped its receiver; keep serving handles.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => self.handle_rr(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.handle_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.handle_identified(peer_id, info),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, ..
+            })) => {
+                debug!(%peer, "kademlia routing updated");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    self.try_bootstrap();
+                }
+                if self.peers.connected(peer_id, now) {
+                    debug!(peer = %peer_id, "peer up");
+                    self.emit(Event::PeerUp { peer: peer_id });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                // `cause` is `None` for a local close (idle timeout, shutdown).
+                self.peers
+                    .disconnected(&peer_id, num_established, cause.is_some());
+                if num_established == 0 {
+                    debug!(peer = %peer_id, "peer down");
+                    self.emit(Event::PeerDown { peer: peer_id });
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "overlay listening");
+                self.emit(Event::Listening { address });
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                debug!(%error, "incoming connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn try_bootstrap(&mut self) {
+        if self.bootstrap_wanted && self.swarm.behaviour_mut().kad.bootstrap().is_ok() {
+            self.bootstrap_wanted = false;
+            debug!("kademlia bootstrap started");
+        }
+    }
+
+    fn handle_identified(&mut self, peer: PeerId, info: identify::Info) {
+        let Some(position) = wire::parse_agent_version(&info.agent_version) else {
+            debug!(%peer, agent = %info.agent_version, "peer is not a dvms overlay host");
+            return;
+        };
+        for addr in info.listen_addrs.into_iter().filter(usable_addr) {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        }
+        let now = Instant::now();
+        self.peers.identified(peer, position, now);
+        self.try_bootstrap();
+        // A newly identified overlay host is a good first source of the cluster's table.
+        self.maybe_sync(peer, now);
+    }
+
+    fn handle_rr(&mut self, event: request_response::Event<Frame, Frame>) {
+        use request_response::{Event as E, Message};
+        match event {
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request_id,
+                        request,
+                        channel,
+                    },
+                ..
+            } => {
+                if self.pending_in.len() >= self.cfg.max_pending_inbound {
+                    // Dropping the channel fails the request at the requester.
+                    bump(&self.counters.inbound_refused);
+                    if let Some(suppressed) = self.warn.inbound_full.allow(Instant::now()) {
+                        warn!(%peer, suppressed, "too many pending inbound requests, request refused");
+                    }
+                    return;
+                }
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                bump(&self.counters.requests_received);
+                self.pending_in.insert(id, (request_id, channel));
+                let delivered = self.emit(Event::InboundRequest {
+                    peer,
+                    request: id,
+                    bytes: request.0,
+                });
+                if !delivered {
+                    self.pending_in.remove(&id);
+                }
+            }
+            E::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending_out.remove(&request_id) {
+                    let _ = reply.send(Ok(response.0));
+                }
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(%peer, %error, "outbound request failed");
+                let err = match error {
+                    request_response::OutboundFailure::DialFailure => RequestError::Unreachable,
+                    request_response::OutboundFailure::Timeout => RequestError::Timeout,
+                    request_response::OutboundFailure::ConnectionClosed => {
+                        RequestError::ConnectionClosed
+                    }
+                    request_response::OutboundFailure::UnsupportedProtocols => {
+                        RequestError::UnsupportedProtocol
+                    }
+                    request_response::OutboundFailure::Io(source) => {
+                        self.warn_bad_frame(peer, &source);
+                        RequestError::Io { source }
+                    }
+                };
+                if let Some(reply) = self.pending_out.remove(&request_id) {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            E::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending_in.retain(|_, (id, _)| *id != request_id);
+                match error {
+                    request_response::InboundFailure::Io(e) => self.warn_bad_frame(peer, &e),
+                    other => debug!(%peer, error = %other, "inbound request failed"),
+                }
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn warn_bad_frame(&mut self, peer: PeerId, error: &io::Error) {
+        if error.kind() == io::ErrorKind::InvalidData
+            || error.kind() == io::ErrorKind::UnexpectedEof
+        {
+            if let Some(suppressed) = self.warn.bad_frame.allow(Instant::now()) {
+                warn!(%peer, %error, suppressed, "malformed frame dropped");
+            }
+        } else {
+            debug!(%peer, %error, "request stream failed");
+        }
+    }
+
+    fn handle_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = self.validate_summary(&message);
+                let acceptance = if verdict.is_ok() {
+                    gossipsub::MessageAcceptance::Accept
+                } else {
+                    gossipsub::MessageAcceptance::Reject
+                };
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+                match verdict {
+                    Ok((peer, location, summary)) => {
+                        bump(&self.counters.summaries_received);
+                        self.peers
+                            .summary(peer, location, summary.clone(), Instant::now());
+                        self.emit(Event::SummaryReceived {
+                            peer,
+                            location,
+                            summary,
+                        });
+                    }
+                    Err(reason) => {
+                        bump(&self.counters.gossip_rejected);
+                        if let Some(suppressed) = self.warn.bad_gossip.allow(Instant::now()) {
+                            warn!(peer = %propagation_source, error = %reason, suppressed, "invalid summary rejected");
+                        }
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+                // No republish here: with many joiners it becomes a storm. Joiners get our
+                // summary through peer-table sync.
+                debug!(peer = %peer_id, "peer subscribed to load topic");
+            }
+            _ => {}
+        }
+    }
+
+    fn validate_summary(
+        &self,
+        message: &gossipsub::Message,
+    ) -> Result<(PeerId, Option<crate::Location>, Vec<u8>), GossipReject> {
+        if message.topic != self.topic.hash() {
+            return Err(GossipReject::Topic);
+        }
+        let author = message.source.ok_or(GossipReject::NoAuthor)?;
+        if author == *self.swarm.local_peer_id() {
+            return Err(GossipReject::OwnMessage);
+        }
+        let (location, summary) =
+            wire::decode_envelope(&message.data).map_err(GossipReject::Envelope)?;
+        Ok((author, location, summary.to_vec()))
+    }
+}
+
+/// Why a gossip message was rejected.
+#[derive(Debug, thiserror::Error)]
+enum GossipReject {
+    #[error("unexpected topic")]
+    Topic,
+    #[error("message has no author")]
+    NoAuthor,
+    #[error("message claims to be ours")]
+    OwnMessage,
+    #[error("bad envelope")]
+    Envelope(#[source] wire::DecodeError),
+}
+
+/// Splits `/…/p2p/<peer>` into the peer and the address before it.
+pub(crate) fn split_p2p(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop()? {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some((peer, base)),
+        _ => None,
+    }
+}
+
+/// Listen addresses worth giving Kademlia (not unspecified `0.0.0.0`/`::`).
+fn usable_addr(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

@@ -1,0 +1,148 @@
+//! The libp2p side: the composed [`Behaviour`] and the transport stack.
+
+use std::{sync::Arc, time::Duration};
+
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Transport as _,
+    core::{
+        muxing::StreamMuxerBox,
+        transport::{Boxed, MemoryTransport},
+        upgrade::Version,
+    },
+    gossipsub, identify,
+    identity::Keypair,
+    kad, noise,
+    pnet::PnetConfig,
+    request_response,
+    swarm::NetworkBehaviour,
+    tcp, yamux,
+};
+
+use crate::{
+    codec::FrameCodec,
+    config::{Config, Psk, TransportKind},
+    stats::Counters,
+    wire,
+};
+
+/// Upper bound on a gossipsub RPC (many envelopes plus control messages).
+const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
+/// Messages a gossipsub connection handler may buffer (half of them non-priority).
+const GOSSIP_QUEUE_LEN: usize = 64;
+/// Concurrent request-response streams per connection.
+const RR_MAX_STREAMS: usize = 128;
+/// Concurrent peer-table sync streams per connection.
+const SYNC_MAX_STREAMS: usize = 4;
+
+/// The composed libp2p behaviour.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) rr: request_response::Behaviour<FrameCodec>,
+    pub(crate) sync: request_response::Behaviour<FrameCodec>,
+    pub(crate) identify: identify::Behaviour,
+}
+
+/// Builds the transport: TCP or memory, then pnet, Noise, Yamux.
+pub(crate) fn build_transport(
+    kind: TransportKind,
+    key: &Keypair,
+    psk: Psk,
+    handshake_timeout: Duration,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let pnet = PnetConfig::new(psk.to_libp2p());
+    let noise = noise::Config::new(key)?;
+    let yamux = yamux::Config::default();
+    Ok(match kind {
+        TransportKind::Tcp => tcp::tokio::Transport::new(tcp::Config::new().nodelay(true))
+            .and_then(move |socket, _| pnet.handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .timeout(handshake_timeout)
+            .boxed(),
+        TransportKind::Memory => MemoryTransport::default()
+            .and_then(move |socket, _| pnet.handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .timeout(handshake_timeout)
+            .boxed(),
+    })
+}
+
+/// Builds the behaviour from the config.
+pub(crate) fn build_behaviour(
+    cfg: &Config,
+    key: &Keypair,
+    counters: Arc<Counters>,
+) -> Result<Behaviour, String> {
+    let peer_id = key.public().to_peer_id();
+    let mut kad_cfg = kad::Config::new(StreamProtocol::new(wire::KAD_PROTOCOL));
+    kad_cfg.set_query_timeout(Duration::from_secs(30));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+    // Hosts are servers of the DHT from the start; without this, kad waits for a confirmed
+    // external address, which a private cluster may never get.
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(cfg.gossip_heartbeat)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+        // The default (5000) preallocates a large bounded queue per connection; summaries
+        // are a few per second at most.
+        .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_cfg,
+    )?;
+    gossipsub
+        .subscribe(&gossipsub::IdentTopic::new(wire::LOAD_TOPIC))
+        .map_err(|e| format!("cannot subscribe to {}: {e}", wire::LOAD_TOPIC))?;
+
+    let sync = request_response::Behaviour::with_codec(
+        FrameCodec::new(counters.clone()),
+        [(
+            StreamProtocol::new(wire::SYNC_PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(cfg.request_timeout)
+            .with_max_concurrent_streams(SYNC_MAX_STREAMS),
+    );
+    let rr = request_response::Behaviour::with_codec(
+        FrameCodec::new(counters),
+        [(
+            StreamProtocol::new(wire::RR_PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(cfg.request_timeout)
+            .with_max_concurrent_streams(RR_MAX_STREAMS),
+    );
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(wire::IDENTIFY_PROTOCOL.to_owned(), key.public())
+            .with_agent_version(wire::agent_version(cfg.location))
+            .with_push_listen_addr_updates(true),
+    );
+    Ok(Behaviour {
+        kad,
+        gossipsub,
+        rr,
+        sync,
+        identify,
+    })
+}
+
+impl Behaviour {
+    /// Tells Kademlia (and so request-response dials) where `peer` listens.
+    pub(crate) fn add_address(&mut self, peer: &PeerId, addr: Multiaddr) {
+        self.kad.add_address(peer, addr);
+    }
+}
