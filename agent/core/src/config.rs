@@ -142,6 +142,14 @@ impl Config {
             "below thresholds.cpu_pct",
         )?;
         check(!self.lease.is_zero(), "lease", self.lease, "more than zero")?;
+        // A zero period would re-arm the renewal timer at the instant it fires: the node would
+        // spin inside `handle_timeout`.
+        check(
+            !self.renew_period.is_zero(),
+            "renew_period",
+            self.renew_period,
+            "more than zero",
+        )?;
         check(
             self.renew_period * 2 <= self.lease,
             "renew_period",
@@ -245,5 +253,15 @@ mod tests {
                 .to_string()
                 .contains("renew_period")
         );
+    }
+
+    #[test]
+    fn zero_renew_period_is_refused() {
+        let cfg = Config {
+            renew_period: Duration::ZERO,
+            ..Config::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("renew_period"), "{err}");
     }
 }
