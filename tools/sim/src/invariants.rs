@@ -46,6 +46,8 @@ pub(crate) struct Checker {
     node_part: BTreeMap<u32, PartitionId>,
     /// Self-declared leaders and the members they claim.
     leaders: BTreeMap<u32, (PartitionId, Vec<NodeId>)>,
+    /// For each claimed host, the leaders claiming it and for which partition.
+    claims: BTreeMap<u64, Vec<(u32, PartitionId)>>,
 }
 
 impl Checker {
@@ -58,6 +60,7 @@ impl Checker {
             alive: BTreeMap::new(),
             node_part: BTreeMap::new(),
             leaders: BTreeMap::new(),
+            claims: BTreeMap::new(),
         }
     }
 
@@ -99,9 +102,50 @@ impl Checker {
 
     pub(crate) fn node_gone(&mut self, h: usize) {
         let h = h as u32;
-        self.leaders.remove(&h);
+        self.set_leader(h, None);
         // The time is irrelevant when clearing.
         self.set_part(h, None, Time::ZERO);
+    }
+
+    /// Records what leader `h` claims now (`None`: it leads nothing).
+    fn set_leader(&mut self, h: u32, claim: Option<(PartitionId, Vec<NodeId>)>) {
+        if self.leaders.get(&h) == claim.as_ref() {
+            return;
+        }
+        if let Some((_, old)) = self.leaders.remove(&h) {
+            for m in old {
+                if let Some(v) = self.claims.get_mut(&m.0) {
+                    v.retain(|&(l, _)| l != h);
+                    if v.is_empty() {
+                        self.claims.remove(&m.0);
+                    }
+                }
+            }
+        }
+        if let Some((id, members)) = claim {
+            for m in &members {
+                self.claims.entry(m.0).or_default().push((h, id));
+            }
+            self.leaders.insert(h, (id, members));
+        }
+    }
+
+    /// Members of leader `h`'s partition that another partition's leader also claims.
+    fn double_claims(&self, h: u32) -> Vec<String> {
+        let Some((id, members)) = self.leaders.get(&h) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for m in members {
+            for &(other, oid) in self.claims.get(&m.0).into_iter().flatten() {
+                if other != h && oid != *id {
+                    found.push(format!(
+                        "host {m} in two partitions: {id} (leader n{h}) and {oid} (leader n{other})"
+                    ));
+                }
+            }
+        }
+        found
     }
 
     pub(crate) fn alive_partitions(&self) -> usize {
@@ -143,38 +187,19 @@ pub(crate) fn refresh_node(sim: &mut Sim, h: usize) {
     match view {
         Some((id, leader, members)) => {
             sim.checker.set_part(hu, Some(id), now);
-            if leader == NodeId(h as u64) {
-                sim.checker.leaders.insert(hu, (id, members));
-            } else {
-                sim.checker.leaders.remove(&hu);
-            }
+            let claim = (leader == NodeId(h as u64)).then_some((id, members));
+            sim.checker.set_leader(hu, claim);
         }
         None => {
             sim.checker.set_part(hu, None, now);
-            sim.checker.leaders.remove(&hu);
+            sim.checker.set_leader(hu, None);
         }
     }
 }
 
 /// Invariant 1, when leader `h` asks the solver.
 pub(crate) fn check_solve(sim: &mut Sim, h: usize, _problem: &Problem) {
-    let Some((id, members)) = sim.checker.leaders.get(&(h as u32)).cloned() else {
-        return;
-    };
-    let mut found = Vec::new();
-    for (&other, (oid, omembers)) in &sim.checker.leaders {
-        if other as usize == h || *oid == id {
-            continue;
-        }
-        for m in &members {
-            if omembers.contains(m) {
-                found.push(format!(
-                    "host {m} in two partitions: {id} (leader n{h}) and {oid} (leader n{other})"
-                ));
-            }
-        }
-    }
-    for f in found {
+    for f in sim.checker.double_claims(h as u32) {
         sim.metrics.violation(sim.now, f);
     }
 }
@@ -357,6 +382,27 @@ mod tests {
             to: NodeId(to),
             mem_mib: 1024,
         }
+    }
+
+    #[test]
+    fn a_host_claimed_by_two_leaders_is_caught() {
+        let mut c = Checker::new(&dvms_core::Config::default());
+        let p = |i| PartitionId {
+            initiator: NodeId(i),
+            seq: 1,
+        };
+        c.set_leader(1, Some((p(1), vec![NodeId(1), NodeId(2), NodeId(3)])));
+        c.set_leader(5, Some((p(5), vec![NodeId(5), NodeId(6)])));
+        assert!(c.double_claims(1).is_empty());
+        // The same id led by two hosts (a hand-over in flight) is not two partitions.
+        c.set_leader(2, Some((p(1), vec![NodeId(1), NodeId(2), NodeId(3)])));
+        assert!(c.double_claims(1).is_empty());
+        c.set_leader(5, Some((p(5), vec![NodeId(5), NodeId(6), NodeId(3)])));
+        let found = c.double_claims(1);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("host n3"), "{found:?}");
+        c.node_gone(5);
+        assert!(c.double_claims(1).is_empty());
     }
 
     #[test]
