@@ -515,7 +515,10 @@ impl Node {
                 version,
                 host,
             } => self.leader_on_state(now, from, partition, version, host),
-            Msg::Handoff { vm, moves } => self.cooldowns.record_arrival(vm, moves, now),
+            Msg::Handoff { vm, moves } => {
+                let max = self.cfg.cooldown_max;
+                self.cooldowns.record_arrival(vm, moves, now, max);
+            }
         }
     }
 
