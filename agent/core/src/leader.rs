@@ -325,9 +325,10 @@ impl Node {
 
     /// Waits before the next attempt of a blocked partition, or gives up past the budget (§6).
     fn blocked_wait(&mut self, now: Time, l: &mut Leader) -> Step {
-        if l.blocked_since
-            .is_some_and(|t| now >= t + self.cfg.blocked_budget)
-        {
+        // A leader that inherited a blocked view (takeover, §7.2) never ran `block`: its budget
+        // starts now, or the partition would never give up.
+        let since = *l.blocked_since.get_or_insert(now);
+        if now >= since + self.cfg.blocked_budget {
             return Step::Dissolve(DissolveReason::GaveUp);
         }
         l.phase = Phase::BlockedWait;

@@ -502,3 +502,31 @@ fn member_that_moved_to_another_partition_is_dropped_by_its_old_leader() {
         .is_some_and(|v| v.contains(NodeId(2)));
     assert!(!held, "P's leader dropped the host that moved to Q");
 }
+
+// Reference: protocol.md §6.4 with §7.2 (a blocked partition taken over by its initiator still
+// gives up after its budget; it does not stay blocked forever).
+#[test]
+fn blocked_partition_taken_over_still_gives_up() {
+    // Host 1 joins host 0's partition and leads it, but has no room: nothing else to grow to.
+    let mut c = Cluster::new(&[&[600, 600], &[950]], Config::default());
+    c.run_until(c.start() + Duration::from_millis(100));
+    let view = c.node(NodeId(0)).and_then(|n| n.partition()).cloned();
+    let view = view.expect("host 0 in its partition");
+    assert_eq!(
+        (view.leader, view.state),
+        (NodeId(1), PartitionState::Blocked)
+    );
+    c.crash(1);
+    c.run_for(secs(15));
+    assert!(
+        c.count(|e| matches!(
+            e,
+            Event::TookOver {
+                lost: NodeId(1),
+                ..
+            }
+        )) >= 1,
+        "the initiator took over"
+    );
+    assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::GaveUp));
+}

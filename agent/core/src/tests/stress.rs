@@ -265,7 +265,12 @@ fn random_chaos_keeps_vms_and_exclusivity_and_quiesces() {
     {
         return run_seed(seed);
     }
-    for seed in 0..SEEDS {
+    // `STRESS_SEEDS=n` runs more seeds (a local bug hunt).
+    let seeds = std::env::var("STRESS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEEDS);
+    for seed in 0..seeds {
         run_seed(seed);
     }
 }
