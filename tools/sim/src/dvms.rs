@@ -30,6 +30,10 @@ use crate::net::Fate;
 /// The fit is within about ±50 % of each; use `--charge-solver wall` for measured times.
 pub const NS_PER_WORK_UNIT: u64 = 100;
 
+/// Work units a whole-cluster repair (`centralized`) may spend per host and per VM, when that
+/// is more than the default budget.
+pub const REPAIR_UNITS_PER_ITEM: u64 = 50;
+
 /// Simulated nanoseconds charged per host and per VM of a problem (see [`NS_PER_WORK_UNIT`]).
 pub const NS_PER_PROBLEM_ITEM: u64 = 400;
 
@@ -312,9 +316,20 @@ impl Sim {
         problem: &dvms_core::model::Problem,
         mode: dvms_placement::Mode,
     ) -> (Result<Plan, Unsolvable>, std::time::Duration) {
+        // The default budget suits partitions; a whole-cluster repair gets a budget that grows
+        // with the cluster (else it gives up on 100,000 hosts), as Entropy's time limit did.
+        let default = dvms_placement::Options::default();
+        let items = (problem.hosts.len() + problem.vms.len()) as u64;
+        let budget = match mode {
+            dvms_placement::Mode::Repair => default
+                .budget
+                .work_units
+                .max(items.saturating_mul(REPAIR_UNITS_PER_ITEM)),
+            _ => default.budget.work_units,
+        };
         let opts = dvms_placement::Options {
             mode,
-            ..dvms_placement::Options::default()
+            budget: dvms_placement::Budget { work_units: budget },
         };
         // Wall time is measured for the report (and `--charge-solver wall`) only.
         let started = std::time::Instant::now();
