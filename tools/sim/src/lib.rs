@@ -35,7 +35,7 @@ mod invariants;
 
 pub use baseline::ORACLE_HELPERS;
 pub use config::{Scheduler, SimConfig};
-pub use dvms::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT};
+pub use dvms::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT, REPAIR_UNITS_PER_ITEM};
 pub use engine::{SetupError, Sim};
 pub use report::Report;
 
