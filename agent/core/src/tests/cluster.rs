@@ -113,6 +113,8 @@ pub(crate) struct Cluster {
     pub(crate) chaos: Option<Chaos>,
     /// How many times each host was (re)started; outputs of an older life are dropped.
     lives: Vec<u64>,
+    /// When each host last restarted.
+    restarted_at: Vec<Option<Time>>,
     /// Index into `events` where each host's current life began.
     pub(crate) life_began: Vec<usize>,
     /// Migrations started by a source whose own view did not hold both itself and the
@@ -170,6 +172,7 @@ impl Cluster {
             chaos: None,
             lives: vec![0; n],
             life_began: vec![0; n],
+            restarted_at: vec![None; n],
             bad_migrations: Vec::new(),
             foreign_destinations: Vec::new(),
             steps: 0,
@@ -326,8 +329,12 @@ impl Cluster {
                 self.now, cmd.to, cmd.partition
             ));
         }
+        // A destination that crashed, or restarted within a lease, cannot be known to the
+        // leader yet: the migration fails, or the restarted host answers the next renewal with
+        // `Leave` (§7.5); only a live destination with an older life is checked.
         let dst_node = self.nodes[cmd.to.0 as usize].as_ref();
-        if !in_partition(dst_node, cmd.to) {
+        let fresh = self.restarted_recently(cmd.to.0);
+        if dst_node.is_some() && !fresh && !in_partition(dst_node, cmd.to) {
             let view = dst_node.and_then(Node::partition);
             self.foreign_destinations.push(format!(
                 "t={:?} {src} -> {} for {}: destination view {view:?}",
@@ -376,12 +383,18 @@ impl Cluster {
         assert!(self.nodes[i].is_none(), "restart of a live host");
         self.lives[i] += 1;
         self.life_began[i] = self.events.len();
+        self.restarted_at[i] = Some(self.now);
         if std::env::var("STRESS_TRACE").is_ok() {
             eprintln!("{:?} n{host} RESTART", self.now);
         }
         let node = Node::new(NodeId(host), self.cfg.clone(), seed, self.now);
         self.nodes[i] = Some(node);
         self.resample(NodeId(host));
+    }
+
+    /// True if `host` restarted less than a lease ago: its old leaders may still count it.
+    pub(crate) fn restarted_recently(&self, host: u64) -> bool {
+        self.restarted_at[host as usize].is_some_and(|t| self.now < t + self.cfg.lease)
     }
 
     /// All hosts, live or crashed.
