@@ -442,6 +442,11 @@ impl Sim {
     /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired. (An event
     /// whose initiator crashes before it ends is also counted expired, at the crash.)
     fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
+        *self
+            .metrics
+            .ended_by_reason
+            .entry(reason.to_string())
+            .or_default() += 1;
         if self.starts.remove(&partition).is_none() {
             self.metrics.events_unmatched += 1;
             return;

@@ -92,6 +92,8 @@ pub struct Metrics {
     /// Ended by a lease, a lost initiator or a failed migration; for the baselines, overloads
     /// that ended with no decision.
     pub events_expired: u64,
+    /// dvms events ended, by `DissolveReason` name.
+    pub ended_by_reason: std::collections::BTreeMap<String, u64>,
     /// `EventEnded` without a matching `EventStarted` (a protocol anomaly if not zero).
     pub events_unmatched: u64,
     /// Detection to plan chosen, seconds.

@@ -35,6 +35,8 @@ pub struct Report {
     pub events_unsolvable: u64,
     /// Events ended otherwise (dvms: `Expired`, `InitiatorLost`, `MigrationFailed`).
     pub events_expired: u64,
+    /// dvms events ended, by reason (`solved`, `not_needed`, `not_worth_it`, `gave_up`, ...).
+    pub events_ended_by_reason: BTreeMap<String, u64>,
     /// Events that ended without having started (a protocol anomaly if not zero).
     pub events_unmatched: u64,
     /// Events still open at the end of the run.
@@ -135,6 +137,7 @@ impl Sim {
             events_solved: m.events_solved,
             events_unsolvable: m.events_unsolvable,
             events_expired: m.events_expired,
+            events_ended_by_reason: m.ended_by_reason.clone(),
             events_unmatched: m.events_unmatched,
             events_open: self.open_events(),
             time_to_decide_s: Dist::of(&mut m.time_to_decide.clone()),
@@ -221,6 +224,14 @@ impl Report {
             self.events_expired,
             self.events_open
         );
+        if !self.events_ended_by_reason.is_empty() {
+            let reasons: Vec<String> = self
+                .events_ended_by_reason
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            let _ = writeln!(s, "  ended by reason: {}", reasons.join(", "));
+        }
         let _ = writeln!(s, "  time to decide (s): {}", dist(&self.time_to_decide_s));
         let _ = writeln!(s, "  time to solve (s):  {}", dist(&self.time_to_solve_s));
         let _ = writeln!(s, "  partition size:     {}", dist(&self.partition_size));

@@ -108,3 +108,30 @@ fn solve_prints_the_plan_and_maps_errors_to_exit_codes() {
     assert_eq!(o.status.code(), Some(64));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn help_lists_the_flags() {
+    let o = sim(&["run", "--help"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--hosts",
+        "--vms-per-host",
+        "--host-cores",
+        "--host-mem-gib",
+        "--vm-mem-gib",
+        "--duration",
+        "--seed",
+        "--scheduler",
+        "--workload",
+        "--latency",
+        "--loss",
+        "--crash-rate",
+        "--sites",
+        "--keys",
+        "--charge-solver",
+        "--report",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from --help");
+    }
+}
