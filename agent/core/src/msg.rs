@@ -220,7 +220,8 @@ pub enum Msg {
         /// True: the target's leader stepped down and waits for the merged view.
         accepted: bool,
     },
-    /// The leader asks a member to live-migrate one of its VMs (§9).
+    /// The leader asks a member to live-migrate one of its VMs (§9); re-sent with every renewal
+    /// until reported, so the source answers duplicates idempotently (§9.2).
     Migrate {
         /// The partition.
         partition: PartitionId,
@@ -242,7 +243,8 @@ pub enum Msg {
         /// True if the VM now runs on the destination.
         ok: bool,
     },
-    /// A member tells its leader it is no longer in the partition (its lease ran out) (§7).
+    /// A host tells a leader that still renews it that it is no longer in the partition (its
+    /// lease ran out, it restarted, or it is in another partition) (§7.5).
     Leave {
         /// The partition.
         partition: PartitionId,

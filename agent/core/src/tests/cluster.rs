@@ -332,9 +332,15 @@ impl Cluster {
         // A destination that crashed, or restarted within a lease, cannot be known to the
         // leader yet: the migration fails, or the restarted host answers the next renewal with
         // `Leave` (§7.5); only a live destination with an older life is checked.
+        // Right after a merge the destination may still hold the absorbed partition's view,
+        // which already names the absorbing leader: held by the same leader, it counts.
+        let leader = src_node.and_then(Node::partition).map(|v| v.leader);
         let dst_node = self.nodes[cmd.to.0 as usize].as_ref();
+        let same_leader = dst_node
+            .and_then(Node::partition)
+            .is_some_and(|v| Some(v.leader) == leader);
         let fresh = self.restarted_recently(cmd.to.0);
-        if dst_node.is_some() && !fresh && !in_partition(dst_node, cmd.to) {
+        if dst_node.is_some() && !fresh && !same_leader && !in_partition(dst_node, cmd.to) {
             let view = dst_node.and_then(Node::partition);
             self.foreign_destinations.push(format!(
                 "t={:?} {src} -> {} for {}: destination view {view:?}",
@@ -363,8 +369,13 @@ impl Cluster {
 
     /// Asks host `host` to drain.
     pub(crate) fn evacuate(&mut self, host: u64) {
+        self.set_draining(host, true);
+    }
+
+    /// Asks host `host` to drain, or cancels the request.
+    pub(crate) fn set_draining(&mut self, host: u64, drain: bool) {
         let now = self.now;
-        self.with_node(NodeId(host), |n| n.handle_evacuate(now, true));
+        self.with_node(NodeId(host), |n| n.handle_evacuate(now, drain));
     }
 
     /// Crashes a host: its node state is lost, messages to it vanish.

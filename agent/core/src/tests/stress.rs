@@ -1,5 +1,6 @@
 //! Randomized stress test: many fixed seeds of small clusters under message loss, latency
-//! jitter, crashes and restarts of hosts and random load changes, with safety invariants checked
+//! jitter, crashes and restarts of hosts, random load changes and evacuations (with
+//! consolidation on a third of the seeds and varying partition bounds), with safety invariants checked
 //! after every event and liveness checked after a quiet period.
 //!
 //! Safety (after every event):
@@ -20,8 +21,10 @@
 //!   holds members that have moved on until its state collection drops them (§7.2). Lossless
 //!   seeds therefore keep each link in order;
 //! - a source starts a migration only for the partition it believes it is in, towards a host
-//!   in that partition's view (§9.1); without loss, a live destination believes so too, unless it
-//!   restarted within a lease (nothing tells the leader before its next renewal, §7.5).
+//!   in that partition's view (§9.1); without loss, a live destination believes so too (or, just
+//!   after a merge, believes it is in the absorbed partition, whose view already names the same
+//!   leader), unless it restarted within a lease (nothing tells the leader before its next
+//!   renewal, §7.5).
 //!
 //! Liveness (after the chaos stops and a quiet period): no host is busy or migrating, no timer is
 //! armed, the step cap did not trip, and every event a host started in its current life ended.
@@ -37,7 +40,7 @@ use crate::model::NodeId;
 use crate::output::Event;
 use crate::{Config, Time};
 
-const SEEDS: u64 = 200;
+const SEEDS: u64 = 300;
 /// Events allowed in the quiet period: far more than a calm cluster needs.
 const QUIET_STEP_CAP: u64 = 50_000;
 
@@ -133,6 +136,24 @@ fn run_checked(c: &mut Cluster, until: Time, vms: usize, strict: bool) {
     c.now = until;
 }
 
+/// Calm loads: no evacuation, no host over 80 %, and (where a host has at most four VMs) no VM
+/// under 20 %, so that no host is worth emptying when consolidation is on.
+fn calm(c: &mut Cluster, rng: &mut ChaCha8Rng) {
+    for h in 0..c.size() as u64 {
+        c.set_draining(h, false);
+        let k = c.hosts[h as usize].vms.len() as u64;
+        for j in 0..k {
+            let top = 800 / k;
+            let cpu = if top >= 200 {
+                200 + below(rng, top - 199)
+            } else {
+                top
+            };
+            c.set_load(h, j as usize, cpu);
+        }
+    }
+}
+
 fn run_seed(seed: u64) {
     let _guard = SeedGuard(seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xD1B5);
@@ -145,11 +166,28 @@ fn run_seed(seed: u64) {
         .collect();
     let refs: Vec<&[u64]> = loads.iter().map(Vec::as_slice).collect();
     let vms: usize = loads.iter().map(Vec::len).sum();
-    let mut c = Cluster::new(&refs, Config::default());
+    // Consolidation on a third of the seeds; partition bounds vary.
+    let min = 2 + below(&mut rng, 2) as usize;
+    let max = min + 1 + below(&mut rng, 6) as usize;
+    // Cooldowns, backoff and the underload hold are scaled down to fit the 60 s quiet period:
+    // a plan applied with loads from before the calm may pile cooling VMs on one host, which
+    // must be fixable before the end.
+    let cfg = Config {
+        cooldown_base: Duration::from_secs(5),
+        cooldown_max: Duration::from_secs(20),
+        retry_backoff_max: Duration::from_secs(20),
+        underload_hold: Duration::from_secs(10),
+        underload_enabled: seed % 3 == 0,
+        min_partition_size: min,
+        max_partition_size: max,
+        max_consolidation_size: max.min(8),
+        ..Config::default()
+    };
+    let mut c = Cluster::new(&refs, cfg);
     // Even seeds run without message loss, where the strict invariants must hold.
     let lossy = seed % 2 == 1;
     let mut chaos = Chaos::new(seed);
-    chaos.loss_permille = if lossy { 10 + below(&mut rng, 90) } else { 0 };
+    chaos.loss_permille = if lossy { 10 + below(&mut rng, 200) } else { 0 };
     chaos.jitter = Duration::from_millis(below(&mut rng, 40));
     chaos.unreachable_permille = 500;
     // Lossy seeds also reorder messages on a link; see the module doc.
@@ -174,6 +212,11 @@ fn run_seed(seed: u64) {
                     down.remove(&h);
                     c.restart(h, rng.next_u64());
                 }
+            }
+            3 => {
+                // Operators start and cancel evacuations.
+                let h = below(&mut rng, n);
+                c.set_draining(h, rng.next_u64() % 2 == 0);
             }
             _ => {
                 let h = below(&mut rng, n);
@@ -200,13 +243,12 @@ fn run_seed(seed: u64) {
             c.restart(h, rng.next_u64());
         }
     }
-    for h in 0..n {
-        let k = c.hosts[h as usize].vms.len();
-        for j in 0..k {
-            let cpu = below(&mut rng, 800 / k as u64);
-            c.set_load(h, j, cpu);
-        }
-    }
+    // Calm, twice: plans computed from the chaos loads may still land in the first 20 s and
+    // pile VMs on a host, so the loads are calmed again for the placement they left.
+    calm(&mut c, &mut rng);
+    let settle = c.now + Duration::from_secs(20);
+    run_checked(&mut c, settle, vms, strict);
+    calm(&mut c, &mut rng);
     let steps = c.steps;
     let quiet_end = c.now + Duration::from_secs(60);
     run_checked(&mut c, quiet_end, vms, strict);
@@ -230,6 +272,9 @@ fn run_seed(seed: u64) {
         quiet_steps < QUIET_STEP_CAP,
         "{quiet_steps} events while quiet"
     );
+    if std::env::var("STRESS_SEED").is_ok() {
+        dump(&c);
+    }
     for h in 0..n {
         let Some(node) = c.node(NodeId(h)) else {
             continue;
@@ -248,7 +293,14 @@ fn run_seed(seed: u64) {
             node.poll_timeout()
         );
         assert!(!node.is_migrating(), "n{h} still migrating");
-        assert_eq!(node.poll_timeout(), None, "n{h} has a timer armed");
+        assert_eq!(
+            node.poll_timeout(),
+            None,
+            "n{h} has a timer armed: {:?}, sample {:?}, now {:?}",
+            node.timers,
+            node.sample,
+            c.now
+        );
         let life = &c.events[c.life_began[h as usize]..];
         let mine =
             |f: fn(&Event) -> bool| life.iter().filter(|(_, who, e)| who.0 == h && f(e)).count();
