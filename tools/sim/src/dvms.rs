@@ -206,6 +206,8 @@ impl Sim {
                 count,
             } => self.find_candidates(h, query, near, &exclude, count),
             Output::Solve { id, problem } => {
+                // The node's state is already the one after this input: index it before checking.
+                crate::invariants::refresh_node(self, h);
                 crate::invariants::check_solve(self, h, &problem);
                 let (result, delay) = self.solve(&problem, dvms_placement::Mode::Full);
                 if let Ok(plan) = &result {
