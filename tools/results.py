@@ -95,10 +95,10 @@ def main():
     print(HEADER)
     for extra in (["--loss", "0.01"], ["--crash-rate", "0.05"], ["--loss", "0.01", "--crash-rate", "0.05"]):
         print(row(run(binary, ["--hosts", "10000", "--duration", "1h", *extra])), flush=True)
-    print("\n### PlanetLab replay (20110303, 20 VMs on 2-core hosts, 1,000 hosts, 24 h)\n")
+    print("\n### PlanetLab replay (20110303, 20 VMs on 3-core hosts, 1,000 hosts, 24 h)\n")
     print(HEADER)
     for sched in ("dvms", "centralized", "oracle", "none"):
-        args = ["--hosts", "1000", "--duration", "24h", "--vms-per-host", "20", "--host-cores", "2",
+        args = ["--hosts", "1000", "--duration", "24h", "--vms-per-host", "20", "--host-cores", "3",
                 "--workload", f"planetlab:{TRACES}", "--scheduler", sched]
         r = run(binary, args)
         r["_cmd"] = r["_cmd"].replace(TRACES, "../shared/traces/planetlab/20110303")
