@@ -674,7 +674,10 @@ impl Sim {
             &[v as u64, to as u64, u64::from(ok)],
         );
         match m.owner {
-            Owner::Node { id, .. } => {
+            Owner::Node { id, partition } => {
+                if !self.checker.is_alive(partition) {
+                    self.metrics.migrations_after_dissolve += 1;
+                }
                 if src_ok {
                     let outcome = if ok {
                         dvms_core::MigrationOutcome::Done

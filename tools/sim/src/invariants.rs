@@ -148,6 +148,11 @@ impl Checker {
         found
     }
 
+    /// True while some node holds partition `p`.
+    pub(crate) fn is_alive(&self, p: PartitionId) -> bool {
+        self.alive.get(&p).is_some_and(|a| a.holders > 0)
+    }
+
     pub(crate) fn alive_partitions(&self) -> usize {
         self.alive.values().filter(|a| a.holders > 0).count()
     }

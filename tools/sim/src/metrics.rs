@@ -106,6 +106,8 @@ pub struct Metrics {
     pub migrations: u64,
     /// Migrations that failed.
     pub migrations_failed: u64,
+    /// dvms migrations that ended after their partition had dissolved (see NOTES-for-core §7).
+    pub migrations_after_dissolve: u64,
     /// MiB of VM memory moved by completed migrations.
     pub migrated_mib: u64,
     /// Completed migrations between sites.

@@ -51,6 +51,8 @@ pub struct Report {
     pub migrations: u64,
     /// Failed migrations.
     pub migrations_failed: u64,
+    /// dvms migrations that ended after their partition had dissolved.
+    pub migrations_after_dissolve: u64,
     /// MiB moved by completed migrations.
     pub migrated_mib: u64,
     /// Completed migrations between sites.
@@ -145,6 +147,7 @@ impl Sim {
             partition_size: Dist::of(&mut m.partition_size.clone()),
             migrations: m.migrations,
             migrations_failed: m.migrations_failed,
+            migrations_after_dissolve: m.migrations_after_dissolve,
             migrated_mib: m.migrated_mib,
             inter_site_migrations: m.inter_site_migrations,
             inter_site_migration_share: if m.migrations > 0 {
@@ -237,8 +240,12 @@ impl Report {
         let _ = writeln!(s, "  partition size:     {}", dist(&self.partition_size));
         let _ = writeln!(
             s,
-            "  migrations:    {} done ({} MiB, {} between sites), {} failed",
-            self.migrations, self.migrated_mib, self.inter_site_migrations, self.migrations_failed
+            "  migrations:    {} done ({} MiB, {} between sites), {} failed, {} ended after their partition",
+            self.migrations,
+            self.migrated_mib,
+            self.inter_site_migrations,
+            self.migrations_failed,
+            self.migrations_after_dissolve
         );
         let _ = writeln!(
             s,
