@@ -75,7 +75,7 @@ impl Default for Config {
             candidates_per_query: 32,
             blocked_budget: Duration::from_secs(5),
             blocked_retry: Duration::from_millis(250),
-            improvement_margin_milli: 50,
+            improvement_margin_milli: 10,
             cooldown_base: Duration::from_secs(120),
             cooldown_max: Duration::from_secs(3600),
             gossip_min_interval: Duration::from_secs(1),
