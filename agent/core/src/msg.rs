@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{MigrationId, NodeId, PartitionId, Resources, Thresholds, VmId};
+use crate::model::{HostSpec, MigrationId, NodeId, PartitionId, Resources, Thresholds, VmId};
 
 /// The life-cycle state of a partition (`docs/protocol.md` §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +81,17 @@ pub struct HostState {
     pub draining: bool,
     /// Its VMs.
     pub vms: Vec<VmState>,
+}
+
+impl HostState {
+    /// What the solver needs of this host.
+    pub fn spec(&self) -> HostSpec {
+        HostSpec {
+            id: self.id,
+            capacity: self.capacity,
+            thresholds: self.thresholds,
+        }
+    }
 }
 
 /// One VM as its host reports it in an ISP.

@@ -8,9 +8,9 @@ use tracing::{info, warn};
 use super::{Leader, Phase, Step};
 use crate::Time;
 use crate::model::{
-    Constraint, HostSpec, MigrationId, NodeId, PartitionId, Plan, Problem, Resources, VmId, VmSpec,
+    Constraint, MigrationId, NodeId, PartitionId, Plan, Problem, Resources, VmId, VmSpec,
 };
-use crate::msg::{DissolveReason, EventKind, Msg, PartitionState};
+use crate::msg::{DissolveReason, EventKind, HostState, Msg, PartitionState};
 use crate::node::{Node, Role, Running};
 use crate::output::{Event, MigrationCmd, Output};
 use crate::timer::Timer;
@@ -150,15 +150,7 @@ impl Node {
 /// The placement problem of a partition: its hosts, their VMs, and a ban that empties the hosts
 /// to drain (evacuation, or the initiator of a consolidation).
 pub(super) fn build_problem(l: &Leader) -> Problem {
-    let hosts = l
-        .hosts
-        .iter()
-        .map(|h| HostSpec {
-            id: h.id,
-            capacity: h.capacity,
-            thresholds: h.thresholds,
-        })
-        .collect();
+    let hosts = l.hosts.iter().map(HostState::spec).collect();
     let vms: Vec<VmSpec> = l
         .hosts
         .iter()
@@ -247,11 +239,7 @@ fn badness(l: &Leader, plan: &Plan) -> u64 {
     l.hosts
         .iter()
         .map(|h| {
-            let spec = HostSpec {
-                id: h.id,
-                capacity: h.capacity,
-                thresholds: h.thresholds,
-            };
+            let spec = h.spec();
             let over = used
                 .get(&h.id)
                 .copied()
