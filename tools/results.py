@@ -86,7 +86,8 @@ def main():
     for hosts in sizes:
         print(row(run(binary, ["--hosts", str(hosts), "--duration", "1h"])), flush=True)
     print("\n### Sites: random vs topology-aware overlay keys (10,000 hosts, 3 sites)\n")
-    print(HEADER[:-1] + " inter-site migrations | inter-site messages |\n" + "|---" * 15 + "|")
+    head, rule = HEADER.split("\n")
+    print(head + " inter-site migrations | inter-site messages |\n" + rule + "---|---|")
     for keys in ("random", "topology"):
         r = run(binary, ["--hosts", "10000", "--duration", "1h", "--sites", "3", "--keys", keys])
         share = r["inter_site_migrations"] / max(1, r["migrations"])

@@ -70,7 +70,7 @@
 //! node, a migration considered by the plan builder; compiling the problem and validating the
 //! plan cost `n (1 + log2 n / 4)` units for `n` VMs, hosts, constraint ids and migrations (they
 //! use ordered maps). Units track wall time within a factor of about three
-//! (`docs/results-placement.md`: 9 to 35 ns per unit on the benchmark machine, release
+//! (`docs/results.md, section 2`: 9 to 35 ns per unit on the benchmark machine, release
 //! build), so drivers may model solve time from [`Outcome::work_units`].
 //!
 //! Full mode spends its whole budget when it finds no plan and cannot prove the problem
@@ -153,7 +153,7 @@ pub struct Outcome {
 }
 
 /// Wall time of one work unit measured by the benchmark on the team's 2-core VM (release build,
-/// typical partitions; 9 to 35 ns across cases, see `docs/results-placement.md`). Drivers that
+/// typical partitions; 9 to 35 ns across cases, see `docs/results.md, section 2`). Drivers that
 /// model solve time from [`Outcome::work_units`] may use it as their factor.
 pub const MEASURED_NS_PER_WORK_UNIT: u64 = 20;
 

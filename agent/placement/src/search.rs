@@ -31,7 +31,7 @@ const SMALL_PROBLEM_VMS: usize = 32;
 
 /// The branch and bound gives up improving an incumbent after this many work units without
 /// improvement (or as many as it took to find it, if more): a proof of optimality that long
-/// in coming rarely pays (measured in `docs/results-placement.md`).
+/// in coming rarely pays (measured in `docs/results.md, section 2`).
 const STALL_UNITS: u64 = 100_000;
 
 /// Search nodes allowed to the exact eviction bound of a host at each search node.
