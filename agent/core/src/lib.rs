@@ -62,6 +62,7 @@ pub mod wire;
 
 mod cooldown;
 mod detector;
+mod incoming;
 mod leader;
 mod member;
 mod timer;

@@ -276,6 +276,18 @@ pub enum Msg {
         /// The member's state.
         host: HostState,
     },
+    /// A source tells a destination that a VM is on its way, so it reserves room (§9.4).
+    Incoming {
+        /// The VM.
+        vm: VmId,
+        /// Its CPU demand and memory.
+        demand: Resources,
+    },
+    /// A source tells a destination that an announced migration failed (§9.4).
+    IncomingCancelled {
+        /// The VM.
+        vm: VmId,
+    },
     /// A source tells a destination the move history of a VM it just received (cooldown, §10).
     Handoff {
         /// The VM.
@@ -303,6 +315,8 @@ impl Msg {
             Msg::Leave { .. } => "leave",
             Msg::StateRequest { .. } => "state_request",
             Msg::State { .. } => "state",
+            Msg::Incoming { .. } => "incoming",
+            Msg::IncomingCancelled { .. } => "incoming_cancelled",
             Msg::Handoff { .. } => "handoff",
         }
     }

@@ -11,10 +11,11 @@ use crate::Time;
 use crate::config::Config;
 use crate::cooldown::Cooldowns;
 use crate::detector::Detector;
+use crate::incoming::Incoming;
 use crate::leader::Leader;
 use crate::model::{
-    Candidate, HostSample, LoadSummary, MigrationId, NodeId, PartitionId, Plan, QueryId, SolveId,
-    Unsolvable,
+    Candidate, HostSample, LoadSummary, MigrationId, NodeId, PartitionId, Plan, QueryId, Resources,
+    SolveId, Unsolvable,
 };
 use crate::msg::{
     DissolveReason, EventKind, HostState, Msg, PartitionState, PartitionView, VmState,
@@ -62,6 +63,8 @@ pub struct Node {
     /// The outcomes of the last migrations this host ran for a leader, oldest first, to answer
     /// a re-sent `Migrate` whose report was lost (§9.2); at most [`REPORTED_KEPT`].
     reported: VecDeque<(MigrationId, PartitionId, bool)>,
+    /// Room reserved for VMs migrating to this host (§9.4).
+    pub(crate) incoming: Incoming,
     /// The last summary published, and when.
     published: Option<(LoadSummary, Time)>,
     /// The event this host initiated, until it ends.
@@ -138,6 +141,7 @@ impl Node {
             next_local: 0,
             running: BTreeMap::new(),
             reported: VecDeque::new(),
+            incoming: Incoming::default(),
             published: None,
             own_event: None,
         }
@@ -245,10 +249,10 @@ impl Node {
 
     /// The summary this host would gossip now.
     pub fn summary(&self) -> LoadSummary {
-        let (capacity, demand) = self
-            .sample
-            .as_ref()
-            .map_or(Default::default(), |s| (s.capacity, s.demand()));
+        let (capacity, demand) = self.sample.as_ref().map_or(Default::default(), |s| {
+            let arriving: Resources = self.incoming.pending(s).map(|(_, d)| d).sum();
+            (s.capacity, s.demand() + arriving)
+        });
         LoadSummary {
             capacity,
             demand,
@@ -324,9 +328,12 @@ impl Node {
                     && !self.running.values().any(|r| r.cmd.vm == v.id),
             })
             .collect();
+        // VMs on their way here are reserved out of the capacity the solver may use (§9.4);
+        // as VMs they would appear twice in a problem that also holds their source.
+        let arriving: Resources = self.incoming.pending(sample).map(|(_, d)| d).sum();
         Some(HostState {
             id: self.id,
-            capacity: sample.capacity,
+            capacity: sample.capacity.saturating_sub(arriving),
             thresholds: self.cfg.thresholds,
             draining: self.draining,
             vms,
@@ -405,6 +412,7 @@ impl Node {
 
     /// Bookkeeping after every input: detection, gossip, detector timer.
     fn after_input(&mut self, now: Time) {
+        self.incoming.prune(now);
         self.maybe_start_event(now);
         // A check due now that could not start (migrating) is retried by the input that ends
         // the obstacle, never by a timer at `now`, which would spin.
@@ -515,7 +523,13 @@ impl Node {
                 version,
                 host,
             } => self.leader_on_state(now, from, partition, version, host),
+            Msg::Incoming { vm, demand } => {
+                let deadline = now + self.cfg.migrate_timeout;
+                self.incoming.announce(vm, demand, deadline);
+            }
+            Msg::IncomingCancelled { vm } => self.incoming.clear(vm),
             Msg::Handoff { vm, moves } => {
+                self.incoming.clear(vm);
                 let max = self.cfg.cooldown_max;
                 self.cooldowns.record_arrival(vm, moves, now, max);
             }
@@ -557,6 +571,7 @@ impl Node {
             self.send(cmd.to, Msg::Handoff { vm: cmd.vm, moves });
         } else {
             self.stats.migrations_failed += 1;
+            self.send(cmd.to, Msg::IncomingCancelled { vm: cmd.vm });
             if let MigrationOutcome::Failed { reason } = &outcome {
                 tracing::warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, error = %reason, "migration failed, vm stays");
             }
@@ -627,7 +642,19 @@ impl Node {
             }
             return self.send(from, done);
         }
-        self.running.insert(cmd.id, Running { leader: from, cmd });
+        self.start_migration(from, cmd);
+    }
+
+    /// Runs a migration of a local VM for `leader`: announce it to the destination (§9.4), then
+    /// hand it to the actuator.
+    pub(crate) fn start_migration(&mut self, leader: NodeId, cmd: MigrationCmd) {
+        let demand = self
+            .sample
+            .as_ref()
+            .and_then(|s| s.vms.iter().find(|v| v.id == cmd.vm))
+            .map_or(Resources::new(0, cmd.mem_mib), |v| v.demand);
+        self.send(cmd.to, Msg::Incoming { vm: cmd.vm, demand });
+        self.running.insert(cmd.id, Running { leader, cmd });
         info!(node = %self.id, vm = %cmd.vm, to = %cmd.to, partition = %cmd.partition, "migration started");
         self.push(Output::Migrate(cmd));
     }

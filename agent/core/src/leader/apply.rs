@@ -11,8 +11,8 @@ use crate::model::{
     Constraint, MigrationId, NodeId, PartitionId, Plan, Problem, Resources, VmId, VmSpec,
 };
 use crate::msg::{DissolveReason, EventKind, HostState, Msg, PartitionState};
-use crate::node::{Node, Role, Running};
-use crate::output::{Event, MigrationCmd, Output};
+use crate::node::{Node, Role};
+use crate::output::{Event, MigrationCmd};
 use crate::timer::Timer;
 
 impl Node {
@@ -82,15 +82,7 @@ impl Node {
                 mem_mib: m.mem_mib,
             };
             if m.from == self.id {
-                self.running.insert(
-                    id,
-                    Running {
-                        leader: self.id,
-                        cmd,
-                    },
-                );
-                info!(node = %self.id, vm = %m.vm, to = %m.to, partition = %partition, "migration started");
-                self.push(Output::Migrate(cmd));
+                self.start_migration(self.id, cmd);
             } else {
                 let msg = Msg::Migrate {
                     partition,

@@ -530,3 +530,30 @@ fn blocked_partition_taken_over_still_gives_up() {
     );
     assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::GaveUp));
 }
+
+// Reference: protocol.md §9.4 (the destination reserves room for a VM on its way).
+#[test]
+fn destination_counts_an_arriving_vm_once_and_forgets_a_failed_one() {
+    let demand = |c: &Cluster, h: u64| c.node(NodeId(h)).expect("up").summary().demand.cpu_milli;
+    let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
+    c.migration_time = secs(2);
+    c.run_until(c.start() + Duration::from_millis(500));
+    assert_eq!(c.count(|e| matches!(e, Event::PlanChosen { .. })), 1);
+    assert_eq!(
+        demand(&c, 1),
+        700,
+        "the arriving vm is reserved on its destination"
+    );
+    c.run_for(secs(5));
+    assert_eq!(c.hosts[1].vms.len(), 2, "the vm arrived");
+    assert_eq!(demand(&c, 1), 700, "and is counted once");
+
+    let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
+    c.migration_time = secs(2);
+    c.fail_migrations = true;
+    c.run_until(c.start() + Duration::from_millis(500));
+    assert_eq!(demand(&c, 1), 700);
+    c.run_for(secs(3));
+    assert_eq!(c.hosts[1].vms.len(), 1, "the vm stayed on its source");
+    assert_eq!(demand(&c, 1), 100, "the reservation is cancelled");
+}
