@@ -181,15 +181,18 @@ async fn main() -> anyhow::Result<()> {
             }
             let nodes = &nodes;
             async move {
-                let (mut min_known, mut conns) = (usize::MAX, 0);
-                for h in nodes {
+                let (mut min_known, mut conns, mut lagging) = (usize::MAX, 0, Vec::new());
+                for (i, h) in nodes.iter().enumerate() {
                     let c = h.candidates(h.local_key(), [], n).await?;
                     min_known = min_known.min(c.len());
+                    if c.len() < n - 1 && lagging.len() < 8 {
+                        lagging.push((i, c.len()));
+                    }
                     conns += c.iter().filter(|c| c.connected).count();
                 }
                 if report {
                     eprintln!(
-                        "t={:.2}s min_known={min_known} conns_per_node={:.1}",
+                        "t={:.2}s min_known={min_known} conns_per_node={:.1} lagging (node, known)={lagging:?}",
                         t0.elapsed().as_secs_f64(),
                         conns as f64 / n as f64
                     );

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
 
 use crate::{
@@ -54,6 +54,8 @@ struct Entry {
     connections: u32,
     /// Last time we heard anything from it.
     last_seen: Instant,
+    /// A listen address (from identify or a sync), so requests can reach it unconnected.
+    addr: Option<Multiaddr>,
 }
 
 /// Known peers with their position and latest summary.
@@ -78,6 +80,7 @@ impl PeerTable {
             summary: None,
             connections: 0,
             last_seen: now,
+            addr: None,
         });
         e.last_seen = now;
         e
@@ -102,9 +105,24 @@ impl PeerTable {
         }
     }
 
-    /// Identify told us where a peer is.
-    pub(crate) fn identified(&mut self, peer: PeerId, position: Option<Location>, now: Instant) {
-        self.entry(peer, now).position = Some((position, key_of(&peer, position)));
+    /// Identify told us where a peer is, and possibly where it listens.
+    pub(crate) fn identified(
+        &mut self,
+        peer: PeerId,
+        position: Option<Location>,
+        addr: Option<Multiaddr>,
+        now: Instant,
+    ) {
+        let e = self.entry(peer, now);
+        e.position = Some((position, key_of(&peer, position)));
+        if addr.is_some() {
+            e.addr = addr;
+        }
+    }
+
+    /// The peer's known listen address, if any.
+    pub(crate) fn addr(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.entries.get(peer)?.addr.clone()
     }
 
     /// A valid summary arrived.
@@ -123,11 +141,13 @@ impl PeerTable {
     /// Hearsay from a sync response: `peer` was last heard of `age` ago by the answerer.
     /// Adds unknown peers; for known ones, only fills in what is missing or newer. Ignores
     /// news older than `ttl`. Returns true if the peer was new.
+    #[allow(clippy::too_many_arguments, reason = "one sync entry, unpacked")]
     pub(crate) fn learned(
         &mut self,
         peer: PeerId,
         position: Option<Location>,
         summary: Option<Vec<u8>>,
+        addr: Option<Multiaddr>,
         age: Duration,
         ttl: Duration,
         now: Instant,
@@ -142,7 +162,11 @@ impl PeerTable {
             summary: None,
             connections: 0,
             last_seen: at,
+            addr: None,
         });
+        if e.addr.is_none() {
+            e.addr = addr;
+        }
         if e.position.is_none() {
             e.position = Some((position, key_of(&peer, position)));
         }
@@ -176,6 +200,7 @@ impl PeerTable {
                     location: c.location,
                     age_ms: u32::try_from(age.as_millis()).unwrap_or(u32::MAX),
                     summary: c.summary,
+                    addr: e.addr.as_ref().map(Multiaddr::to_vec),
                 })
             })
             .collect()
@@ -274,6 +299,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![1]),
+            None,
             Duration::from_secs(5),
             ttl,
             now
@@ -285,6 +311,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![2]),
+            None,
             Duration::from_secs(9),
             ttl,
             now
@@ -297,6 +324,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![3]),
+            Some("/memory/7".parse().unwrap()),
             Duration::from_secs(1),
             ttl,
             now,
@@ -306,7 +334,8 @@ mod tests {
             Some(vec![3])
         );
         // Stale hearsay is ignored.
-        assert!(!t.learned(PeerId::random(), None, None, ttl, ttl, now));
+        assert!(!t.learned(PeerId::random(), None, None, None, ttl, ttl, now));
+        assert_eq!(t.addr(&p), Some("/memory/7".parse().unwrap()));
         let e = t.sync_entries(&[0; 32], 10, now);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].id, p.to_bytes());
@@ -320,7 +349,7 @@ mod tests {
         let p = PeerId::random();
         t.connected(p, now);
         assert!(t.candidates(&[0; 32], &BTreeSet::new(), 5, now).is_empty());
-        t.identified(p, None, now);
+        t.identified(p, None, None, now);
         let c = t.candidates(&[0; 32], &BTreeSet::new(), 5, now);
         assert_eq!(c.len(), 1);
         assert!(c[0].connected);
@@ -334,7 +363,7 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         assert!(t.connected(a, now));
         assert!(!t.connected(a, now));
-        t.identified(a, None, now);
+        t.identified(a, None, None, now);
         t.summary(b, None, vec![1], now);
         let later = now + Duration::from_secs(100);
         assert_eq!(t.expire(later, Duration::from_secs(90)), 1);
@@ -348,7 +377,7 @@ mod tests {
             t.expire(later + Duration::from_secs(100), Duration::from_secs(90)),
             1
         );
-        t.identified(a, None, now);
+        t.identified(a, None, None, now);
         t.disconnected(&a, 0, true);
         assert_eq!(t.positioned(), 0, "failed connection forgets the peer");
     }
