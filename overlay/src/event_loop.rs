@@ -25,7 +25,7 @@ use crate::{
     config::Config,
     handle::{Command, CommandError, Event, RequestError, RequestId},
     peers::PeerTable,
-    stats::{Counters, bump},
+    stats::{Counters, bump, set_connections},
     swarm::{Behaviour, BehaviourEvent},
     wire,
 };
@@ -599,7 +599,15 @@ impl EventLoop {
     }
 
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let opened_or_closed = matches!(
+            event,
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. }
+        );
         self.dispatch_swarm_event(event);
+        if opened_or_closed {
+            let info = self.swarm.network_info();
+            set_connections(&self.counters, info.connection_counters().num_established());
+        }
         // Snapshot the mesh for the next close (at most mesh_n_high peers).
         self.mesh.clear();
         let mesh = self.swarm.behaviour().gossipsub.all_mesh_peers().copied();

@@ -122,3 +122,50 @@ async fn candidates_are_closest_by_topology_and_honour_exclusions() {
         .collect();
     assert!(d.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_holds_and_every_node_still_finds_every_other() {
+    const NODES: usize = 20;
+    const CAP: u32 = 8;
+    let limited = || {
+        let mut cfg = crate::harness::memory_config(crate::harness::PSK);
+        cfg.max_connections = CAP;
+        cfg.max_outbound_connections = CAP / 2;
+        cfg
+    };
+    let first = crate::harness::start(limited()).await;
+    let bootstrap = first.p2p_addr();
+    let mut nodes = vec![first];
+    // All joiners at once, all from node 0: more than its limit, so it must refuse some at
+    // first and make room by trimming idle connections.
+    for _ in 1..NODES {
+        let mut cfg = limited();
+        cfg.bootstrap.push(bootstrap.clone());
+        nodes.push(crate::harness::start(cfg).await);
+    }
+    let everyone = all_peers(&nodes);
+    for node in &nodes {
+        let me = node.peer();
+        eventually("every node knows every other under the limit", || async {
+            let known: BTreeSet<PeerId> = node
+                .candidates(100)
+                .await
+                .into_iter()
+                .map(|c| c.peer)
+                .collect();
+            let mut expected = everyone.clone();
+            expected.remove(&me);
+            known == expected
+        })
+        .await;
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let stats = node.handle.stats();
+        assert!(
+            stats.connections_peak <= u64::from(CAP),
+            "node {i} had {} connections at once, limit {CAP}",
+            stats.connections_peak
+        );
+        assert!(stats.connections_peak > 0, "node {i} never connected");
+    }
+}
