@@ -244,7 +244,9 @@ impl EventLoop {
                     // The application's own traffic is never refused by the outbound limit
                     // (only the overlay's lookups are); the connection still counts, and
                     // trimming brings the total back down once it is idle.
-                    self.swarm.behaviour_mut().limits.bypass_peer_id(&peer);
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.limits.bypass_peer_id(&peer);
+                    behaviour.gate.bypass(peer);
                 }
                 // The peer may be known only through a sync: give its address for the dial.
                 let addrs = self.peers.addr(&peer).into_iter().collect();
@@ -639,7 +641,9 @@ impl EventLoop {
                 peer_id, endpoint, ..
             } => {
                 self.last_active.insert(peer_id, now);
-                self.swarm.behaviour_mut().limits.remove_peer_id(&peer_id);
+                let behaviour = self.swarm.behaviour_mut();
+                behaviour.limits.remove_peer_id(&peer_id);
+                behaviour.gate.remove_bypass(&peer_id);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -674,7 +678,9 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 if let Some(peer) = peer_id {
-                    self.swarm.behaviour_mut().limits.remove_peer_id(&peer);
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.limits.remove_peer_id(&peer);
+                    behaviour.gate.remove_bypass(&peer);
                 }
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
@@ -832,6 +838,12 @@ impl EventLoop {
                 match verdict {
                     Ok((peer, location, summary)) => {
                         bump(&self.counters.summaries_received);
+                        if self.peers.addr(&peer).is_none() {
+                            // Gossip carries no address: sync soon, so a request to this
+                            // peer can dial it.
+                            self.sync.interval = SYNC_MIN_INTERVAL;
+                            self.sync.next = self.sync.next.min(Instant::now());
+                        }
                         self.peers
                             .summary(peer, location, summary.clone(), Instant::now());
                         self.emit(Event::SummaryReceived {

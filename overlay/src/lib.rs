@@ -71,6 +71,7 @@
 
 mod codec;
 mod config;
+mod dial_gate;
 mod event_loop;
 mod handle;
 mod identity;

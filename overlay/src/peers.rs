@@ -140,7 +140,7 @@ impl PeerTable {
 
     /// Hearsay from a sync response: `peer` was last heard of `age` ago by the answerer.
     /// Adds unknown peers; for known ones, only fills in what is missing or newer. Ignores
-    /// news older than `ttl`. Returns true if the peer was new.
+    /// news older than `ttl`. Returns true if the peer was new or its address was.
     #[allow(clippy::too_many_arguments, reason = "one sync entry, unpacked")]
     pub(crate) fn learned(
         &mut self,
@@ -164,6 +164,7 @@ impl PeerTable {
             last_seen: at,
             addr: None,
         });
+        let new_addr = e.addr.is_none() && addr.is_some();
         if e.addr.is_none() {
             e.addr = addr;
         }
@@ -176,7 +177,7 @@ impl PeerTable {
             }
         }
         e.last_seen = e.last_seen.max(at);
-        new
+        new || new_addr
     }
 
     /// The `count` positioned peers closest to `target`, as sync entries.

@@ -22,6 +22,7 @@ use libp2p::{
 use crate::{
     codec::FrameCodec,
     config::{Config, Psk, TransportKind},
+    dial_gate::DialGate,
     stats::Counters,
     wire,
 };
@@ -38,7 +39,10 @@ const SYNC_MAX_STREAMS: usize = 4;
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    /// First, so a connection over the limits is refused before other behaviours see it.
+    /// First, so a dial over the outbound limit is refused before its handshake.
+    pub(crate) gate: DialGate,
+    /// Then the hard limits, so a connection over them is refused before other behaviours
+    /// see it.
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) gossipsub: gossipsub::Behaviour,
@@ -152,6 +156,7 @@ pub(crate) fn build_behaviour(
             .with_max_established_per_peer(Some(1)),
     );
     Ok(Behaviour {
+        gate: DialGate::new(cfg.max_outbound_connections),
         limits,
         kad,
         gossipsub,
