@@ -7,9 +7,10 @@
 //! envelope). Each entry has the peer's overlay key and its latest summary.
 //! [`PeerTable::candidates`] sorts entries by XOR distance to a target key. Peers whose
 //! position is not yet known are not candidates. A peer is forgotten when its last
-//! connection fails or the remote closes it, or when it is not connected and sent no summary
-//! for `peer_ttl` (a local idle-timeout close alone does not forget a peer: most peers of a
-//! large cluster are known through gossip, not through a connection).
+//! connection fails or the remote closes it while it was in use (recent traffic, or in the
+//! gossip mesh), or when it is not connected and sent no summary for `peer_ttl`. An idle
+//! close, local or by the remote trimming its connections, does not forget a peer: under the
+//! connection limits most peers are known through gossip and sync, not through a connection.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
