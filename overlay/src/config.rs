@@ -305,6 +305,20 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_must_be_positive_and_outbound_within_total() {
+        let mut c = Config::new(Psk::new([1; 32]));
+        c.max_outbound_connections = c.max_connections + 1;
+        assert_eq!(c.validate(), Err(ConfigError::OutboundAboveTotal));
+        c.max_outbound_connections = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Zero {
+                field: "max_outbound_connections"
+            })
+        );
+    }
+
+    #[test]
     fn zero_queue_is_refused() {
         let mut c = Config::new(Psk::new([1; 32]));
         assert_eq!(c.validate(), Ok(()));

@@ -388,15 +388,8 @@ impl EventLoop {
         }
         self.trim_connections(now);
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        if connected.is_empty() && !self.cfg.bootstrap.is_empty() {
-            // Alone: the bootstrap hosts may have refused us at their connection limit (or
-            // be restarting); try again, their idle connections close within seconds.
-            for addr in &self.cfg.bootstrap {
-                if let Err(error) = self.swarm.dial(addr.clone()) {
-                    debug!(%addr, %error, "bootstrap redial failed");
-                }
-            }
-            self.bootstrap_wanted = true;
+        if connected.is_empty() {
+            self.rejoin(now);
         }
         if !connected.is_empty() {
             self.sync.cursor = self.sync.cursor.wrapping_add(1);
@@ -443,6 +436,33 @@ impl EventLoop {
                 debug!(%peer, "idle connection trimmed");
             }
         }
+    }
+
+    /// Alone: the bootstrap hosts may have refused us at their connection limit (or be
+    /// restarting), or trimmed us. Dial them again, and a few hosts we learned through sync
+    /// (closest to our key), so joiners spread over the cluster instead of all waiting for
+    /// the bootstrap hosts to trim.
+    fn rejoin(&mut self, now: Instant) {
+        let key = crate::peers::key_of(self.swarm.local_peer_id(), self.cfg.location);
+        let known = usize::try_from(self.cfg.max_outbound_connections / 2)
+            .unwrap_or(1)
+            .max(1);
+        let mut addrs: Vec<Multiaddr> = self.cfg.bootstrap.clone();
+        for (peer, addr) in self.peers.dialable(&key, known, now) {
+            addrs.push(addr.with_p2p(peer).unwrap_or_else(|a| a));
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        for addr in addrs {
+            if let Some((peer, base)) = split_p2p(&addr) {
+                self.swarm.behaviour_mut().kad.add_address(&peer, base);
+            }
+            if let Err(error) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, %error, "rejoin dial failed");
+            }
+        }
+        self.bootstrap_wanted = true;
     }
 
     // === peer-table sync ===
@@ -709,9 +729,14 @@ impl EventLoop {
             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
         let now = Instant::now();
-        self.peers.identified(peer, position, first, now);
+        let new = self.peers.identified(peer, position, first, now);
         self.try_bootstrap();
-        // A newly identified overlay host is a good first source of the cluster's table.
+        // A newly identified overlay host is a good source of hosts we do not know yet: sync
+        // with it now, whatever the backoff.
+        if new {
+            self.sync.interval = SYNC_MIN_INTERVAL;
+            self.sync.next = self.sync.next.min(now);
+        }
         self.maybe_sync(peer, now);
     }
 

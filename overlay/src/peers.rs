@@ -106,19 +106,37 @@ impl PeerTable {
         }
     }
 
-    /// Identify told us where a peer is, and possibly where it listens.
+    /// Identify told us where a peer is, and possibly where it listens. Returns true if its
+    /// position was unknown.
     pub(crate) fn identified(
         &mut self,
         peer: PeerId,
         position: Option<Location>,
         addr: Option<Multiaddr>,
         now: Instant,
-    ) {
+    ) -> bool {
         let e = self.entry(peer, now);
+        let new = e.position.is_none();
         e.position = Some((position, key_of(&peer, position)));
         if addr.is_some() {
             e.addr = addr;
         }
+        new
+    }
+
+    /// Up to `count` unconnected peers with a known address, closest to `target` first.
+    pub(crate) fn dialable(
+        &self,
+        target: &OverlayKey,
+        count: usize,
+        now: Instant,
+    ) -> Vec<(PeerId, Multiaddr)> {
+        self.candidates(target, &BTreeSet::new(), usize::MAX, now)
+            .into_iter()
+            .filter(|c| !c.connected)
+            .filter_map(|c| Some((c.peer, self.addr(&c.peer)?)))
+            .take(count)
+            .collect()
     }
 
     /// The peer's known listen address, if any.
@@ -351,7 +369,7 @@ mod tests {
         let p = PeerId::random();
         t.connected(p, now);
         assert!(t.candidates(&[0; 32], &BTreeSet::new(), 5, now).is_empty());
-        t.identified(p, None, None, now);
+        assert!(t.identified(p, None, None, now));
         let c = t.candidates(&[0; 32], &BTreeSet::new(), 5, now);
         assert_eq!(c.len(), 1);
         assert!(c[0].connected);
