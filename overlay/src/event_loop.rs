@@ -32,8 +32,12 @@ use crate::{
 
 /// Shortest interval between two peer-table syncs (while they keep teaching new peers).
 const SYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest interval between two peer-table syncs (the backoff doubles up to it).
-const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(64);
+/// Longest interval between two peer-table syncs (the backoff doubles up to it). Short,
+/// because under the connection limits a host hears of most others only through sync (and
+/// gossip, when hosts publish): a host whose neighbours knew nothing new last time must ask
+/// again soon, as they keep learning. A sync is one request of 32 bytes and a response of
+/// at most 256 entries.
+const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(4);
 /// Period of [`EventLoop::housekeeping`] (expiry, sync, trimming, bootstrap retry).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// Minimum time between two warnings of the same kind.
@@ -402,8 +406,9 @@ impl EventLoop {
     /// `max_connections` are established, oldest activity first, so a host (a bootstrap host
     /// above all) keeps room for joiners. The swarm's own idle timeout cannot do it: gossipsub
     /// keeps a stream open on every connection, and an open stream counts as activity.
-    /// "Idle" is no protocol activity for `idle_connection_timeout`; the remote sees the same
-    /// traffic, so it takes the close for an idle close and does not forget us.
+    /// "Idle" is no protocol activity for twice `idle_connection_timeout`; the remote sees the
+    /// same traffic, so it takes the close for an idle close (no traffic within one
+    /// `idle_connection_timeout`) and does not forget us.
     fn trim_connections(&mut self, now: Instant) {
         let target = usize::try_from(self.cfg.max_connections / 2).unwrap_or(usize::MAX);
         let established = self
@@ -422,7 +427,7 @@ impl EventLoop {
             .iter()
             .filter(|(p, t)| {
                 !self.mesh.contains(p)
-                    && now.saturating_duration_since(**t) >= self.cfg.idle_connection_timeout
+                    && now.saturating_duration_since(**t) >= 2 * self.cfg.idle_connection_timeout
             })
             .map(|(p, t)| (*t, *p))
             .collect();
@@ -606,17 +611,18 @@ impl EventLoop {
     }
 
     /// Whether a close by the remote of our last connection to `peer` means the peer failed
-    /// or left, rather than an idle timeout on its side. An idle close happens only on a
-    /// connection outside the gossip mesh (mesh connections are kept alive) and after
-    /// `idle_connection_timeout` without traffic; both ends see the same traffic.
+    /// or left, rather than an idle close (trimming) on its side. An idle close happens only
+    /// on a connection outside the gossip mesh and after twice `idle_connection_timeout`
+    /// without traffic; both ends see the same traffic.
     fn closed_by_failure(&self, peer: &PeerId, identified: bool, now: Instant) -> bool {
         if !identified {
             // Refused by the remote's connection limit, or closed during the handshake.
             return false;
         }
-        let recent = self.last_active.get(peer).is_some_and(|t| {
-            now.saturating_duration_since(*t) < self.cfg.idle_connection_timeout / 2
-        });
+        let recent = self
+            .last_active
+            .get(peer)
+            .is_some_and(|t| now.saturating_duration_since(*t) < self.cfg.idle_connection_timeout);
         recent || self.mesh.contains(peer)
     }
 
