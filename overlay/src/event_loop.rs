@@ -406,9 +406,9 @@ impl EventLoop {
     /// `max_connections` are established, oldest activity first, so a host (a bootstrap host
     /// above all) keeps room for joiners. The swarm's own idle timeout cannot do it: gossipsub
     /// keeps a stream open on every connection, and an open stream counts as activity.
-    /// "Idle" is no protocol activity for twice `idle_connection_timeout`; the remote sees the
-    /// same traffic, so it takes the close for an idle close (no traffic within one
-    /// `idle_connection_timeout`) and does not forget us.
+    /// "Idle" is no protocol activity for `idle_connection_timeout`; the remote sees the same
+    /// traffic, so it takes the close for an idle close (no traffic within half of it) and
+    /// does not forget us.
     fn trim_connections(&mut self, now: Instant) {
         let target = usize::try_from(self.cfg.max_connections / 2).unwrap_or(usize::MAX);
         let established = self
@@ -427,7 +427,7 @@ impl EventLoop {
             .iter()
             .filter(|(p, t)| {
                 !self.mesh.contains(p)
-                    && now.saturating_duration_since(**t) >= 2 * self.cfg.idle_connection_timeout
+                    && now.saturating_duration_since(**t) >= self.cfg.idle_connection_timeout
             })
             .map(|(p, t)| (*t, *p))
             .collect();
@@ -612,17 +612,16 @@ impl EventLoop {
 
     /// Whether a close by the remote of our last connection to `peer` means the peer failed
     /// or left, rather than an idle close (trimming) on its side. An idle close happens only
-    /// on a connection outside the gossip mesh and after twice `idle_connection_timeout`
-    /// without traffic; both ends see the same traffic.
+    /// on a connection outside the gossip mesh and after `idle_connection_timeout` without
+    /// traffic; both ends see the same traffic.
     fn closed_by_failure(&self, peer: &PeerId, identified: bool, now: Instant) -> bool {
         if !identified {
             // Refused by the remote's connection limit, or closed during the handshake.
             return false;
         }
-        let recent = self
-            .last_active
-            .get(peer)
-            .is_some_and(|t| now.saturating_duration_since(*t) < self.cfg.idle_connection_timeout);
+        let recent = self.last_active.get(peer).is_some_and(|t| {
+            now.saturating_duration_since(*t) < self.cfg.idle_connection_timeout / 2
+        });
         recent || self.mesh.contains(peer)
     }
 
