@@ -181,15 +181,18 @@ async fn main() -> anyhow::Result<()> {
             }
             let nodes = &nodes;
             async move {
-                let (mut min_known, mut conns) = (usize::MAX, 0);
-                for h in nodes {
+                let (mut min_known, mut conns, mut lagging) = (usize::MAX, 0, Vec::new());
+                for (i, h) in nodes.iter().enumerate() {
                     let c = h.candidates(h.local_key(), [], n).await?;
                     min_known = min_known.min(c.len());
+                    if c.len() < n - 1 && lagging.len() < 8 {
+                        lagging.push((i, c.len()));
+                    }
                     conns += c.iter().filter(|c| c.connected).count();
                 }
                 if report {
                     eprintln!(
-                        "t={:.2}s min_known={min_known} conns_per_node={:.1}",
+                        "t={:.2}s min_known={min_known} conns_per_node={:.1} lagging (node, known)={lagging:?}",
                         t0.elapsed().as_secs_f64(),
                         conns as f64 / n as f64
                     );
@@ -208,16 +211,24 @@ async fn main() -> anyhow::Result<()> {
     let payload = vec![0xab; 64];
     for i in 0..n {
         let to = nodes[(i + 1) % n].local_peer_id();
-        nodes[i]
-            .send_request(to, payload.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "warm-up request from node {i} to node {}; target stats {:?}",
-                    (i + 1) % n,
-                    nodes[(i + 1) % n].stats()
-                )
-            })?;
+        let t = Instant::now();
+        let r = nodes[i].send_request(to, payload.clone()).await;
+        if verbose && (r.is_err() || t.elapsed() > Duration::from_millis(50)) {
+            eprintln!(
+                "t={:.2}s warm-up {i}->{}: {:?} after {:.1} ms",
+                t0.elapsed().as_secs_f64(),
+                (i + 1) % n,
+                r.as_ref().map(|_| ()),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        r.with_context(|| {
+            format!(
+                "warm-up request from node {i} to node {}; target stats {:?}",
+                (i + 1) % n,
+                nodes[(i + 1) % n].stats()
+            )
+        })?;
     }
     let mut rtts = Vec::with_capacity(n * args.rounds);
     for _ in 0..args.rounds {
@@ -225,7 +236,15 @@ async fn main() -> anyhow::Result<()> {
             let to = nodes[(i + 1) % n].local_peer_id();
             let t = Instant::now();
             let resp = nodes[i].send_request(to, payload.clone()).await?;
-            rtts.push(t.elapsed().as_secs_f64() * 1e3);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if verbose && ms > 10.0 {
+                eprintln!(
+                    "t={:.2}s slow round trip {i}->{}: {ms:.1} ms",
+                    t0.elapsed().as_secs_f64(),
+                    (i + 1) % n
+                );
+            }
+            rtts.push(ms);
             if resp != payload {
                 bail!("echo mismatch");
             }

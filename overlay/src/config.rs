@@ -116,8 +116,17 @@ pub struct Config {
     pub max_pending_outbound: usize,
     /// Request-response timeout.
     pub request_timeout: Duration,
-    /// Close connections idle for this long.
+    /// Close connections idle for this long. Connections in the gossip mesh are never idle;
+    /// the others (Kademlia lookups, identify, sync, requests) are re-dialed when needed, so
+    /// a short timeout keeps the connection count, and memory, low.
     pub idle_connection_timeout: Duration,
+    /// Most established connections (inbound plus outbound) at once; more are refused. The
+    /// part above [`max_outbound_connections`](Self::max_outbound_connections) is headroom
+    /// for inbound connections, such as joiners dialing a bootstrap host.
+    pub max_connections: u32,
+    /// Most established outbound connections at once; dials beyond it fail at once. This
+    /// bounds the cluster-wide average to twice this many connections per host.
+    pub max_outbound_connections: u32,
     /// Give up a connection whose handshake (pnet, Noise, Yamux) takes longer. A host with
     /// the wrong pre-shared key is refused at the latest after this long: pnet itself cannot
     /// tell a wrong key from garbage, so the handshake stalls or fails on garbage.
@@ -150,7 +159,9 @@ impl Config {
             max_pending_inbound: 1024,
             max_pending_outbound: 1024,
             request_timeout: Duration::from_secs(10),
-            idle_connection_timeout: Duration::from_secs(60),
+            idle_connection_timeout: Duration::from_secs(1),
+            max_connections: 64,
+            max_outbound_connections: 8,
             handshake_timeout: Duration::from_secs(10),
             gossip_heartbeat: Duration::from_millis(500),
             summary_min_interval: Duration::from_millis(500),
@@ -219,6 +230,17 @@ impl Config {
                 return Err(ConfigError::Zero { field });
             }
         }
+        for (field, v) in [
+            ("max_connections", self.max_connections),
+            ("max_outbound_connections", self.max_outbound_connections),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.max_outbound_connections > self.max_connections {
+            return Err(ConfigError::OutboundAboveTotal);
+        }
         if self.peer_ttl <= self.summary_refresh {
             return Err(ConfigError::TtlBelowRefresh);
         }
@@ -239,6 +261,9 @@ pub enum ConfigError {
         /// The offending field.
         field: &'static str,
     },
+    /// `max_outbound_connections` must not exceed `max_connections`.
+    #[error("max_outbound_connections must not exceed max_connections")]
+    OutboundAboveTotal,
     /// `peer_ttl` must exceed `summary_refresh`, or live peers would expire.
     #[error("peer_ttl must be greater than summary_refresh")]
     TtlBelowRefresh,
@@ -277,6 +302,20 @@ mod tests {
     fn psk_debug_hides_the_key() {
         let a: Psk = HEX.parse().unwrap();
         assert!(!format!("{a:?}").contains("0a0b0c"));
+    }
+
+    #[test]
+    fn connection_limits_must_be_positive_and_outbound_within_total() {
+        let mut c = Config::new(Psk::new([1; 32]));
+        c.max_outbound_connections = c.max_connections + 1;
+        assert_eq!(c.validate(), Err(ConfigError::OutboundAboveTotal));
+        c.max_outbound_connections = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Zero {
+                field: "max_outbound_connections"
+            })
+        );
     }
 
     #[test]

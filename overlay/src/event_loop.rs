@@ -1,12 +1,18 @@
 //! The task that owns the libp2p `Swarm`: [`EventLoop`].
 
-use std::{collections::HashMap, future::pending, io, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    future::pending,
+    io,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify, kad,
     request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel},
-    swarm::SwarmEvent,
+    swarm::{ConnectionId, SwarmEvent},
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -19,15 +25,21 @@ use crate::{
     config::Config,
     handle::{Command, CommandError, Event, RequestError, RequestId},
     peers::PeerTable,
-    stats::{Counters, bump},
+    stats::{Counters, bump, set_connections},
     swarm::{Behaviour, BehaviourEvent},
     wire,
 };
 
 /// Shortest interval between two peer-table syncs (while they keep teaching new peers).
 const SYNC_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest interval between two peer-table syncs (the backoff doubles up to it).
-const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(64);
+/// Longest interval between two peer-table syncs (the backoff doubles up to it). Short,
+/// because under the connection limits a host hears of most others only through sync (and
+/// gossip, when hosts publish): a host whose neighbours knew nothing new last time must ask
+/// again soon, as they keep learning. A sync is one request of 32 bytes and a response of
+/// at most 256 entries.
+const SYNC_MAX_INTERVAL: Duration = Duration::from_secs(4);
+/// Period of [`EventLoop::housekeeping`] (expiry, sync, trimming, bootstrap retry).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 /// Minimum time between two warnings of the same kind.
 const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -106,6 +118,14 @@ pub struct EventLoop {
     warn: WarnLimits,
     /// Peer-table sync schedule.
     sync: SyncState,
+    /// Connections on which identify completed (a connection refused by the remote's limits
+    /// never gets there, and its close says nothing about the peer).
+    identified_conns: HashSet<ConnectionId>,
+    /// Last protocol activity per connected peer, to tell an idle close from a failure.
+    last_active: HashMap<PeerId, Instant>,
+    /// Our gossip mesh as of the previous swarm event (gossipsub has already dropped a
+    /// closed peer by the time we see the close).
+    mesh: HashSet<PeerId>,
 }
 
 /// Peer-table sync schedule: one request in flight at most, exponential backoff while
@@ -165,6 +185,9 @@ impl EventLoop {
                 interval: SYNC_MIN_INTERVAL,
                 cursor: 0,
             },
+            identified_conns: HashSet::new(),
+            last_active: HashMap::new(),
+            mesh: HashSet::new(),
         }
     }
 
@@ -174,7 +197,7 @@ impl EventLoop {
     /// Cancel-safety: dropping the future drops the swarm, closing every connection; pending
     /// requests then fail with `Closed` at the handles. Prefer `Handle::shutdown`.
     pub async fn run(mut self) {
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         info!(peer = %self.swarm.local_peer_id(), location = ?self.cfg.location, "overlay started");
         loop {
@@ -221,11 +244,21 @@ impl EventLoop {
                     let _ = reply.send(Err(RequestError::Busy));
                     return;
                 }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rr
-                    .send_request(&peer, Frame(bytes));
+                if !self.swarm.is_connected(&peer) {
+                    // The application's own traffic is never refused by the outbound limit
+                    // (only the overlay's lookups are); the connection still counts, and
+                    // trimming brings the total back down once it is idle.
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.limits.bypass_peer_id(&peer);
+                    behaviour.gate.bypass(peer);
+                }
+                // The peer may be known only through a sync: give its address for the dial.
+                let addrs = self.peers.addr(&peer).into_iter().collect();
+                let id = self.swarm.behaviour_mut().rr.send_request_with_addresses(
+                    &peer,
+                    Frame(bytes),
+                    addrs,
+                );
                 bump(&self.counters.requests_sent);
                 self.pending_out.insert(id, reply);
             }
@@ -357,12 +390,84 @@ impl EventLoop {
         {
             self.summary.force = true;
         }
+        self.trim_connections(now);
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if connected.is_empty() {
+            self.rejoin(now);
+        }
         if !connected.is_empty() {
             self.sync.cursor = self.sync.cursor.wrapping_add(1);
             let peer = connected[self.sync.cursor % connected.len()];
             self.maybe_sync(peer, now);
         }
+    }
+
+    /// Closes idle connections outside the gossip mesh while more than half of
+    /// `max_connections` are established, oldest activity first, so a host (a bootstrap host
+    /// above all) keeps room for joiners. The swarm's own idle timeout cannot do it: gossipsub
+    /// keeps a stream open on every connection, and an open stream counts as activity.
+    /// "Idle" is no protocol activity for `idle_connection_timeout`; the remote sees the same
+    /// traffic, so it takes the close for an idle close (no traffic within half of it) and
+    /// does not forget us.
+    fn trim_connections(&mut self, now: Instant) {
+        let target = usize::try_from(self.cfg.max_connections / 2).unwrap_or(usize::MAX);
+        let established = self
+            .swarm
+            .network_info()
+            .connection_counters()
+            .num_established();
+        let mut excess = usize::try_from(established)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        let mut idle: Vec<(Instant, PeerId)> = self
+            .last_active
+            .iter()
+            .filter(|(p, t)| {
+                !self.mesh.contains(p)
+                    && now.saturating_duration_since(**t) >= self.cfg.idle_connection_timeout
+            })
+            .map(|(p, t)| (*t, *p))
+            .collect();
+        idle.sort_unstable();
+        for (_, peer) in idle {
+            if excess == 0 {
+                break;
+            }
+            if self.swarm.disconnect_peer_id(peer).is_ok() {
+                excess -= 1;
+                debug!(%peer, "idle connection trimmed");
+            }
+        }
+    }
+
+    /// Alone: the bootstrap hosts may have refused us at their connection limit (or be
+    /// restarting), or trimmed us. Dial them again, and a few hosts we learned through sync
+    /// (closest to our key), so joiners spread over the cluster instead of all waiting for
+    /// the bootstrap hosts to trim.
+    fn rejoin(&mut self, now: Instant) {
+        let key = crate::peers::key_of(self.swarm.local_peer_id(), self.cfg.location);
+        let known = usize::try_from(self.cfg.max_outbound_connections / 2)
+            .unwrap_or(1)
+            .max(1);
+        let mut addrs: Vec<Multiaddr> = self.cfg.bootstrap.clone();
+        for (peer, addr) in self.peers.dialable(&key, known, now) {
+            addrs.push(addr.with_p2p(peer).unwrap_or_else(|a| a));
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        for addr in addrs {
+            if let Some((peer, base)) = split_p2p(&addr) {
+                self.swarm.behaviour_mut().kad.add_address(&peer, base);
+            }
+            if let Err(error) = self.swarm.dial(addr.clone()) {
+                debug!(%addr, %error, "rejoin dial failed");
+            }
+        }
+        self.bootstrap_wanted = true;
     }
 
     // === peer-table sync ===
@@ -385,6 +490,7 @@ impl EventLoop {
     fn handle_sync(&mut self, event: request_response::Event<Frame, Frame>) {
         use request_response::{Event as E, Message};
         let now = Instant::now();
+        self.active(rr_peer(&event), now);
         match event {
             E::Message {
                 peer,
@@ -441,10 +547,16 @@ impl EventLoop {
                         continue;
                     }
                     let age = Duration::from_millis(u64::from(e.age_ms));
-                    if self
-                        .peers
-                        .learned(id, e.location, e.summary, age, self.cfg.peer_ttl, now)
-                    {
+                    let addr = e.addr.and_then(|a| Multiaddr::try_from(a).ok());
+                    if self.peers.learned(
+                        id,
+                        e.location,
+                        e.summary,
+                        addr,
+                        age,
+                        self.cfg.peer_ttl,
+                        now,
+                    ) {
                         new += 1;
                     }
                 }
@@ -491,17 +603,59 @@ impl EventLoop {
         }
     }
 
+    /// Records protocol activity with `peer`.
+    fn active(&mut self, peer: PeerId, now: Instant) {
+        if let Some(t) = self.last_active.get_mut(&peer) {
+            *t = now;
+        }
+    }
+
+    /// Whether a close by the remote of our last connection to `peer` means the peer failed
+    /// or left, rather than an idle close (trimming) on its side. An idle close happens only
+    /// on a connection outside the gossip mesh and after `idle_connection_timeout` without
+    /// traffic; both ends see the same traffic.
+    fn closed_by_failure(&self, peer: &PeerId, identified: bool, now: Instant) -> bool {
+        if !identified {
+            // Refused by the remote's connection limit, or closed during the handshake.
+            return false;
+        }
+        let recent = self.last_active.get(peer).is_some_and(|t| {
+            now.saturating_duration_since(*t) < self.cfg.idle_connection_timeout / 2
+        });
+        recent || self.mesh.contains(peer)
+    }
+
     fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let opened_or_closed = matches!(
+            event,
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. }
+        );
+        self.dispatch_swarm_event(event);
+        if opened_or_closed {
+            let info = self.swarm.network_info();
+            set_connections(&self.counters, info.connection_counters().num_established());
+        }
+        // Snapshot the mesh for the next close (at most mesh_n_high peers).
+        self.mesh.clear();
+        let mesh = self.swarm.behaviour().gossipsub.all_mesh_peers().copied();
+        self.mesh.extend(mesh);
+    }
+
+    fn dispatch_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let now = Instant::now();
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Rr(e)) => self.handle_rr(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.handle_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.handle_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                connection_id,
                 peer_id,
                 info,
-                ..
-            })) => self.handle_identified(peer_id, info),
+            })) => {
+                self.identified_conns.insert(connection_id);
+                self.active(peer_id, now);
+                self.handle_identified(peer_id, info);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_)) => {}
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, ..
@@ -511,6 +665,10 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
+                self.last_active.insert(peer_id, now);
+                let behaviour = self.swarm.behaviour_mut();
+                behaviour.limits.remove_peer_id(&peer_id);
+                behaviour.gate.remove_bypass(&peer_id);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -523,14 +681,18 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
-                // `cause` is `None` for a local close (idle timeout, shutdown).
-                self.peers
-                    .disconnected(&peer_id, num_established, cause.is_some());
+                // `cause` is `None` for a local close (idle timeout, shutdown). A remote
+                // close is a failure unless it looks like the remote's idle timeout.
+                let identified = self.identified_conns.remove(&connection_id);
+                let failed = cause.is_some() && self.closed_by_failure(&peer_id, identified, now);
+                self.peers.disconnected(&peer_id, num_established, failed);
                 if num_established == 0 {
+                    self.last_active.remove(&peer_id);
                     debug!(peer = %peer_id, "peer down");
                     self.emit(Event::PeerDown { peer: peer_id });
                 }
@@ -540,6 +702,11 @@ impl EventLoop {
                 self.emit(Event::Listening { address });
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(peer) = peer_id {
+                    let behaviour = self.swarm.behaviour_mut();
+                    behaviour.limits.remove_peer_id(&peer);
+                    behaviour.gate.remove_bypass(&peer);
+                }
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
@@ -561,18 +728,26 @@ impl EventLoop {
             debug!(%peer, agent = %info.agent_version, "peer is not a dvms overlay host");
             return;
         };
+        let mut first = None;
         for addr in info.listen_addrs.into_iter().filter(usable_addr) {
+            first.get_or_insert_with(|| addr.clone());
             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
         let now = Instant::now();
-        self.peers.identified(peer, position, now);
+        let new = self.peers.identified(peer, position, first, now);
         self.try_bootstrap();
-        // A newly identified overlay host is a good first source of the cluster's table.
+        // A newly identified overlay host is a good source of hosts we do not know yet: sync
+        // with it now, whatever the backoff.
+        if new {
+            self.sync.interval = SYNC_MIN_INTERVAL;
+            self.sync.next = self.sync.next.min(now);
+        }
         self.maybe_sync(peer, now);
     }
 
     fn handle_rr(&mut self, event: request_response::Event<Frame, Frame>) {
         use request_response::{Event as E, Message};
+        self.active(rr_peer(&event), Instant::now());
         match event {
             E::Message {
                 peer,
@@ -677,6 +852,7 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
+                self.active(propagation_source, Instant::now());
                 let verdict = self.validate_summary(&message);
                 let acceptance = if verdict.is_ok() {
                     gossipsub::MessageAcceptance::Accept
@@ -692,6 +868,12 @@ impl EventLoop {
                 match verdict {
                     Ok((peer, location, summary)) => {
                         bump(&self.counters.summaries_received);
+                        if self.peers.addr(&peer).is_none() {
+                            // Gossip carries no address: sync soon, so a request to this
+                            // peer can dial it.
+                            self.sync.interval = SYNC_MIN_INTERVAL;
+                            self.sync.next = self.sync.next.min(Instant::now());
+                        }
                         self.peers
                             .summary(peer, location, summary.clone(), Instant::now());
                         self.emit(Event::SummaryReceived {
@@ -745,6 +927,17 @@ enum GossipReject {
     OwnMessage,
     #[error("bad envelope")]
     Envelope(#[source] wire::DecodeError),
+}
+
+/// The remote peer of a request-response event.
+fn rr_peer(event: &request_response::Event<Frame, Frame>) -> PeerId {
+    use request_response::Event as E;
+    match event {
+        E::Message { peer, .. }
+        | E::OutboundFailure { peer, .. }
+        | E::InboundFailure { peer, .. }
+        | E::ResponseSent { peer, .. } => *peer,
+    }
 }
 
 /// Splits `/…/p2p/<peer>` into the peer and the address before it.

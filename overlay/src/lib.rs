@@ -22,7 +22,8 @@
 //! - `config`: [`Config`], [`Psk`], [`Location`].
 //! - `handle`: [`Handle`], [`Event`], [`RequestError`], [`CommandError`].
 //! - `event_loop`: [`EventLoop`], the task that owns the swarm; `swarm`: the composed libp2p
-//!   behaviour and the transport stack.
+//!   behaviour and the transport stack; `dial_gate`: refuses dials over the outbound connection
+//!   limit before their handshake (see [`Config::max_connections`] for the limits).
 //! - `peers`: the known-peer table behind [`Handle::candidates`] ([`Candidate`]).
 //! - `codec`, `identity`, `stats`: frame codec, persisted host key, counters ([`Stats`]).
 //!
@@ -71,6 +72,7 @@
 
 mod codec;
 mod config;
+mod dial_gate;
 mod event_loop;
 mod handle;
 mod identity;

@@ -7,16 +7,17 @@
 //! envelope). Each entry has the peer's overlay key and its latest summary.
 //! [`PeerTable::candidates`] sorts entries by XOR distance to a target key. Peers whose
 //! position is not yet known are not candidates. A peer is forgotten when its last
-//! connection fails or the remote closes it, or when it is not connected and sent no summary
-//! for `peer_ttl` (a local idle-timeout close alone does not forget a peer: most peers of a
-//! large cluster are known through gossip, not through a connection).
+//! connection fails or the remote closes it while it was in use (recent traffic, or in the
+//! gossip mesh), or when it is not connected and sent no summary for `peer_ttl`. An idle
+//! close, local or by the remote trimming its connections, does not forget a peer: under the
+//! connection limits most peers are known through gossip and sync, not through a connection.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,
 };
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
 
 use crate::{
@@ -54,6 +55,8 @@ struct Entry {
     connections: u32,
     /// Last time we heard anything from it.
     last_seen: Instant,
+    /// A listen address (from identify or a sync), so requests can reach it unconnected.
+    addr: Option<Multiaddr>,
 }
 
 /// Known peers with their position and latest summary.
@@ -78,6 +81,7 @@ impl PeerTable {
             summary: None,
             connections: 0,
             last_seen: now,
+            addr: None,
         });
         e.last_seen = now;
         e
@@ -102,9 +106,42 @@ impl PeerTable {
         }
     }
 
-    /// Identify told us where a peer is.
-    pub(crate) fn identified(&mut self, peer: PeerId, position: Option<Location>, now: Instant) {
-        self.entry(peer, now).position = Some((position, key_of(&peer, position)));
+    /// Identify told us where a peer is, and possibly where it listens. Returns true if its
+    /// position was unknown.
+    pub(crate) fn identified(
+        &mut self,
+        peer: PeerId,
+        position: Option<Location>,
+        addr: Option<Multiaddr>,
+        now: Instant,
+    ) -> bool {
+        let e = self.entry(peer, now);
+        let new = e.position.is_none();
+        e.position = Some((position, key_of(&peer, position)));
+        if addr.is_some() {
+            e.addr = addr;
+        }
+        new
+    }
+
+    /// Up to `count` unconnected peers with a known address, closest to `target` first.
+    pub(crate) fn dialable(
+        &self,
+        target: &OverlayKey,
+        count: usize,
+        now: Instant,
+    ) -> Vec<(PeerId, Multiaddr)> {
+        self.candidates(target, &BTreeSet::new(), usize::MAX, now)
+            .into_iter()
+            .filter(|c| !c.connected)
+            .filter_map(|c| Some((c.peer, self.addr(&c.peer)?)))
+            .take(count)
+            .collect()
+    }
+
+    /// The peer's known listen address, if any.
+    pub(crate) fn addr(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.entries.get(peer)?.addr.clone()
     }
 
     /// A valid summary arrived.
@@ -122,12 +159,14 @@ impl PeerTable {
 
     /// Hearsay from a sync response: `peer` was last heard of `age` ago by the answerer.
     /// Adds unknown peers; for known ones, only fills in what is missing or newer. Ignores
-    /// news older than `ttl`. Returns true if the peer was new.
+    /// news older than `ttl`. Returns true if the peer was new or its address was.
+    #[allow(clippy::too_many_arguments, reason = "one sync entry, unpacked")]
     pub(crate) fn learned(
         &mut self,
         peer: PeerId,
         position: Option<Location>,
         summary: Option<Vec<u8>>,
+        addr: Option<Multiaddr>,
         age: Duration,
         ttl: Duration,
         now: Instant,
@@ -142,7 +181,12 @@ impl PeerTable {
             summary: None,
             connections: 0,
             last_seen: at,
+            addr: None,
         });
+        let new_addr = e.addr.is_none() && addr.is_some();
+        if e.addr.is_none() {
+            e.addr = addr;
+        }
         if e.position.is_none() {
             e.position = Some((position, key_of(&peer, position)));
         }
@@ -152,7 +196,7 @@ impl PeerTable {
             }
         }
         e.last_seen = e.last_seen.max(at);
-        new
+        new || new_addr
     }
 
     /// The `count` positioned peers closest to `target`, as sync entries.
@@ -176,6 +220,7 @@ impl PeerTable {
                     location: c.location,
                     age_ms: u32::try_from(age.as_millis()).unwrap_or(u32::MAX),
                     summary: c.summary,
+                    addr: e.addr.as_ref().map(Multiaddr::to_vec),
                 })
             })
             .collect()
@@ -274,6 +319,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![1]),
+            None,
             Duration::from_secs(5),
             ttl,
             now
@@ -285,6 +331,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![2]),
+            None,
             Duration::from_secs(9),
             ttl,
             now
@@ -297,6 +344,7 @@ mod tests {
             p,
             loc(1, 1),
             Some(vec![3]),
+            Some("/memory/7".parse().unwrap()),
             Duration::from_secs(1),
             ttl,
             now,
@@ -306,7 +354,8 @@ mod tests {
             Some(vec![3])
         );
         // Stale hearsay is ignored.
-        assert!(!t.learned(PeerId::random(), None, None, ttl, ttl, now));
+        assert!(!t.learned(PeerId::random(), None, None, None, ttl, ttl, now));
+        assert_eq!(t.addr(&p), Some("/memory/7".parse().unwrap()));
         let e = t.sync_entries(&[0; 32], 10, now);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].id, p.to_bytes());
@@ -320,7 +369,7 @@ mod tests {
         let p = PeerId::random();
         t.connected(p, now);
         assert!(t.candidates(&[0; 32], &BTreeSet::new(), 5, now).is_empty());
-        t.identified(p, None, now);
+        assert!(t.identified(p, None, None, now));
         let c = t.candidates(&[0; 32], &BTreeSet::new(), 5, now);
         assert_eq!(c.len(), 1);
         assert!(c[0].connected);
@@ -334,7 +383,7 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         assert!(t.connected(a, now));
         assert!(!t.connected(a, now));
-        t.identified(a, None, now);
+        t.identified(a, None, None, now);
         t.summary(b, None, vec![1], now);
         let later = now + Duration::from_secs(100);
         assert_eq!(t.expire(later, Duration::from_secs(90)), 1);
@@ -348,7 +397,7 @@ mod tests {
             t.expire(later + Duration::from_secs(100), Duration::from_secs(90)),
             1
         );
-        t.identified(a, None, now);
+        t.identified(a, None, None, now);
         t.disconnected(&a, 0, true);
         assert_eq!(t.positioned(), 0, "failed connection forgets the peer");
     }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of the overlay's counters (monotonic since start).
+/// A snapshot of the overlay's counters (monotonic since start, except `connections`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -29,6 +29,10 @@ pub struct Stats {
     pub summaries_published: u64,
     /// Valid summaries received from other hosts.
     pub summaries_received: u64,
+    /// Connections established now (a gauge, not a counter).
+    pub connections: u64,
+    /// Most connections established at once since start.
+    pub connections_peak: u64,
 }
 
 /// Shared atomic counters behind [`Stats`].
@@ -45,6 +49,15 @@ pub(crate) struct Counters {
     pub(crate) requests_sent: AtomicU64,
     pub(crate) summaries_published: AtomicU64,
     pub(crate) summaries_received: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_peak: AtomicU64,
+}
+
+/// Records the current number of established connections and its peak.
+pub(crate) fn set_connections(counters: &Counters, now: u32) {
+    let now = u64::from(now);
+    counters.connections.store(now, Ordering::Relaxed);
+    counters.connections_peak.fetch_max(now, Ordering::Relaxed);
 }
 
 /// Adds one to a counter.
@@ -67,6 +80,8 @@ impl Counters {
             requests_sent: get(&self.requests_sent),
             summaries_published: get(&self.summaries_published),
             summaries_received: get(&self.summaries_received),
+            connections: get(&self.connections),
+            connections_peak: get(&self.connections_peak),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Transport as _,
+    connection_limits::{self, ConnectionLimits},
     core::{
         muxing::StreamMuxerBox,
         transport::{Boxed, MemoryTransport},
@@ -21,6 +22,7 @@ use libp2p::{
 use crate::{
     codec::FrameCodec,
     config::{Config, Psk, TransportKind},
+    dial_gate::DialGate,
     stats::Counters,
     wire,
 };
@@ -37,6 +39,11 @@ const SYNC_MAX_STREAMS: usize = 4;
 /// The composed libp2p behaviour.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so a dial over the outbound limit is refused before its handshake.
+    pub(crate) gate: DialGate,
+    /// Then the hard limits, so a connection over them is refused before other behaviours
+    /// see it.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) rr: request_response::Behaviour<FrameCodec>,
@@ -87,7 +94,18 @@ pub(crate) fn build_behaviour(
     // external address, which a private cluster may never get.
     kad.set_mode(Some(kad::Mode::Server));
 
+    // Mesh connections are kept alive, so the mesh must leave room under the connection
+    // limit for joiners and lookups: at most half of it (default mesh 6, 5 to 12).
+    let mesh_high = usize::try_from(cfg.max_connections / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(1, 12);
+    let mesh_n = mesh_high.min(6);
+    let mesh_low = mesh_n.min(5);
     let gossip_cfg = gossipsub::ConfigBuilder::default()
+        .mesh_n_high(mesh_high)
+        .mesh_n(mesh_n)
+        .mesh_n_low(mesh_low)
+        .mesh_outbound_min((mesh_n / 2).min(2))
         .heartbeat_interval(cfg.gossip_heartbeat)
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -131,7 +149,15 @@ pub(crate) fn build_behaviour(
             .with_agent_version(wire::agent_version(cfg.location))
             .with_push_listen_addr_updates(true),
     );
+    let limits = connection_limits::Behaviour::new(
+        ConnectionLimits::default()
+            .with_max_established(Some(cfg.max_connections))
+            .with_max_established_outgoing(Some(cfg.max_outbound_connections))
+            .with_max_established_per_peer(Some(1)),
+    );
     Ok(Behaviour {
+        gate: DialGate::new(cfg.max_outbound_connections),
+        limits,
         kad,
         gossipsub,
         rr,

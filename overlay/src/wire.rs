@@ -19,7 +19,9 @@
 //! `count: u16` BE (at most [`SYNC_MAX_ENTRIES`]), then `count` entries of: `id_len: u8`
 //! (1..=64), the peer id bytes, `flags: u8`, `site: u16`, `rack: u16` (as in the envelope),
 //! `age_ms: u32` BE (time since the answerer last heard of that peer), `summary_len: u8`
-//! (0 = none, else at most [`MAX_SUMMARY_LEN`]), the summary bytes. A joining host asks the
+//! (0 = none, else at most [`MAX_SUMMARY_LEN`]), the summary bytes, `addr_len: u8` (0 = none,
+//! else at most [`MAX_SYNC_ADDR_LEN`]), one listen address of that peer (multiaddr bytes), so
+//! the asker can reach a peer it has never been connected to. A joining host asks the
 //! peers it connects to, so it knows the cluster and its load in one round trip instead of
 //! waiting for every host to republish.
 
@@ -53,8 +55,10 @@ pub const MAX_SUMMARY_LEN: usize = 64;
 
 const FLAG_LOCATED: u8 = 0b0000_0001;
 
-/// Version byte of the sync response.
-pub const SYNC_VERSION: u8 = 1;
+/// Version byte of the sync response (2: entries carry a listen address).
+pub const SYNC_VERSION: u8 = 2;
+/// Longest listen address (multiaddr bytes) in a sync entry.
+pub const MAX_SYNC_ADDR_LEN: usize = 128;
 /// Most entries in one sync response (the answerer's peers closest to the asker's key).
 pub const SYNC_MAX_ENTRIES: usize = 256;
 /// Longest peer id accepted in a sync entry (libp2p ids are 38 bytes for ed25519).
@@ -71,6 +75,8 @@ pub struct SyncEntry {
     pub age_ms: u32,
     /// Its latest summary, if the answerer has one.
     pub summary: Option<Vec<u8>>,
+    /// One of its listen addresses (multiaddr bytes, not yet validated), if known.
+    pub addr: Option<Vec<u8>>,
 }
 
 /// Encodes a sync response; entries beyond [`SYNC_MAX_ENTRIES`] or with an invalid id or
@@ -84,6 +90,11 @@ pub fn encode_sync(entries: &[SyncEntry]) -> Vec<u8> {
             e.summary
                 .as_ref()
                 .is_none_or(|s| check_summary_len(s.len()).is_ok())
+        })
+        .filter(|e| {
+            e.addr
+                .as_ref()
+                .is_none_or(|a| (1..=MAX_SYNC_ADDR_LEN).contains(&a.len()))
         })
         .take(SYNC_MAX_ENTRIES)
         .collect();
@@ -106,6 +117,9 @@ pub fn encode_sync(entries: &[SyncEntry]) -> Vec<u8> {
         let summary = e.summary.as_deref().unwrap_or_default();
         out.push(u8::try_from(summary.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(summary);
+        let addr = e.addr.as_deref().unwrap_or_default();
+        out.push(u8::try_from(addr.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(addr);
     }
     out
 }
@@ -150,11 +164,21 @@ pub fn decode_sync(data: &[u8]) -> Result<Vec<SyncEntry>, DecodeError> {
             check_summary_len(summary_len)?;
             Some(r.take(summary_len)?.to_vec())
         };
+        let addr_len = usize::from(r.u8()?);
+        if addr_len > MAX_SYNC_ADDR_LEN {
+            return Err(DecodeError::Malformed);
+        }
+        let addr = if addr_len == 0 {
+            None
+        } else {
+            Some(r.take(addr_len)?.to_vec())
+        };
         out.push(SyncEntry {
             id,
             location,
             age_ms,
             summary,
+            addr,
         });
     }
     if !r.0.is_empty() {
@@ -427,12 +451,14 @@ mod tests {
                 location: Some(Location { site: 2, rack: 3 }),
                 age_ms: 1500,
                 summary: Some(b"s".to_vec()),
+                addr: Some(vec![4, 127, 0, 0, 1]),
             },
             SyncEntry {
                 id: vec![2; 38],
                 location: None,
                 age_ms: 0,
                 summary: None,
+                addr: None,
             },
         ];
         let bytes = encode_sync(&entries);
