@@ -137,7 +137,7 @@ async fn connection_limit_holds_and_every_node_still_finds_every_other() {
     // Joiners start without waiting for each other; node i bootstraps from node (i - 1) / 2,
     // so no bootstrap host gets more joiners than the limit allows and the peer tables must
     // spread through sync. (All 19 from node 0 also converges, by refusals and trimming,
-    // but took 20-40 s on the loaded CI machine: see docs/results-overlay.md.)
+    // but took 20-40 s on the loaded CI machine: see docs/results.md, section 3.)
     for i in 1..NODES {
         let mut cfg = limited();
         cfg.bootstrap.push(nodes[(i - 1) / 2].p2p_addr());
