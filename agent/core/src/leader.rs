@@ -315,13 +315,7 @@ impl Node {
         self.emit(Event::Blocked {
             partition: l.view.id,
         });
-        self.broadcast(
-            &l.view.members,
-            &Msg::View {
-                view: l.view.clone(),
-                absorbed: None,
-            },
-        );
+        self.push_view(&l.view, None);
     }
 
     /// Waits before the next attempt of a blocked partition, or gives up past the budget (§6).
@@ -533,8 +527,7 @@ impl Node {
             let size = l.view.members.len();
             info!(node = %node.id, partition = %l.view.id, absorbed = %target.id, size, "partitions merged");
             node.emit(Event::Merged { partition: l.view.id, absorbed: target.id, size });
-            let update = Msg::View { view: l.view.clone(), absorbed: Some(target.id) };
-            node.broadcast(&l.view.members, &update);
+            node.push_view(&l.view, Some(target.id));
             node.advance(now, l)
         });
     }
@@ -578,13 +571,7 @@ impl Node {
         }
         l.view.version += 1;
         l.phase = Phase::Idle;
-        self.broadcast(
-            &l.view.members,
-            &Msg::View {
-                view: l.view.clone(),
-                absorbed: None,
-            },
-        );
+        self.push_view(&l.view, None);
         self.advance(now, l)
     }
 
@@ -617,7 +604,7 @@ impl Node {
             l.view.members.retain(|&m| m != peer);
             l.hosts.retain(|h| h.id != peer);
             l.view.version += 1;
-            node.broadcast(&l.view.members, &Msg::View { view: l.view.clone(), absorbed: None });
+            node.push_view(&l.view, None);
             match &mut l.phase {
                 Phase::Applying { plan, step, pending, failed } => {
                     let touched = plan.steps[*step..].iter().flatten().any(|m| m.from == peer || m.to == peer);

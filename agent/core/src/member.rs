@@ -136,14 +136,7 @@ impl Node {
             version: view.version,
             size: view.members.len(),
         });
-        let members = view.members.clone();
-        self.broadcast(
-            &members,
-            &Msg::View {
-                view: view.clone(),
-                absorbed: None,
-            },
-        );
+        self.push_view(&view, None);
         let leader = Leader::new(view, hosts);
         self.leader_start(now, leader);
     }
@@ -278,13 +271,7 @@ impl Node {
             return self.become_free(now, Some(DissolveReason::Expired));
         };
         let members = view.members.clone();
-        self.broadcast(
-            &members,
-            &Msg::View {
-                view: view.clone(),
-                absorbed: None,
-            },
-        );
+        self.push_view(&view, None);
         self.broadcast(
             &members,
             &Msg::StateRequest {

@@ -290,6 +290,15 @@ impl Node {
         }
     }
 
+    /// Pushes `view` to its members (§5); `absorbed` names a partition it absorbed (§6).
+    pub(crate) fn push_view(&mut self, view: &PartitionView, absorbed: Option<PartitionId>) {
+        let msg = Msg::View {
+            view: view.clone(),
+            absorbed,
+        };
+        self.broadcast(&view.members, &msg);
+    }
+
     /// Queues any other output.
     pub(crate) fn push(&mut self, out: Output) {
         self.outbox.push_back(out);

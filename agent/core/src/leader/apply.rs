@@ -28,13 +28,7 @@ impl Node {
         }
         l.view.state = PartitionState::Finishing;
         l.view.version += 1;
-        self.broadcast(
-            &l.view.members,
-            &Msg::View {
-                view: l.view.clone(),
-                absorbed: None,
-            },
-        );
+        self.push_view(&l.view, None);
         let (migrations, moved_mib) = (plan.migrations().count(), plan.moved_mib());
         info!(node = %self.id, partition = %l.view.id, size = l.view.members.len(), migrations, moved_mib, "plan chosen");
         self.stats.plans_chosen += 1;
