@@ -35,6 +35,9 @@ pub(crate) struct Leader {
     tried: BTreeSet<NodeId>,
     /// The version at which the solver last found no plan.
     unsolved_version: Option<u32>,
+    /// Renewals since the current plan step started: unreported migrations are re-sent at the
+    /// 1st, 2nd, 4th, 8th… renewal (§9.2).
+    renewals_in_step: u32,
 }
 
 /// The leader's current step; each waits for one kind of input, bounded by the phase timer.
@@ -97,6 +100,7 @@ impl Leader {
             blocked_since: None,
             tried: BTreeSet::new(),
             unsolved_version: None,
+            renewals_in_step: 0,
         }
     }
 
@@ -157,25 +161,32 @@ impl Node {
             },
         );
         // A lost `Migrate` or `MigrateDone` must not stall the plan until `migrate_timeout`:
-        // re-send the unreported ones; sources answer duplicates idempotently (§9.2).
-        let resend: Vec<(NodeId, Msg)> = match &self.role {
-            Role::Leader(l) => match &l.phase {
-                Phase::Applying { pending, .. } => pending
-                    .iter()
-                    .filter(|(_, m)| m.from != self.id)
-                    .map(|(&migration, m)| {
-                        let msg = Msg::Migrate {
-                            partition: view.id,
-                            migration,
-                            vm: m.vm,
-                            to: m.to,
-                            mem_mib: m.mem_mib,
-                        };
-                        (m.from, msg)
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            },
+        // re-send the unreported ones, backing off within a step (a migration takes seconds);
+        // sources answer duplicates idempotently (§9.2).
+        let me = self.id;
+        let resend: Vec<(NodeId, Msg)> = match &mut self.role {
+            Role::Leader(l) => {
+                l.renewals_in_step = l.renewals_in_step.saturating_add(1);
+                match &l.phase {
+                    Phase::Applying { pending, .. } if l.renewals_in_step.is_power_of_two() => {
+                        pending
+                            .iter()
+                            .filter(|(_, m)| m.from != me)
+                            .map(|(&migration, m)| {
+                                let msg = Msg::Migrate {
+                                    partition: view.id,
+                                    migration,
+                                    vm: m.vm,
+                                    to: m.to,
+                                    mem_mib: m.mem_mib,
+                                };
+                                (m.from, msg)
+                            })
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         };
         for (to, msg) in resend {

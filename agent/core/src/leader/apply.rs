@@ -49,6 +49,7 @@ impl Node {
 
     /// Starts the next non-empty step of the plan, or dissolves when none is left (§9).
     fn start_step(&mut self, now: Time, l: &mut Leader) -> Step {
+        l.renewals_in_step = 0;
         let Phase::Applying {
             plan,
             step,
