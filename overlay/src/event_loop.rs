@@ -20,6 +20,9 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+mod gossip;
+mod sync;
+
 use crate::{
     codec::Frame,
     config::Config,
@@ -470,122 +473,6 @@ impl EventLoop {
         self.bootstrap_wanted = true;
     }
 
-    // === peer-table sync ===
-
-    /// Asks `peer` for its known peers closest to our key, if one is due.
-    fn maybe_sync(&mut self, peer: PeerId, now: Instant) {
-        if self.sync.pending.is_some() || now < self.sync.next {
-            return;
-        }
-        let key = crate::peers::key_of(self.swarm.local_peer_id(), self.cfg.location);
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_request(&peer, Frame(key.to_vec()));
-        self.sync.pending = Some(id);
-        self.sync.next = now + self.sync.interval;
-    }
-
-    fn handle_sync(&mut self, event: request_response::Event<Frame, Frame>) {
-        use request_response::{Event as E, Message};
-        let now = Instant::now();
-        self.active(rr_peer(&event), now);
-        match event {
-            E::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let Ok(target) = <[u8; 32]>::try_from(request.0.as_slice()) else {
-                    bump(&self.counters.sync_rejected);
-                    debug!(%peer, bytes = request.0.len(), "malformed sync request dropped");
-                    return;
-                };
-                let entries = self
-                    .peers
-                    .sync_entries(&target, wire::SYNC_MAX_ENTRIES, now);
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, Frame(wire::encode_sync(&entries)));
-            }
-            E::Message {
-                peer,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if self.sync.pending == Some(request_id) {
-                    self.sync.pending = None;
-                }
-                let entries = match wire::decode_sync(&response.0) {
-                    Ok(e) => e,
-                    Err(error) => {
-                        bump(&self.counters.sync_rejected);
-                        if let Some(suppressed) = self.warn.bad_frame.allow(now) {
-                            warn!(%peer, %error, suppressed, "malformed sync response dropped");
-                        }
-                        return;
-                    }
-                };
-                let local = *self.swarm.local_peer_id();
-                let mut new = 0usize;
-                for e in entries {
-                    let Ok(id) = PeerId::from_bytes(&e.id) else {
-                        bump(&self.counters.sync_rejected);
-                        continue;
-                    };
-                    if id == local {
-                        continue;
-                    }
-                    let age = Duration::from_millis(u64::from(e.age_ms));
-                    let addr = e.addr.and_then(|a| Multiaddr::try_from(a).ok());
-                    if self.peers.learned(
-                        id,
-                        e.location,
-                        e.summary,
-                        addr,
-                        age,
-                        self.cfg.peer_ttl,
-                        now,
-                    ) {
-                        new += 1;
-                    }
-                }
-                self.sync.interval = if new > 0 {
-                    SYNC_MIN_INTERVAL
-                } else {
-                    (self.sync.interval * 2).min(SYNC_MAX_INTERVAL)
-                };
-                self.sync.next = now + self.sync.interval;
-                debug!(%peer, new, "peer table synced");
-            }
-            E::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if self.sync.pending == Some(request_id) {
-                    self.sync.pending = None;
-                }
-                debug!(%peer, %error, "sync request failed");
-            }
-            E::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "sync request from peer failed");
-            }
-            E::ResponseSent { .. } => {}
-        }
-    }
-
     // === swarm events ===
 
     fn emit(&mut self, event: Event) -> bool {
@@ -844,89 +731,6 @@ impl EventLoop {
             debug!(%peer, %error, "request stream failed");
         }
     }
-
-    fn handle_gossip(&mut self, event: gossipsub::Event) {
-        match event {
-            gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            } => {
-                self.active(propagation_source, Instant::now());
-                let verdict = self.validate_summary(&message);
-                let acceptance = if verdict.is_ok() {
-                    gossipsub::MessageAcceptance::Accept
-                } else {
-                    gossipsub::MessageAcceptance::Reject
-                };
-                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                gossip.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
-                match verdict {
-                    Ok((peer, location, summary)) => {
-                        bump(&self.counters.summaries_received);
-                        if self.peers.addr(&peer).is_none() {
-                            // Gossip carries no address: sync soon, so a request to this
-                            // peer can dial it.
-                            self.sync.interval = SYNC_MIN_INTERVAL;
-                            self.sync.next = self.sync.next.min(Instant::now());
-                        }
-                        self.peers
-                            .summary(peer, location, summary.clone(), Instant::now());
-                        self.emit(Event::SummaryReceived {
-                            peer,
-                            location,
-                            summary,
-                        });
-                    }
-                    Err(reason) => {
-                        bump(&self.counters.gossip_rejected);
-                        if let Some(suppressed) = self.warn.bad_gossip.allow(Instant::now()) {
-                            warn!(peer = %propagation_source, error = %reason, suppressed, "invalid summary rejected");
-                        }
-                    }
-                }
-            }
-            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
-                // No republish here: with many joiners it becomes a storm. Joiners get our
-                // summary through peer-table sync.
-                debug!(peer = %peer_id, "peer subscribed to load topic");
-            }
-            _ => {}
-        }
-    }
-
-    fn validate_summary(
-        &self,
-        message: &gossipsub::Message,
-    ) -> Result<(PeerId, Option<crate::Location>, Vec<u8>), GossipReject> {
-        if message.topic != self.topic.hash() {
-            return Err(GossipReject::Topic);
-        }
-        let author = message.source.ok_or(GossipReject::NoAuthor)?;
-        if author == *self.swarm.local_peer_id() {
-            return Err(GossipReject::OwnMessage);
-        }
-        let (location, summary) =
-            wire::decode_envelope(&message.data).map_err(GossipReject::Envelope)?;
-        Ok((author, location, summary.to_vec()))
-    }
-}
-
-/// Why a gossip message was rejected.
-#[derive(Debug, thiserror::Error)]
-enum GossipReject {
-    #[error("unexpected topic")]
-    Topic,
-    #[error("message has no author")]
-    NoAuthor,
-    #[error("message claims to be ours")]
-    OwnMessage,
-    #[error("bad envelope")]
-    Envelope(#[source] wire::DecodeError),
 }
 
 /// The remote peer of a request-response event.

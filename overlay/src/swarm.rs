@@ -123,25 +123,17 @@ pub(crate) fn build_behaviour(
         .subscribe(&gossipsub::IdentTopic::new(wire::LOAD_TOPIC))
         .map_err(|e| format!("cannot subscribe to {}: {e}", wire::LOAD_TOPIC))?;
 
-    let sync = request_response::Behaviour::with_codec(
-        FrameCodec::new(counters.clone()),
-        [(
-            StreamProtocol::new(wire::SYNC_PROTOCOL),
-            request_response::ProtocolSupport::Full,
-        )],
-        request_response::Config::default()
-            .with_request_timeout(cfg.request_timeout)
-            .with_max_concurrent_streams(SYNC_MAX_STREAMS),
+    let sync = frame_behaviour(
+        counters.clone(),
+        wire::SYNC_PROTOCOL,
+        cfg.request_timeout,
+        SYNC_MAX_STREAMS,
     );
-    let rr = request_response::Behaviour::with_codec(
-        FrameCodec::new(counters),
-        [(
-            StreamProtocol::new(wire::RR_PROTOCOL),
-            request_response::ProtocolSupport::Full,
-        )],
-        request_response::Config::default()
-            .with_request_timeout(cfg.request_timeout)
-            .with_max_concurrent_streams(RR_MAX_STREAMS),
+    let rr = frame_behaviour(
+        counters,
+        wire::RR_PROTOCOL,
+        cfg.request_timeout,
+        RR_MAX_STREAMS,
     );
 
     let identify = identify::Behaviour::new(
@@ -171,4 +163,23 @@ impl Behaviour {
     pub(crate) fn add_address(&mut self, peer: &PeerId, addr: Multiaddr) {
         self.kad.add_address(peer, addr);
     }
+}
+
+/// A request-response behaviour speaking size-bounded frames on one protocol.
+fn frame_behaviour(
+    counters: Arc<Counters>,
+    protocol: &'static str,
+    timeout: Duration,
+    max_streams: usize,
+) -> request_response::Behaviour<FrameCodec> {
+    request_response::Behaviour::with_codec(
+        FrameCodec::new(counters),
+        [(
+            StreamProtocol::new(protocol),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(max_streams),
+    )
 }

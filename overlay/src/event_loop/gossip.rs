@@ -1,0 +1,88 @@
+//! Load-summary gossip: strict validation of what arrives on the load topic.
+
+use super::*;
+
+impl EventLoop {
+    pub(super) fn handle_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                self.active(propagation_source, Instant::now());
+                let verdict = self.validate_summary(&message);
+                let acceptance = if verdict.is_ok() {
+                    gossipsub::MessageAcceptance::Accept
+                } else {
+                    gossipsub::MessageAcceptance::Reject
+                };
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                gossip.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+                match verdict {
+                    Ok((peer, location, summary)) => {
+                        bump(&self.counters.summaries_received);
+                        if self.peers.addr(&peer).is_none() {
+                            // Gossip carries no address: sync soon, so a request to this
+                            // peer can dial it.
+                            self.sync.interval = SYNC_MIN_INTERVAL;
+                            self.sync.next = self.sync.next.min(Instant::now());
+                        }
+                        self.peers
+                            .summary(peer, location, summary.clone(), Instant::now());
+                        self.emit(Event::SummaryReceived {
+                            peer,
+                            location,
+                            summary,
+                        });
+                    }
+                    Err(reason) => {
+                        bump(&self.counters.gossip_rejected);
+                        if let Some(suppressed) = self.warn.bad_gossip.allow(Instant::now()) {
+                            warn!(peer = %propagation_source, error = %reason, suppressed, "invalid summary rejected");
+                        }
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+                // No republish here: with many joiners it becomes a storm. Joiners get our
+                // summary through peer-table sync.
+                debug!(peer = %peer_id, "peer subscribed to load topic");
+            }
+            _ => {}
+        }
+    }
+
+    fn validate_summary(
+        &self,
+        message: &gossipsub::Message,
+    ) -> Result<(PeerId, Option<crate::Location>, Vec<u8>), GossipReject> {
+        if message.topic != self.topic.hash() {
+            return Err(GossipReject::Topic);
+        }
+        let author = message.source.ok_or(GossipReject::NoAuthor)?;
+        if author == *self.swarm.local_peer_id() {
+            return Err(GossipReject::OwnMessage);
+        }
+        let (location, summary) =
+            wire::decode_envelope(&message.data).map_err(GossipReject::Envelope)?;
+        Ok((author, location, summary.to_vec()))
+    }
+}
+
+/// Why a gossip message was rejected.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum GossipReject {
+    #[error("unexpected topic")]
+    Topic,
+    #[error("message has no author")]
+    NoAuthor,
+    #[error("message claims to be ours")]
+    OwnMessage,
+    #[error("bad envelope")]
+    Envelope(#[source] wire::DecodeError),
+}
