@@ -156,9 +156,10 @@ async fn connection_limit_holds_and_every_node_still_finds_every_other() {
         }
     }
     // Its own deadline: with no summaries published, peers spread only by pull-sync over a
-    // sparse graph (at most 4 connections kept per host), which took 5-35 s on the loaded
-    // CI machine, beyond the harness's 20 s.
-    let deadline = tokio::time::Instant::now() + 3 * crate::harness::WAIT;
+    // sparse graph (at most 4 connections kept per host), which took 5-54 s on the loaded
+    // CI machine, beyond the harness's 20 s. The deadline only guards against a hang; how
+    // fast discovery is belongs to the swarm bench (docs/results.md, section 3).
+    let deadline = tokio::time::Instant::now() + 6 * crate::harness::WAIT;
     for (i, node) in nodes.iter().enumerate() {
         let mut expected = everyone.clone();
         expected.remove(&node.peer());
