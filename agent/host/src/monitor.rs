@@ -26,6 +26,8 @@ struct Counters {
 #[derive(Debug)]
 struct VmState {
     stat: Option<Static>,
+    /// The pid the counters in `prev` belong to (kept while `stat` is rediscovered).
+    pid: u32,
     prev: Option<Counters>,
     seen: u64,
 }
@@ -141,6 +143,7 @@ impl Monitor {
                     Some(vm) => vm,
                     None => vms.entry(key.clone()).or_insert(VmState {
                         stat: None,
+                        pid: 0,
                         prev: None,
                         seen: 0,
                     }),
@@ -203,9 +206,12 @@ fn read_vm(
 ) -> Result<(), Skip> {
     if vm.stat.is_none() {
         let st = discover(cfg, reader, at)?;
-        info!(vm = %st.name, pid = st.pid, vcpus = st.vcpus, "vm discovered");
+        if st.pid != vm.pid {
+            info!(vm = %st.name, pid = st.pid, vcpus = st.vcpus, "vm discovered");
+            vm.prev = None;
+            vm.pid = st.pid;
+        }
         vm.stat = Some(st);
-        vm.prev = None;
     }
     let Some(st) = vm.stat.as_ref() else {
         return Err(Skip::Read);
@@ -213,9 +219,11 @@ fn read_vm(
     let res = read_counters(cfg, reader, at, st, now);
     let (c, mem_used_bytes) = match res {
         Ok(v) => v,
-        Err(e) => {
-            // Threads or the process may have changed: discover again next time.
-            vm.stat = None;
+        Err((e, rediscover)) => {
+            if rediscover {
+                // Threads or the process changed: discover again next time.
+                vm.stat = None;
+            }
             return Err(e);
         }
     };
@@ -247,43 +255,28 @@ fn read_vm(
     Ok(())
 }
 
-fn read_counters(
-    cfg: &MonitorConfig,
-    r: &mut Reader,
-    at: &VmDir<'_>,
-    st: &Static,
-    now: Instant,
-) -> Result<(Counters, u64), Skip> {
-    let (usage_ns, current, stat_key, stat_file) = match at.version {
+/// Reads a VM's cgroup files: CPU usage (ns), memory used (bytes), `cpu.pressure` some
+/// total (us, v2 only).
+fn read_cgroup(r: &mut Reader, at: &VmDir<'_>) -> Result<(u64, u64, Option<u64>), Skip> {
+    let (usage_ns, current, stat_key) = match at.version {
         Version::V2 => {
-            let usec =
-                parse::parse_cpu_stat_usage_usec(r.read_at(at.cpu_dir, &[at.name, b"cpu.stat"])?)?;
-            let cur = parse::parse_single(
-                r.read_at(at.mem_dir, &[at.name, b"memory.current"])?,
-                "memory.current",
-            )?;
-            (
-                usec.saturating_mul(1000),
-                cur,
-                "inactive_file",
-                &b"memory.stat"[..],
-            )
+            let t = r.read_at(at.cpu_dir, &[at.name, b"cpu.stat"])?;
+            let usec = parse::parse_cpu_stat_usage_usec(t)?;
+            let t = r.read_at(at.mem_dir, &[at.name, b"memory.current"])?;
+            let cur = parse::parse_single(t, "memory.current")?;
+            (usec.saturating_mul(1000), cur, "inactive_file")
         }
         Version::V1 => {
-            let ns = parse::parse_single(
-                r.read_at(at.cpu_dir, &[at.name, b"cpuacct.usage"])?,
-                "cpuacct.usage",
-            )?;
-            let cur = parse::parse_single(
-                r.read_at(at.mem_dir, &[at.name, b"memory.usage_in_bytes"])?,
-                "memory.usage_in_bytes",
-            )?;
-            (ns, cur, "total_inactive_file", &b"memory.stat"[..])
+            let t = r.read_at(at.cpu_dir, &[at.name, b"cpuacct.usage"])?;
+            let ns = parse::parse_single(t, "cpuacct.usage")?;
+            let t = r.read_at(at.mem_dir, &[at.name, b"memory.usage_in_bytes"])?;
+            let cur = parse::parse_single(t, "memory.usage_in_bytes")?;
+            (ns, cur, "total_inactive_file")
         }
     };
     let current = parse::check_bytes(current, "memory current")?;
-    let inactive = parse::parse_keyed(r.read_at(at.mem_dir, &[at.name, stat_file])?, stat_key)?;
-    let mem_used = current.saturating_sub(parse::check_bytes(inactive, stat_key)?);
+    let t = r.read_at(at.mem_dir, &[at.name, b"memory.stat"])?;
+    let inactive = parse::check_bytes(parse::parse_keyed(t, stat_key)?, stat_key)?;
     let psi_some_us = match at.version {
         Version::V2 => match r.read_at(at.cpu_dir, &[at.name, b"cpu.pressure"]) {
             Ok(t) => parse::parse_psi(t).ok().map(|p| p.some.total_us),
@@ -291,6 +284,18 @@ fn read_counters(
         },
         Version::V1 => None,
     };
+    Ok((usage_ns, current.saturating_sub(inactive), psi_some_us))
+}
+
+/// Reads a VM's counters. The error says whether the VM's threads must be discovered again.
+fn read_counters(
+    cfg: &MonitorConfig,
+    r: &mut Reader,
+    at: &VmDir<'_>,
+    st: &Static,
+    now: Instant,
+) -> Result<(Counters, u64), (Skip, bool)> {
+    let (usage_ns, mem_used, psi_some_us) = read_cgroup(r, at).map_err(|e| (e, false))?;
     let mut run_delay_ns = 0u64;
     let mut pb = [0u8; 10];
     let pid = decimal(st.pid, &mut pb);
@@ -299,8 +304,11 @@ fn read_counters(
         let t = r.read_at(
             &cfg.proc_root,
             &[pid, b"task", decimal(tid, &mut tb), b"schedstat"],
-        )?;
-        run_delay_ns = run_delay_ns.saturating_add(parse::parse_schedstat(t)?.run_delay_ns);
+        );
+        // A thread gone means the process or its threads changed.
+        let t = t.map_err(|e| (Skip::from(e), true))?;
+        let st = parse::parse_schedstat(t).map_err(|e| (Skip::from(e), false))?;
+        run_delay_ns = run_delay_ns.saturating_add(st.run_delay_ns);
     }
     Ok((
         Counters {

@@ -55,15 +55,26 @@ pub fn parse_u64(text: &str, what: &'static str) -> Result<u64, ParseError> {
     })
 }
 
+/// The complete lines of a file: everything up to its last newline. The kernel ends every
+/// line with one; text after the last newline is a line cut short (a half-written file) and
+/// must not be read as a (smaller) number.
+pub fn complete_lines(text: &str) -> &str {
+    text.rsplit_once('\n').map_or("", |(done, _)| done)
+}
+
 /// Parses a file holding a single number and a newline (`memory.current`, `cpuacct.usage`,
-/// `memory.usage_in_bytes`). An empty file (half-written) is an error.
+/// `memory.usage_in_bytes`). An empty or cut file (half-written) is an error.
 pub fn parse_single(text: &str, what: &'static str) -> Result<u64, ParseError> {
+    if !text.ends_with('\n') {
+        return Err(ParseError::Malformed { what });
+    }
     parse_u64(text, what)
 }
 
 /// Finds `key value` in a flat keyed file (`cpu.stat`, `memory.stat`) and parses the value.
+/// Only complete (newline-terminated) lines count.
 pub fn parse_keyed(text: &str, key: &'static str) -> Result<u64, ParseError> {
-    for line in text.lines() {
+    for line in complete_lines(text).lines() {
         let mut it = line.split_ascii_whitespace();
         if it.next() == Some(key) {
             let v = it.next().ok_or(ParseError::Malformed { what: key })?;
@@ -181,7 +192,7 @@ fn parse_psi_line(line: &str) -> Result<(bool, PsiLine), ParseError> {
 pub fn parse_psi(text: &str) -> Result<Psi, ParseError> {
     let mut some = None;
     let mut full = None;
-    for line in text.lines().filter(|l| !l.is_empty()) {
+    for line in complete_lines(text).lines().filter(|l| !l.is_empty()) {
         let (is_some, l) = parse_psi_line(line)?;
         if is_some {
             some = Some(l);
@@ -199,7 +210,7 @@ pub fn parse_psi(text: &str) -> Result<Psi, ParseError> {
 pub fn parse_cpu_list_count(text: &str) -> Result<u32, ParseError> {
     const WHAT: &str = "cpu list";
     let t = text.trim();
-    if t.is_empty() {
+    if t.is_empty() || !text.ends_with('\n') {
         return Err(ParseError::Malformed { what: WHAT });
     }
     let mut count: u64 = 0;
@@ -235,7 +246,7 @@ pub fn parse_cpu_list_count(text: &str) -> Result<u32, ParseError> {
 /// `None` when unlimited.
 pub fn parse_cpu_max_milli(text: &str) -> Result<Option<u64>, ParseError> {
     const WHAT: &str = "cpu.max";
-    let mut it = text.split_ascii_whitespace();
+    let mut it = complete_lines(text).split_ascii_whitespace();
     let quota = it.next().ok_or(ParseError::Malformed { what: WHAT })?;
     let period = parse_u64(it.next().ok_or(ParseError::Malformed { what: WHAT })?, WHAT)?;
     if !(1_000..=1_000_000).contains(&period) {
@@ -255,7 +266,7 @@ pub fn parse_cpu_max_milli(text: &str) -> Result<Option<u64>, ParseError> {
 
 /// A `/proc/meminfo` value in kB (for example `MemTotal`), checked against [`MAX_BYTES`].
 pub fn parse_meminfo_kb(text: &str, key: &'static str) -> Result<u64, ParseError> {
-    for line in text.lines() {
+    for line in complete_lines(text).lines() {
         if let Some(rest) = line.strip_prefix(key) {
             let rest = rest
                 .strip_prefix(':')
@@ -281,7 +292,7 @@ pub fn first_pid(text: &str) -> Result<Option<u32>, ParseError> {
 
 /// Iterates over the pids of a `cgroup.procs`/`cgroup.threads`/`tasks` file.
 pub fn pids(text: &str) -> impl Iterator<Item = Result<u32, ParseError>> + '_ {
-    text.split_ascii_whitespace().map(|t| {
+    complete_lines(text).split_ascii_whitespace().map(|t| {
         let v = parse_u64(t, "pid")?;
         // PID_MAX_LIMIT is 2^22.
         if v == 0 || v > 1 << 22 {
@@ -313,12 +324,15 @@ mod tests {
         assert!(parse_cpu_stat_usage_usec("usage_usec \n").is_err());
         assert!(parse_cpu_stat_usage_usec("usage_usec -3\n").is_err());
         assert!(parse_cpu_stat_usage_usec("usage_usec 99999999999999999999999\n").is_err());
+        // Cut mid-number: not read as a smaller counter.
+        assert!(parse_cpu_stat_usage_usec("usage_usec 81").is_err());
     }
 
     #[test]
     fn single_values() {
         assert_eq!(parse_single("1073741824\n", "memory.current"), Ok(1 << 30));
         assert!(parse_single("", "memory.current").is_err());
+        assert!(parse_single("10737", "memory.current").is_err());
         assert!(parse_single("max\n", "memory.current").is_err());
         assert!(check_bytes(1 << 53, "x").is_err());
     }
@@ -361,6 +375,7 @@ mod tests {
         assert_eq!(parse_cpu_list_count("0-3,8-11,16\n"), Ok(9));
         assert!(parse_cpu_list_count("3-1\n").is_err());
         assert!(parse_cpu_list_count("\n").is_err());
+        assert!(parse_cpu_list_count("0-1").is_err());
         assert!(parse_cpu_list_count("0-999999\n").is_err());
     }
 
@@ -385,6 +400,8 @@ mod tests {
     fn pid_lists() {
         assert_eq!(first_pid("4242\n4243\n"), Ok(Some(4242)));
         assert_eq!(first_pid(""), Ok(None));
+        assert_eq!(first_pid("4242\n43"), Ok(Some(4242)));
+        assert_eq!(first_pid("42"), Ok(None));
         assert!(first_pid("0\n").is_err());
         assert!(first_pid("x\n").is_err());
         let all: Result<Vec<u32>, _> = pids("1\n2\n3\n").collect();
