@@ -6,8 +6,6 @@
 //! (it is shared with other builds) only add to the wait: each thread is always running or
 //! waiting, so use + wait is two cores whatever the load.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,8 +18,10 @@ use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::{Pid, gettid};
 
 fn exec_ns(tid: i32) -> u64 {
-    let t = fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap();
-    parse::parse_schedstat(&t).unwrap().exec_ns
+    let t = fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).expect("schedstat");
+    parse::parse_schedstat(&t)
+        .expect("schedstat format")
+        .exec_ns
 }
 
 /// Writes the scope's cpu.stat from the threads' real CPU time.
@@ -31,7 +31,7 @@ fn sync_cpu_stat(scope: &Path, tids: &[i32]) {
         scope.join("cpu.stat"),
         format!("usage_usec {usec}\nuser_usec {usec}\nsystem_usec 0\n"),
     )
-    .unwrap();
+    .expect("write cpu.stat");
 }
 
 #[test]
