@@ -2,11 +2,16 @@
 //!
 //! Runs once per VM (and again when its threads change); it may allocate.
 
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use procfs::process::Process;
 
 use crate::MonitorConfig;
+use crate::layout::Version;
 use crate::monitor::{Skip, VmDir};
 use crate::names::{parse_machine_dir, parse_qemu_args};
 use crate::parse::{self, MAX_VCPUS};
@@ -16,7 +21,7 @@ use crate::read::Reader;
 const MAX_TIDS: usize = 4 * MAX_VCPUS as usize;
 
 /// What does not change while a VM runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Static {
     /// Domain name.
     pub(crate) name: String,
@@ -26,8 +31,55 @@ pub(crate) struct Static {
     pub(crate) vcpus: u32,
     /// Configured memory, MiB (0 when unknown).
     pub(crate) mem_size_mib: u64,
-    /// The threads whose run-queue wait is the VM's wait (its vCPU threads).
-    pub(crate) tids: Vec<u32>,
+    /// The threads whose run-queue wait is the VM's wait (its vCPU threads), with the
+    /// relative path of their schedstat (`<tid>/schedstat`, NUL-terminated).
+    pub(crate) tids: Vec<(u32, Vec<u8>)>,
+    /// Their schedstat files, kept open (`None` where opening failed, for example at the
+    /// descriptor limit: then opened at each read).
+    pub(crate) tid_files: Vec<Option<OwnedFd>>,
+    /// The cgroup files read at each sample, kept open, in [`CG_FILES`] order.
+    pub(crate) cg_files: [Option<OwnedFd>; 4],
+    /// The VM's cgroup directory (CPU side; memory too on v2).
+    pub(crate) cg_dir: OwnedFd,
+    /// The VM's memory cgroup directory on v1.
+    pub(crate) mem_dir: Option<OwnedFd>,
+    /// `/proc/<pid>/task`.
+    pub(crate) task_dir: OwnedFd,
+}
+
+/// The per-VM cgroup files of each version: CPU usage, memory current, memory.stat,
+/// cpu.pressure (none on v1). The memory ones are in the memory directory on v1.
+pub(crate) fn cg_files(version: Version) -> [&'static CStr; 4] {
+    match version {
+        Version::V2 => [
+            c"cpu.stat",
+            c"memory.current",
+            c"memory.stat",
+            c"cpu.pressure",
+        ],
+        Version::V1 => [
+            c"cpuacct.usage",
+            c"memory.usage_in_bytes",
+            c"memory.stat",
+            c"",
+        ],
+    }
+}
+
+fn open_in(dir: &OwnedFd, name: &CStr) -> Option<OwnedFd> {
+    if name.is_empty() {
+        return None;
+    }
+    rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Skip> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| Skip::Read)
 }
 
 fn read_pids(r: &mut Reader, path: &Path) -> Vec<u32> {
@@ -151,11 +203,42 @@ pub(crate) fn discover(
         return Err(Skip::Read);
     }
     tids.truncate(MAX_TIDS);
+    let tids: Vec<(u32, Vec<u8>)> = tids
+        .into_iter()
+        .map(|t| (t, format!("{t}/schedstat\0").into_bytes()))
+        .collect();
+    let mem_dir = match at.version {
+        Version::V2 => None,
+        Version::V1 => Some(open_dir(&at.mem_dir.join(dir_name))?),
+    };
+    let cg_dir = open_dir(&vm)?;
+    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
+    let names = cg_files(at.version);
+    let mem = mem_dir.as_ref().unwrap_or(&cg_dir);
+    let cg_files = [
+        open_in(&cg_dir, names[0]),
+        open_in(mem, names[1]),
+        open_in(mem, names[2]),
+        open_in(&cg_dir, names[3]),
+    ];
+    let tid_files = tids
+        .iter()
+        .map(|(_, rel)| {
+            CStr::from_bytes_with_nul(rel)
+                .ok()
+                .and_then(|c| open_in(&task_dir, c))
+        })
+        .collect();
     Ok(Static {
         name: args.guest.unwrap_or(md.name),
         pid,
         vcpus,
         mem_size_mib: args.mem_mib.unwrap_or(0),
         tids,
+        tid_files,
+        cg_files,
+        cg_dir,
+        mem_dir,
+        task_dir,
     })
 }

@@ -1,13 +1,15 @@
 //! The monitor: discovers VMs, reads their counters and turns them into rates.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{RawDir, SeekFrom};
 use tracing::{debug, info};
 
-use crate::discover::{Static, discover};
+use crate::discover::{Static, cg_files, discover};
 use crate::layout::{Scanner, Version};
 use crate::names::dir_kind;
 use crate::parse::{self, ParseError};
@@ -226,7 +228,7 @@ fn read_vm(
     let Some(st) = vm.stat.as_ref() else {
         return Err(Skip::Read);
     };
-    let res = read_counters(cfg, reader, at, st, now);
+    let res = read_counters(reader, at, st, now);
     let (c, mem_used_bytes) = match res {
         Ok(v) => v,
         Err((e, rediscover)) => {
@@ -238,6 +240,9 @@ fn read_vm(
         }
     };
     let cap = u64::from(st.vcpus).saturating_mul(1000);
+    // More than this over a period is no real reading (a torn or replaced file): the VM is
+    // skipped and the previous counters kept, so the next period covers both.
+    let implausible = u64::from(st.vcpus).saturating_add(1).saturating_mul(1500);
     let (use_milli, wait_milli) = match vm.prev {
         Some(p) if c.at > p.at && c.usage_ns >= p.usage_ns && c.run_delay_ns >= p.run_delay_ns => {
             let el = c.at.duration_since(p.at);
@@ -249,6 +254,9 @@ fn read_vm(
                 (Some(a), Some(b)) if a >= b => rate_milli(a - b, 1000, el),
                 _ => 0,
             };
+            if use_m > implausible || sched_wait > implausible.saturating_mul(4) {
+                return Err(Skip::Parse);
+            }
             (use_m, sched_wait.max(psi_wait))
         }
         _ => (0, 0),
@@ -265,30 +273,45 @@ fn read_vm(
     Ok(())
 }
 
+/// Reads one of a VM's files: through its descriptor kept open, else opened in `dir`.
+fn read_file<'r>(
+    r: &'r mut Reader,
+    kept: Option<&OwnedFd>,
+    dir: &OwnedFd,
+    name: &CStr,
+) -> Result<&'r str, ReadError> {
+    match kept {
+        Some(fd) => r.read_fd(fd),
+        None => r.read_in(dir, name),
+    }
+}
+
 /// Reads a VM's cgroup files: CPU usage (ns), memory used (bytes), `cpu.pressure` some
 /// total (us, v2 only).
-fn read_cgroup(r: &mut Reader, at: &VmDir<'_>) -> Result<(u64, u64, Option<u64>), Skip> {
-    let (usage_ns, current, stat_key) = match at.version {
-        Version::V2 => {
-            let t = r.read_at(at.cpu_dir, &[at.name, b"cpu.stat"])?;
-            let usec = parse::parse_cpu_stat_usage_usec(t)?;
-            let t = r.read_at(at.mem_dir, &[at.name, b"memory.current"])?;
-            let cur = parse::parse_single(t, "memory.current")?;
-            (usec.saturating_mul(1000), cur, "inactive_file")
-        }
-        Version::V1 => {
-            let t = r.read_at(at.cpu_dir, &[at.name, b"cpuacct.usage"])?;
-            let ns = parse::parse_single(t, "cpuacct.usage")?;
-            let t = r.read_at(at.mem_dir, &[at.name, b"memory.usage_in_bytes"])?;
-            let cur = parse::parse_single(t, "memory.usage_in_bytes")?;
-            (ns, cur, "total_inactive_file")
-        }
+fn read_cgroup(
+    r: &mut Reader,
+    version: Version,
+    st: &Static,
+) -> Result<(u64, u64, Option<u64>), Skip> {
+    let cg = &st.cg_dir;
+    let mem = st.mem_dir.as_ref().unwrap_or(cg);
+    let names = cg_files(version);
+    let [cpu_f, cur_f, stat_f, psi_f] = &st.cg_files;
+    let t = read_file(r, cpu_f.as_ref(), cg, names[0])?;
+    let usage_ns = match version {
+        Version::V2 => parse::parse_cpu_stat_usage_usec(t)?.saturating_mul(1000),
+        Version::V1 => parse::parse_single(t, "cpuacct.usage")?,
     };
-    let current = parse::check_bytes(current, "memory current")?;
-    let t = r.read_at(at.mem_dir, &[at.name, b"memory.stat"])?;
+    let t = read_file(r, cur_f.as_ref(), mem, names[1])?;
+    let current = parse::check_bytes(parse::parse_single(t, "memory current")?, "memory current")?;
+    let stat_key = match version {
+        Version::V2 => "inactive_file",
+        Version::V1 => "total_inactive_file",
+    };
+    let t = read_file(r, stat_f.as_ref(), mem, names[2])?;
     let inactive = parse::check_bytes(parse::parse_keyed(t, stat_key)?, stat_key)?;
-    let psi_some_us = match at.version {
-        Version::V2 => match r.read_at(at.cpu_dir, &[at.name, b"cpu.pressure"]) {
+    let psi_some_us = match version {
+        Version::V2 => match read_file(r, psi_f.as_ref(), cg, names[3]) {
             Ok(t) => parse::parse_psi(t).ok().map(|p| p.some.total_us),
             Err(_) => None,
         },
@@ -299,26 +322,21 @@ fn read_cgroup(r: &mut Reader, at: &VmDir<'_>) -> Result<(u64, u64, Option<u64>)
 
 /// Reads a VM's counters. The error says whether the VM's threads must be discovered again.
 fn read_counters(
-    cfg: &MonitorConfig,
     r: &mut Reader,
     at: &VmDir<'_>,
     st: &Static,
     now: Instant,
 ) -> Result<(Counters, u64), (Skip, bool)> {
-    let (usage_ns, mem_used, psi_some_us) = read_cgroup(r, at).map_err(|e| (e, false))?;
+    let (usage_ns, mem_used, psi_some_us) =
+        read_cgroup(r, at.version, st).map_err(|e| (e, false))?;
     let mut run_delay_ns = 0u64;
-    let mut pb = [0u8; 10];
-    let pid = decimal(st.pid, &mut pb);
-    for &tid in &st.tids {
-        let mut tb = [0u8; 10];
-        let t = r.read_at(
-            &cfg.proc_root,
-            &[pid, b"task", decimal(tid, &mut tb), b"schedstat"],
-        );
-        // A thread gone means the process or its threads changed.
+    for ((_, rel), kept) in st.tids.iter().zip(&st.tid_files) {
+        let rel = CStr::from_bytes_with_nul(rel).map_err(|_| (Skip::Parse, true))?;
+        // A thread gone means the process or its threads changed: discover again.
+        let t = read_file(r, kept.as_ref(), &st.task_dir, rel);
         let t = t.map_err(|e| (Skip::from(e), true))?;
-        let st = parse::parse_schedstat(t).map_err(|e| (Skip::from(e), false))?;
-        run_delay_ns = run_delay_ns.saturating_add(st.run_delay_ns);
+        let ss = parse::parse_schedstat(t).map_err(|e| (Skip::from(e), true))?;
+        run_delay_ns = run_delay_ns.saturating_add(ss.run_delay_ns);
     }
     Ok((
         Counters {
@@ -329,21 +347,6 @@ fn read_counters(
         },
         mem_used,
     ))
-}
-
-/// Formats `n` in decimal into `buf`, without allocating.
-pub(crate) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // n % 10 < 10.
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 impl Monitor {

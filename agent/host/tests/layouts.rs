@@ -175,16 +175,24 @@ fn half_written_and_vanishing_files_are_skipped() {
     let s = m.sample_at(t0 + Duration::from_secs(3)).unwrap();
     assert_eq!((s.vms.len(), s.skipped), (1, 0));
     assert_eq!(s.vms[0].cpu_use_milli, 1000);
-    // A vCPU thread vanishes (the QEMU process exits before its cgroup): skipped.
-    fs::remove_dir_all(root.join("proc/4100")).unwrap();
+    // A vCPU thread's schedstat cut short (or, on a real host, unreadable because the
+    // thread exited): skipped, and the threads discovered again.
+    let ss = root.join("proc/4100/task/4111/schedstat");
+    let good_ss = fs::read_to_string(&ss).unwrap();
+    fs::write(&ss, "100 0").unwrap();
     let s = m.sample_at(t0 + Duration::from_secs(4)).unwrap();
     assert_eq!((s.vms.len(), s.skipped), (0, 1));
-    // The cgroup goes too: nothing left, nothing skipped.
-    fs::remove_dir_all(&vm).unwrap();
+    fs::write(&ss, good_ss).unwrap();
     let s = m.sample_at(t0 + Duration::from_secs(5)).unwrap();
+    assert_eq!((s.vms.len(), s.skipped), (1, 0));
+    // The VM stops: its process, then its cgroup, go.
+    fs::remove_dir_all(root.join("proc/4100")).unwrap();
+    // Nothing left, nothing skipped.
+    fs::remove_dir_all(&vm).unwrap();
+    let s = m.sample_at(t0 + Duration::from_secs(7)).unwrap();
     assert_eq!((s.vms.len(), s.skipped), (0, 0));
     // A half-written host file keeps the previous capacity and is counted.
     fs::write(root.join("proc/meminfo"), "MemTotal:       2468").unwrap();
-    let s = m.sample_at(t0 + Duration::from_secs(6)).unwrap();
+    let s = m.sample_at(t0 + Duration::from_secs(8)).unwrap();
     assert_eq!((s.host.mem_capacity_mib, s.skipped), (24_684_100 >> 10, 1));
 }

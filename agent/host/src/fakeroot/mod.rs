@@ -90,6 +90,25 @@ fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FakeRootError> {
     fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// Rewrites `path` in place (one positioned write, then a truncation when shorter), as the
+/// kernel's files change under a reader that keeps them open: a monitor holding the file
+/// open sees the new text on its next read from the start.
+fn write_in_place(path: &Path, content: &[u8]) -> Result<(), FakeRootError> {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all_at(content, 0).map_err(io_err(path))?;
+    let len = u64::try_from(content.len()).unwrap_or(u64::MAX);
+    if f.metadata().map_err(io_err(path))?.len() > len {
+        f.set_len(len).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
 /// Counters of one fake VM.
 #[derive(Debug, Clone)]
 struct FakeVm {
@@ -392,26 +411,26 @@ impl FakeRoot {
     fn write_counters(&self, scope: &Path, vm: &FakeVm) -> Result<(), FakeRootError> {
         let lv = scope.join("libvirt");
         for (n, &(exec, _, _)) in vm.threads.iter().enumerate() {
-            write_atomic(
+            write_in_place(
                 &lv.join(format!("vcpu{n}")).join("cpu.stat"),
                 format::cpu_stat(exec / 1000).as_bytes(),
             )?;
         }
-        write_atomic(
+        write_in_place(
             &scope.join("cpu.stat"),
             format::cpu_stat(vm.usage_usec).as_bytes(),
         )?;
         let anon = vm.mem_used_mib << 20;
         let cache = vm.cache_bytes();
-        write_atomic(
+        write_in_place(
             &scope.join("memory.stat"),
             format::memory_stat(anon, cache).as_bytes(),
         )?;
-        write_atomic(
+        write_in_place(
             &scope.join("memory.current"),
             format!("{}\n", anon + cache).as_bytes(),
         )?;
-        write_atomic(
+        write_in_place(
             &scope.join("cpu.pressure"),
             format::pressure(0.0, vm.psi_some_usec, 0).as_bytes(),
         )
@@ -421,7 +440,7 @@ impl FakeRoot {
         let task = self.proc().join(vm.pid.to_string()).join("task");
         for (n, &(exec, delay, slices)) in (0u32..).zip(&vm.threads) {
             let t = task.join((vm.pid + 1 + n).to_string()).join("schedstat");
-            write_atomic(&t, format::schedstat(exec, delay, slices).as_bytes())?;
+            write_in_place(&t, format::schedstat(exec, delay, slices).as_bytes())?;
         }
         Ok(())
     }
