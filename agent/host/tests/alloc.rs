@@ -4,6 +4,7 @@
 //! Its own binary without the test harness, so no other thread allocates meanwhile.
 
 use std::alloc::System;
+use std::time::{Duration, Instant};
 
 use dvms_host::Monitor;
 use dvms_host::fakeroot::FakeRoot;
@@ -23,9 +24,13 @@ fn main() {
         root.add_vm(n, vcpus, 4096).expect("add vm");
     }
     let mut m = Monitor::new(root.monitor_config()).expect("monitor");
+    // Synthetic sample times one second apart: the rates stay plausible however long the
+    // writes between samples take.
+    let t0 = Instant::now();
+    let at = |k: u32| t0 + Duration::from_secs(u64::from(k));
     // Warm-up: discovery allocates (names, thread lists, the map).
-    for _ in 0..2 {
-        assert_eq!(m.sample().expect("sample").vms.len(), VMS);
+    for k in 0..2 {
+        assert_eq!(m.sample_at(at(k)).expect("sample").vms.len(), VMS);
     }
     // The counter sees an allocation (so the assertion below can fail).
     let probe = Region::new(GLOBAL);
@@ -41,7 +46,7 @@ fn main() {
                 .expect("advance");
         }
         let region = Region::new(GLOBAL);
-        let s = m.sample().expect("sample");
+        let s = m.sample_at(at(round + 2)).expect("sample");
         let change = region.change();
         assert_eq!(s.vms.len(), VMS);
         assert_eq!(s.skipped, 0);
