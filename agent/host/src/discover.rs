@@ -37,7 +37,7 @@ pub(crate) struct Static {
     /// Their schedstat files, kept open (`None` where opening failed, for example at the
     /// descriptor limit: then opened at each read).
     pub(crate) tid_files: Vec<Option<OwnedFd>>,
-    /// The cgroup files read at each sample, kept open, in [`CG_FILES`] order.
+    /// The cgroup files read at each sample, kept open, in the order of `cg_files`.
     pub(crate) cg_files: [Option<OwnedFd>; 4],
     /// The VM's cgroup directory (CPU side; memory too on v2).
     pub(crate) cg_dir: OwnedFd,

@@ -73,3 +73,61 @@ fn moved_and_removed_vms() {
     assert!(h1.advance_vm("a", -1.0, 0.0, 0).is_err());
     assert!(h1.advance_vm("a", 0.0, 0.0, 4096).is_err());
 }
+
+/// VMs appear, move and vanish while two monitors sample: no sample fails, every VM reported
+/// is whole, and once the churn stops each monitor sees exactly its root's VMs.
+#[test]
+fn churn_while_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h0 = FakeRoot::create(dir.path().join("h00"), 8, 64 * 1024).unwrap();
+    let mut h1 = FakeRoot::create(dir.path().join("h01"), 8, 64 * 1024).unwrap();
+    let mut m0 = Monitor::new(h0.monitor_config()).unwrap();
+    let mut m1 = Monitor::new(h1.monitor_config()).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let writer = std::thread::spawn(move || {
+        // vcpus = 1 + i % 3, memory 512 * vcpus: the monitor's figures must match the name.
+        for i in 0..60u32 {
+            let name = format!("vm-{i:04}");
+            h0.add_vm(&name, 1 + i % 3, 512 * u64::from(1 + i % 3))
+                .unwrap();
+            h0.advance_vm(&name, 0.01, 0.01, 100).unwrap();
+            if i % 3 == 1 {
+                h0.move_vm(&name, &mut h1).unwrap();
+            }
+            if i % 5 == 4 {
+                let gone = format!("vm-{:04}", i - 2);
+                if h0.vm_ids(&gone).is_some() {
+                    h0.remove_vm(&gone).unwrap();
+                } else {
+                    h1.remove_vm(&gone).unwrap();
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (h0, h1)
+    });
+    let check = |vms: &[VmInfo]| {
+        for v in vms {
+            let i: u32 = v.name.strip_prefix("vm-").unwrap().parse().unwrap();
+            assert_eq!(v.vcpus, 1 + i % 3, "{}", v.name);
+            assert_eq!(v.mem_size_mib, 512 * u64::from(1 + i % 3), "{}", v.name);
+        }
+    };
+    let mut samples = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) && samples < 10_000 {
+        check(&m0.sample().unwrap().vms);
+        check(&m1.sample().unwrap().vms);
+        samples += 1;
+    }
+    let (h0, h1) = writer.join().unwrap();
+    for (m, h) in [(&mut m0, &h0), (&mut m1, &h1)] {
+        let s = m.sample().unwrap();
+        let mut seen: Vec<&str> = s.vms.iter().map(|v| v.name.as_str()).collect();
+        seen.sort_unstable();
+        let want: Vec<&str> = h.vm_names().collect();
+        assert_eq!(seen, want);
+        assert_eq!(s.skipped, 0);
+    }
+    assert!(samples > 0);
+}
