@@ -18,7 +18,7 @@ pub mod names;
 pub mod parse;
 mod read;
 
-pub use monitor::Monitor;
+pub use monitor::{MAX_VMS, Monitor};
 
 use std::path::PathBuf;
 

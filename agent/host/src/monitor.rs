@@ -20,6 +20,17 @@ use crate::{HostInfo, MonitorConfig, MonitorError, Sample, VmInfo};
 /// needed).
 const DIRBUF: usize = 32 * 1024;
 
+/// Most VMs followed at once (a KVM host runs far fewer); more are counted as skipped.
+pub const MAX_VMS: usize = 4096;
+
+/// The map key of a VM directory: the scanner's index, then the directory name.
+fn key_of<'k>(key: &'k mut Vec<u8>, scanner: usize, name: &[u8]) -> &'k [u8] {
+    key.clear();
+    key.push(u8::try_from(scanner).unwrap_or(u8::MAX));
+    key.extend_from_slice(name);
+    key
+}
+
 /// Raw counters of one VM at one instant.
 #[derive(Debug, Clone, Copy)]
 struct Counters {
@@ -154,10 +165,12 @@ impl Monitor {
                 if dir_kind(name).is_none() {
                     continue;
                 }
-                key.clear();
-                key.push(u8::try_from(si).unwrap_or(u8::MAX));
-                key.extend_from_slice(name);
-                let vm = match vms.get_mut(key.as_slice()) {
+                if vms.len() >= MAX_VMS && !vms.contains_key(key_of(key, si, name)) {
+                    // Bounded memory whatever the directory holds.
+                    skipped = skipped.saturating_add(1);
+                    continue;
+                }
+                let vm = match vms.get_mut(key_of(key, si, name)) {
                     Some(vm) => vm,
                     None => vms.entry(key.clone()).or_insert(VmState {
                         stat: None,
