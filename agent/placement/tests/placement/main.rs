@@ -6,6 +6,7 @@
 
 mod exhaustive;
 mod golden;
+mod healthy;
 mod instance;
 mod properties;
 
