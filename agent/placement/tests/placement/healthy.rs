@@ -70,7 +70,10 @@ fn the_cheap_answer_moves_a_vm_off_a_healthy_host() {
             .map(|v| v.demand.cpu_milli)
             .sum()
     };
-    assert_eq!([load(0), load(1), load(2), load(3)], [7400, 6900, 6650, 7000]);
+    assert_eq!(
+        [load(0), load(1), load(2), load(3)],
+        [7400, 6900, 6650, 7000]
+    );
     assert!(p.vms.len() > 32, "larger than the former small-problem cut");
     let plan = expect_plan(solve_checked(&p, &Options::default()).result);
     assert_eq!(
