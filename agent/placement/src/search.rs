@@ -59,7 +59,9 @@ fn deepening(
         if best <= threshold || next >= best {
             return;
         }
-        threshold = next;
+        // At least a quarter of the way to the incumbent: fewer rounds; a round is complete,
+        // so a plan it finds is still the cheapest once it ends.
+        threshold = next.max((threshold.0 + (best.0 - threshold.0) / 4, 0));
     }
 }
 
