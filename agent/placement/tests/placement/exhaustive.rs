@@ -9,7 +9,10 @@
 //!
 //! Feasibility includes a safe plan: the reference counts a viable placement only when its
 //! migrations have a safe serial order without pivots (a search over the subsets of migrations
-//! done; serial is the most permissive order, any parallel step can be serialised). A plan the
+//! done; serial is the most permissive order, any parallel step can be serialised), under the
+//! same rules as the validator: room at each destination, and no `spread` member arriving
+//! where another member is (the other constraints hold on their own for a migration that goes
+//! straight to a valid final host). A plan the
 //! solver returns proves feasibility by itself (the validator checks it), so an instance the
 //! solver solves only through a pivot counts as agreement and is left out of the cost ratio.
 
@@ -147,6 +150,7 @@ impl Reference<'_> {
                     && !seen[next]
                     && load[self.at[i]].0 + d.cpu_milli <= h.limit().cpu_milli
                     && load[self.at[i]].1 + d.mem_mib <= h.capacity.mem_mib
+                    && self.spread_clear(i, &moved, done)
                 {
                     seen[next] = true;
                     queue.push(next);
@@ -154,6 +158,25 @@ impl Reference<'_> {
             }
         }
         false
+    }
+
+    /// True when VM `i` may arrive at its final host once the migrations in `done` (bits over
+    /// `moved`) ran: no other member of a spread of `i` is there then.
+    fn spread_clear(&self, i: usize, moved: &[usize], done: usize) -> bool {
+        let now = |j: usize| match moved.iter().position(|&k| k == j) {
+            Some(bit) if done & (1 << bit) != 0 => self.at[j],
+            _ => self.home[j],
+        };
+        let id = self.p.vms[i].id;
+        self.p.constraints.iter().all(|c| match c {
+            Constraint::Spread { vms } if vms.contains(&id) => self
+                .p
+                .vms
+                .iter()
+                .enumerate()
+                .all(|(j, v)| j == i || !vms.contains(&v.id) || now(j) != self.at[i]),
+            _ => true,
+        })
     }
 
     fn constraints_hold(&self) -> bool {
@@ -207,6 +230,9 @@ impl Reference<'_> {
     }
 }
 
+/// An instance generator: a seed to a problem.
+type Maker = fn(u64) -> Problem;
+
 /// The instances of the original comparison: 2 to 6 hosts, up to 12 VMs, loaded towards host 0.
 fn mixed(seed: u64) -> Problem {
     let mut g = Gen::new(seed);
@@ -234,7 +260,7 @@ pub(crate) fn nearly_full(seed: u64) -> Problem {
 
 /// Runs the instances `make(seed)` of `seeds`; returns (solved, mean moved-memory ratio,
 /// worst ratio).
-fn compare(seeds: std::ops::Range<u64>, make: fn(u64) -> Problem) -> (usize, f64, f64) {
+fn compare(seeds: std::ops::Range<u64>, make: Maker) -> (usize, f64, f64) {
     let (mut solved, mut ratio_sum, mut exhausted, mut pivot_only, mut worst) =
         (0usize, 0.0f64, 0usize, 0usize, 1.0f64);
     for seed in seeds.clone() {
@@ -285,9 +311,9 @@ fn compare(seeds: std::ops::Range<u64>, make: fn(u64) -> Problem) -> (usize, f64
 }
 
 /// `DVMS_SEED=n` (and `DVMS_NEARLY_FULL=1` for the nearly full generator) runs one seed.
-fn one_seed() -> Option<(u64, fn(u64) -> Problem)> {
+fn one_seed() -> Option<(u64, Maker)> {
     let seed = std::env::var("DVMS_SEED").ok()?.parse::<u64>().ok()?;
-    let make: fn(u64) -> Problem = if std::env::var("DVMS_NEARLY_FULL").is_ok() {
+    let make: Maker = if std::env::var("DVMS_NEARLY_FULL").is_ok() {
         nearly_full
     } else {
         mixed

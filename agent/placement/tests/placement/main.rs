@@ -9,6 +9,7 @@ mod golden;
 mod healthy;
 mod instance;
 mod properties;
+mod transient;
 
 use dvms_core::model::{
     Constraint, HostSpec, NodeId, Plan, Problem, Resources, Thresholds, Unsolvable, VmId, VmSpec,
