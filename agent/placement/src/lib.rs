@@ -91,6 +91,7 @@
 //!   depends on `serde` and `serde_json`).
 
 mod greedy;
+mod infeasible;
 pub mod instance;
 mod keep;
 mod model;
@@ -221,11 +222,14 @@ fn solve_inner(
     check_capacity(&m, &violating)?;
     match opts.mode {
         Mode::Repair => {
+            infeasible::check(&m, &violating, work)?;
             let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
             greedy::repair_and_plan(&m, &movable, &violating, plan_opts.max_per_host, work)
                 .map(|(_, plan)| plan)
         }
-        Mode::Full => match search::full(&m, &violating, plan_opts.max_per_host, work) {
+        Mode::Full => match infeasible::check(&m, &violating, work)
+            .and_then(|()| search::full(&m, &violating, plan_opts.max_per_host, work))
+        {
             Err(
                 e @ (Unsolvable::NotEnoughCapacity { .. } | Unsolvable::ConstraintBlocks { .. }),
             ) if !problem.constraints.is_empty() => {
@@ -255,7 +259,9 @@ fn blame(
         if violating.is_empty() {
             return Some(true);
         }
-        if check_capacity(&m, &violating).is_err() {
+        if check_capacity(&m, &violating).is_err()
+            || infeasible::check(&m, &violating, work).is_err()
+        {
             return Some(false);
         }
         match search::full(&m, &violating, max_per_host, work) {

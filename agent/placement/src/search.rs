@@ -36,34 +36,47 @@ const ALL_UNITS: u64 = 150_000;
 
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
-/// threshold to the least cost that was cut. The first round that finds a plan finds the
-/// cheapest one; rounds stop once the threshold reaches the incumbent's cost (which is then
-/// optimal) or the slice runs out.
+/// threshold to the least cost that was cut (and, to keep rounds few, at least a quarter of
+/// the way to the incumbent, or twice as far when there is none: a round is complete, so a plan
+/// it finds is still the cheapest once it ends). Rounds stop once a round cuts nothing (every
+/// placement was seen), the threshold reaches the incumbent's cost (which is then optimal) or
+/// the slice runs out. True when the search was complete.
 fn deepening(
     m: &Model,
     violating: &[usize],
     max_per_host: usize,
     inc: &mut Incumbent,
     work: &mut Work,
-) {
+) -> bool {
     let mut s = Search::new(m, violating, Scope::All, max_per_host, work);
     s.stall = false;
     let mut threshold = (0, 0);
+    let mut rounds = 0;
     while !work.exhausted() {
-        s.threshold = Some(threshold);
+        rounds += 1;
+        // Without an incumbent after a few rounds, one last round without a threshold: a plain
+        // depth-first search proves infeasibility without repeating rounds.
+        let last = inc.best.is_none() && rounds > BLIND_ROUNDS;
+        s.threshold = (!last).then_some(threshold);
         s.next = None;
         s.run(inc, work);
-        let (Some(best), Some(next)) = (inc.cost(), s.next) else {
-            return;
-        };
-        if best <= threshold || next >= best {
-            return;
+        if work.exhausted() {
+            return false;
         }
-        // At least a quarter of the way to the incumbent: fewer rounds; a round is complete,
-        // so a plan it finds is still the cheapest once it ends.
-        threshold = next.max((threshold.0 + (best.0 - threshold.0) / 4, 0));
+        let Some(next) = s.next else {
+            return true;
+        };
+        threshold = match inc.cost() {
+            Some(best) if best <= threshold || next >= best => return true,
+            Some(best) => next.max((threshold.0 + (best.0 - threshold.0) / 4, 0)),
+            None => next.max((threshold.0.saturating_mul(2), 0)),
+        };
     }
+    false
 }
+
+/// Rounds of [`deepening`] without an incumbent before its last, unbounded round.
+const BLIND_ROUNDS: usize = 4;
 
 /// Search nodes allowed to the exact eviction bound of a host at each search node.
 const DYNAMIC_KEEP_NODES: u64 = 64;
@@ -120,23 +133,32 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    let mut complete =
-        Search::new(m, violating, Scope::Violating, max_per_host, work).run(&mut inc, work);
+    // Without an incumbent, the search over the violating hosts' VMs gets a quarter of the
+    // budget: the packing and the search over every VM may need the rest.
+    let mut slice = work.slice(if inc.best.is_some() {
+        work.left()
+    } else {
+        work.left() / 4
+    });
+    let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
+        .run(&mut inc, &mut slice);
+    work.used = slice.used;
     if inc.best.is_none() && !work.exhausted() {
-        // Tight packing: find any placement first, largest VMs first, with half of the rest.
-        let mut half = Work::new(work.used + (work.limit - work.used) / 2);
-        half.used = work.used;
+        // Tight packing: find any placement first, largest VMs first, with a third of the rest.
+        let mut half = work.slice(work.left() / 3);
         Search::new(m, violating, Scope::Packing, max_per_host, &mut half).run(&mut inc, &mut half);
         work.used = half.used;
     }
-    if inc.best.is_some() && !work.exhausted() {
-        // Every movable VM, cheapest total cost first (issue 11), within its own slice.
-        let mut slice = Work::new(work.used.saturating_add(ALL_UNITS).min(work.limit));
-        slice.used = work.used;
-        deepening(m, violating, max_per_host, &mut inc, &mut slice);
+    if !work.exhausted() {
+        // Every movable VM, cheapest total cost first (issue 11): within its own slice when
+        // there is an incumbent to improve, else with the rest of the budget.
+        let mut slice = work.slice(if inc.best.is_some() {
+            ALL_UNITS
+        } else {
+            work.left()
+        });
+        complete = deepening(m, violating, max_per_host, &mut inc, &mut slice);
         work.used = slice.used;
-    } else if !work.exhausted() {
-        complete = Search::new(m, violating, Scope::All, max_per_host, work).run(&mut inc, work);
     }
     if let Some((_, p)) = inc.best {
         return Ok(p);
