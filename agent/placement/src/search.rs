@@ -31,8 +31,9 @@ use crate::work::Work;
 /// in coming rarely pays (measured in `docs/results.md, section 2`).
 const STALL_UNITS: u64 = 100_000;
 
-/// Work units for the search over every movable VM once there is an incumbent.
-const ALL_UNITS: u64 = 150_000;
+/// Share of the budget, in percent, for the search over every movable VM once there is an
+/// incumbent (150,000 units of the default budget).
+const ALL_SHARE_PCT: u64 = 15;
 
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
@@ -117,13 +118,14 @@ impl Incumbent {
     }
 }
 
-/// Solves in full mode.
+/// Solves in full mode: the plan, and true when it is proved the cheapest (the search over
+/// every movable VM was complete).
 pub(crate) fn full(
     m: &Model,
     violating: &[usize],
     max_per_host: usize,
     work: &mut Work,
-) -> Result<Plan, Unsolvable> {
+) -> Result<(Plan, bool), Unsolvable> {
     let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
     let mut inc = Incumbent::default();
     let greedy_err = match greedy::repair_and_plan(m, &movable, violating, max_per_host, work) {
@@ -149,19 +151,21 @@ pub(crate) fn full(
         Search::new(m, violating, Scope::Packing, max_per_host, &mut half).run(&mut inc, &mut half);
         work.used = half.used;
     }
+    let mut proved = false;
     if !work.exhausted() {
         // Every movable VM, cheapest total cost first (issue 11): within its own slice when
         // there is an incumbent to improve, else with the rest of the budget.
         let mut slice = work.slice(if inc.best.is_some() {
-            ALL_UNITS
+            work.limit / 100 * ALL_SHARE_PCT
         } else {
             work.left()
         });
         complete = deepening(m, violating, max_per_host, &mut inc, &mut slice);
+        proved = complete;
         work.used = slice.used;
     }
     if let Some((_, p)) = inc.best {
-        return Ok(p);
+        return Ok((p, proved));
     }
     let host = m.hosts[violating[0]].id;
     if !complete || work.exhausted() {
