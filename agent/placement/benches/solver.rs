@@ -121,6 +121,83 @@ impl Gen {
     }
 }
 
+impl Gen {
+    /// A nearly full VMPlaceS-like partition (issue 11): 10 VMs per host of 1, 2 or 4 GiB on
+    /// hosts of 7 cores and 24 GiB (memory 70 to 100 % used), CPU loads as in [`Gen::load`]
+    /// raised by steps of 100 milli on random VMs until the VMs use 95 to 100 % of the
+    /// partition's CPU; at least one host over its CPU.
+    fn nearly_full(&mut self, hosts: u64) -> Problem {
+        let mut p = Problem::default();
+        for h in 0..hosts {
+            p.hosts.push(HostSpec {
+                id: NodeId(h),
+                capacity: Resources::new(7000, 24576),
+                thresholds: Thresholds::default(),
+            });
+            let mut mem_left = 24576u64;
+            for i in 0..VMS_PER_HOST {
+                let mut mem =
+                    [1024, 2048, 2048, 4096][usize::try_from(self.below(4)).expect("small")];
+                // Leave at least 1 GiB per VM still to come.
+                while mem > 1024 && mem + 1024 * (VMS_PER_HOST - 1 - i) > mem_left {
+                    mem /= 2;
+                }
+                mem_left -= mem;
+                let cpu = self.load();
+                p.vms.push(VmSpec {
+                    id: VmId(h * VMS_PER_HOST + i),
+                    host: NodeId(h),
+                    demand: Resources::new(cpu, mem),
+                    migratable: true,
+                });
+            }
+        }
+        let target = 7000 * hosts * (95 + self.below(6)) / 100;
+        let n = hosts * VMS_PER_HOST;
+        let mut total: u64 = p.vms.iter().map(|v| v.demand.cpu_milli).sum();
+        while total + 100 <= target {
+            let i = usize::try_from(self.below(n)).expect("small");
+            if p.vms[i].demand.cpu_milli < 1000 {
+                p.vms[i].demand.cpu_milli += 100;
+                total += 100;
+            }
+        }
+        let over = |p: &Problem| {
+            (0..hosts).any(|h| {
+                p.vms
+                    .iter()
+                    .filter(|v| v.host == NodeId(h))
+                    .map(|v| v.demand.cpu_milli)
+                    .sum::<u64>()
+                    > 7000
+            })
+        };
+        // Move load towards host 0 until a host is over (total stays the same).
+        while !over(&p) {
+            let i = usize::try_from(self.below(VMS_PER_HOST)).expect("small");
+            let j = usize::try_from(VMS_PER_HOST + self.below(n - VMS_PER_HOST)).expect("small");
+            if p.vms[i].demand.cpu_milli < 1000 && p.vms[j].demand.cpu_milli >= 100 {
+                p.vms[i].demand.cpu_milli += 100;
+                p.vms[j].demand.cpu_milli -= 100;
+            }
+        }
+        p
+    }
+}
+
+/// Moved memory against a reference: the same solver with [`REFERENCE_BUDGET`] units, whose
+/// search over every VM usually finishes (then its plan is proved the cheapest).
+#[derive(Default)]
+struct Quality {
+    compared: usize,
+    ratio_sum: f64,
+    worst: f64,
+    proved: usize,
+}
+
+/// The reference run's budget (100 times the default).
+const REFERENCE_BUDGET: u64 = 100_000_000;
+
 struct Row {
     name: String,
     samples: usize,
@@ -134,6 +211,7 @@ struct Row {
     mean_max_in: f64,
     mean_units: f64,
     ns_per_unit: f64,
+    quality: Option<Quality>,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -153,7 +231,12 @@ enum Kind {
     Constraints,
     /// A drain of host 0: a ban of its VMs on it (no constraint otherwise).
     Drain,
+    /// [`Gen::nearly_full`], compared with a long reference run on the first samples.
+    NearlyFull,
 }
+
+/// Samples of a nearly full row compared with the reference run.
+const COMPARED: usize = 100;
 
 fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64) -> Row {
     let mut g = Gen(ChaCha8Rng::seed_from_u64(seed));
@@ -164,8 +247,13 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
     let (mut times, mut solved, mut mib, mut migrations, mut units, mut total_ns) =
         (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
     let mut max_in = 0usize;
+    let mut quality = Quality::default();
     for _ in 0..samples {
-        let mut p = g.partition(hosts, kind == Kind::Constraints);
+        let mut p = if kind == Kind::NearlyFull {
+            g.nearly_full(hosts)
+        } else {
+            g.partition(hosts, kind == Kind::Constraints)
+        };
         if kind == Kind::Drain {
             let vms = p
                 .vms
@@ -196,6 +284,28 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
         times.push(ns / 1000.0);
         total_ns += ns;
         units += out.work_units;
+        if kind == Kind::NearlyFull && quality.compared < COMPARED.min(samples) {
+            let long = solve(
+                &p,
+                &Options {
+                    budget: dvms_placement::Budget {
+                        work_units: REFERENCE_BUDGET,
+                    },
+                    ..opts
+                },
+            );
+            if let (Ok(plan), Ok(best)) = (&out.result, &long.result) {
+                let r = if best.moved_mib() == 0 {
+                    1.0
+                } else {
+                    plan.moved_mib() as f64 / best.moved_mib() as f64
+                };
+                quality.compared += 1;
+                quality.ratio_sum += r;
+                quality.worst = quality.worst.max(r);
+                quality.proved += usize::from(long.optimal);
+            }
+        }
         if let Ok(plan) = &out.result {
             validate_plan(&p, plan, dvms_placement::DEFAULT_MAX_PER_HOST)
                 .expect("the solver returned an unsafe plan");
@@ -222,6 +332,7 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
         mean_max_in: max_in as f64 / solved.max(1) as f64,
         mean_units: units as f64 / samples as f64,
         ns_per_unit: total_ns / units.max(1) as f64,
+        quality: (kind == Kind::NearlyFull).then_some(quality),
     }
 }
 
@@ -237,6 +348,17 @@ fn main() {
             let name = format!("full {hosts:>5} hosts{suffix}");
             rows.push(run(&name, Mode::Full, hosts, kind, n, 1000 + hosts));
         }
+    }
+    for hosts in [4u64, 8, 16, 32] {
+        let name = format!("full {hosts:>5} hosts nearly full");
+        rows.push(run(
+            &name,
+            Mode::Full,
+            hosts,
+            Kind::NearlyFull,
+            n,
+            5000 + hosts,
+        ));
     }
     for hosts in [8u64, 32] {
         let name = format!("full {hosts:>5} hosts drain");
@@ -287,6 +409,23 @@ fn main() {
             r.mean_units,
             r.ns_per_unit
         );
+    }
+    println!();
+    println!(
+        "{:<30} {:>8} {:>10} {:>10} {:>8}",
+        "moved memory vs reference", "compared", "mean", "worst", "proved"
+    );
+    for r in &rows {
+        if let Some(q) = &r.quality {
+            println!(
+                "{:<30} {:>8} {:>10.4} {:>10.3} {:>8}",
+                r.name,
+                q.compared,
+                q.ratio_sum / q.compared.max(1) as f64,
+                q.worst,
+                q.proved
+            );
+        }
     }
     if json {
         for r in &rows {

@@ -91,6 +91,7 @@
 //!   depends on `serde` and `serde_json`).
 
 mod greedy;
+mod infeasible;
 pub mod instance;
 mod keep;
 mod model;
@@ -150,6 +151,10 @@ pub struct Outcome {
     pub result: Result<Plan, Unsolvable>,
     /// Work units spent.
     pub work_units: u64,
+    /// True when the plan is proved the cheapest (memory moved, then migrations) among the
+    /// plans the solver builds: full mode's search over every movable VM finished within the
+    /// budget. Also true for an empty plan; false in repair mode and for unsolvable answers.
+    pub optimal: bool,
 }
 
 /// Wall time of one work unit measured by the benchmark on the team's 2-core VM (release build,
@@ -183,7 +188,9 @@ pub fn solve(problem: &Problem, opts: &Options) -> Outcome {
 /// Solves a placement problem with explicit [`PlanOptions`].
 pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) -> Outcome {
     let mut work = Work::new(opts.budget.work_units);
-    let result = solve_inner(problem, opts, plan_opts, &mut work).and_then(|plan| {
+    let mut optimal = false;
+    let result = solve_inner(problem, opts, plan_opts, &mut work).and_then(|(plan, proved)| {
+        optimal = proved;
         if plan.is_empty() {
             return Ok(plan);
         }
@@ -200,6 +207,7 @@ pub fn solve_with(problem: &Problem, opts: &Options, plan_opts: &PlanOptions) ->
         }
     });
     Outcome {
+        optimal: optimal && result.is_ok(),
         result,
         work_units: work.used,
     }
@@ -210,22 +218,25 @@ fn solve_inner(
     opts: &Options,
     plan_opts: &PlanOptions,
     work: &mut Work,
-) -> Result<Plan, Unsolvable> {
+) -> Result<(Plan, bool), Unsolvable> {
     let members: usize = problem.constraints.iter().map(constraint_size).sum();
     work.tick(map_work(problem.vms.len() + problem.hosts.len() + members));
     let m = Model::compile(problem)?;
     let violating = m.violating_hosts();
     if violating.is_empty() {
-        return Ok(Plan::default());
+        return Ok((Plan::default(), true));
     }
     check_capacity(&m, &violating)?;
     match opts.mode {
         Mode::Repair => {
+            infeasible::check(&m, &violating, work)?;
             let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
             greedy::repair_and_plan(&m, &movable, &violating, plan_opts.max_per_host, work)
-                .map(|(_, plan)| plan)
+                .map(|(_, plan)| (plan, false))
         }
-        Mode::Full => match search::full(&m, &violating, plan_opts.max_per_host, work) {
+        Mode::Full => match infeasible::check(&m, &violating, work)
+            .and_then(|()| search::full(&m, &violating, plan_opts.max_per_host, work))
+        {
             Err(
                 e @ (Unsolvable::NotEnoughCapacity { .. } | Unsolvable::ConstraintBlocks { .. }),
             ) if !problem.constraints.is_empty() => {
@@ -255,7 +266,9 @@ fn blame(
         if violating.is_empty() {
             return Some(true);
         }
-        if check_capacity(&m, &violating).is_err() {
+        if check_capacity(&m, &violating).is_err()
+            || infeasible::check(&m, &violating, work).is_err()
+        {
             return Some(false);
         }
         match search::full(&m, &violating, max_per_host, work) {

@@ -181,6 +181,7 @@ fn greedy(
                     && touches[b] < cap
                     && !step.contains(&v)
                     && sim.room(m, b, in_cpu[b] + vm.cpu, in_mem[b] + vm.mem)
+                    && spread_clear(m, v, b, |u| sim.at[u], &step, target)
                 {
                     touches[a] += 1;
                     touches[b] += 1;
@@ -243,6 +244,10 @@ fn serial_order(
     let mut stack = vec![0usize];
     seen[0] = true;
     let base = Sim::new(m);
+    let mut index = vec![usize::MAX; m.vms.len()];
+    for (i, &v) in pending.iter().enumerate() {
+        index[v] = i;
+    }
     while let Some(done) = stack.pop() {
         if done == full {
             let mut order = Vec::with_capacity(k);
@@ -270,7 +275,18 @@ fn serial_order(
                 return Err(PlanFail::Budget);
             }
             let next = done | (1 << i);
-            if next != done && !seen[next] && sim.room(m, target[v], m.vms[v].cpu, m.vms[v].mem) {
+            let at = |u: usize| {
+                if index[u] != usize::MAX && done & (1 << index[u]) != 0 {
+                    target[u]
+                } else {
+                    m.vms[u].host
+                }
+            };
+            if next != done
+                && !seen[next]
+                && sim.room(m, target[v], m.vms[v].cpu, m.vms[v].mem)
+                && spread_clear(m, v, target[v], at, &[], target)
+            {
                 seen[next] = true;
                 via[next] = i;
                 stack.push(next);
@@ -300,6 +316,7 @@ fn group(m: &Model, target: &[usize], cap: usize, order: &[usize]) -> Plan {
         touching(a) < cap
             && touching(b) < cap
             && sim.room(m, b, in_cpu + m.vms[v].cpu, in_mem + m.vms[v].mem)
+            && spread_clear(m, v, b, |u| sim.at[u], step, target)
     };
     for &v in order {
         if !step.is_empty() && !fits(&sim, &step, v) {
@@ -322,9 +339,40 @@ fn group(m: &Model, target: &[usize], cap: usize, order: &[usize]) -> Plan {
     plan
 }
 
+/// True when `v` may arrive at `b` as far as its `spread`s say: no other member is on `b`
+/// (`at`, which counts a member leaving `b` in the same step) or arriving there with `step`.
+fn spread_clear(
+    m: &Model,
+    v: usize,
+    b: usize,
+    at: impl Fn(usize) -> usize,
+    step: &[usize],
+    target: &[usize],
+) -> bool {
+    m.vm_groups[v].iter().all(|&gi| match &m.groups[gi].1 {
+        Group::Spread { members } => members
+            .iter()
+            .all(|&u| u == v || (at(u) != b && !(target[u] == b && step.contains(&u)))),
+        _ => true,
+    })
+}
+
+/// True when `v` may wait on pivot host `p` as far as its `gather`s and `among`s say: never
+/// for a gather (its members only go where they end), only inside a group that holds every
+/// member's target for an among (the validator's rules; domains are checked apart).
+fn pivot_allowed(m: &Model, v: usize, p: usize, target: &[usize]) -> bool {
+    m.vm_groups[v].iter().all(|&gi| match &m.groups[gi].1 {
+        Group::Spread { .. } => true,
+        Group::Gather { .. } => false,
+        Group::Among { members, groups } => groups
+            .iter()
+            .any(|g| g[p] && members.iter().all(|&u| g[target[u]])),
+    })
+}
+
 /// Picks a pending VM and a pivot host for it: the first pending VM (not pivoted before) with a
-/// host that has room now, is in its domain and holds none of its spread peers; the host with
-/// the most free room wins.
+/// host that has room now, is in its domain, holds none of its spread peers and keeps its
+/// gathers and amongs (see [`pivot_allowed`]); the host with the most free room wins.
 fn find_pivot(
     m: &Model,
     pending: &[usize],
@@ -350,11 +398,8 @@ fn find_pivot(
             {
                 continue;
             }
-            let spread_peer_there = m.vm_groups[v].iter().any(|&gi| match &m.groups[gi].1 {
-                Group::Spread { members } => members.iter().any(|&u| u != v && sim.at[u] == p),
-                _ => false,
-            });
-            if spread_peer_there {
+            if !spread_clear(m, v, p, |u| sim.at[u], &[], target) || !pivot_allowed(m, v, p, target)
+            {
                 continue;
             }
             let free = frac(host.cpu_limit - sim.cpu[p] - vm.cpu, host.cpu_limit)

@@ -26,13 +26,58 @@ use crate::model::{Model, NONE, State};
 use crate::plan::{self, PlanFail};
 use crate::work::Work;
 
-/// Problems with at most this many VMs get the second search even when the first succeeds.
-const SMALL_PROBLEM_VMS: usize = 32;
-
 /// The branch and bound gives up improving an incumbent after this many work units without
 /// improvement (or as many as it took to find it, if more): a proof of optimality that long
 /// in coming rarely pays (measured in `docs/results.md, section 2`).
 const STALL_UNITS: u64 = 100_000;
+
+/// Share of the budget, in percent, for the search over every movable VM once there is an
+/// incumbent (150,000 units of the default budget).
+const ALL_SHARE_PCT: u64 = 15;
+
+/// Iterative deepening on the cost over every movable VM: each round explores every
+/// placement whose cost plus lower bound is within a threshold, the next round raises the
+/// threshold to the least cost that was cut (and, to keep rounds few, at least a quarter of
+/// the way to the incumbent, or twice as far when there is none: a round is complete, so a plan
+/// it finds is still the cheapest once it ends). Rounds stop once a round cuts nothing (every
+/// placement was seen), the threshold reaches the incumbent's cost (which is then optimal) or
+/// the slice runs out. True when the search was complete.
+fn deepening(
+    m: &Model,
+    violating: &[usize],
+    max_per_host: usize,
+    inc: &mut Incumbent,
+    work: &mut Work,
+) -> bool {
+    let mut s = Search::new(m, violating, Scope::All, max_per_host, work);
+    s.stall = false;
+    let mut threshold = (0, 0);
+    let mut rounds = 0;
+    while !work.exhausted() {
+        rounds += 1;
+        // Without an incumbent after a few rounds, one last round without a threshold: a plain
+        // depth-first search proves infeasibility without repeating rounds.
+        let last = inc.best.is_none() && rounds > BLIND_ROUNDS;
+        s.threshold = (!last).then_some(threshold);
+        s.next = None;
+        s.run(inc, work);
+        if work.exhausted() {
+            return false;
+        }
+        let Some(next) = s.next else {
+            return true;
+        };
+        threshold = match inc.cost() {
+            Some(best) if best <= threshold || next >= best => return true,
+            Some(best) => next.max((threshold.0 + (best.0 - threshold.0) / 4, 0)),
+            None => next.max((threshold.0.saturating_mul(2), 0)),
+        };
+    }
+    false
+}
+
+/// Rounds of [`deepening`] without an incumbent before its last, unbounded round.
+const BLIND_ROUNDS: usize = 4;
 
 /// Search nodes allowed to the exact eviction bound of a host at each search node.
 const DYNAMIC_KEEP_NODES: u64 = 64;
@@ -73,13 +118,14 @@ impl Incumbent {
     }
 }
 
-/// Solves in full mode.
+/// Solves in full mode: the plan, and true when it is proved the cheapest (the search over
+/// every movable VM was complete).
 pub(crate) fn full(
     m: &Model,
     violating: &[usize],
     max_per_host: usize,
     work: &mut Work,
-) -> Result<Plan, Unsolvable> {
+) -> Result<(Plan, bool), Unsolvable> {
     let movable: Vec<bool> = m.vms.iter().map(|v| !v.pinned).collect();
     let mut inc = Incumbent::default();
     let greedy_err = match greedy::repair_and_plan(m, &movable, violating, max_per_host, work) {
@@ -89,20 +135,37 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    let mut complete =
-        Search::new(m, violating, Scope::Violating, max_per_host, work).run(&mut inc, work);
+    // Without an incumbent, the search over the violating hosts' VMs gets a quarter of the
+    // budget: the packing and the search over every VM may need the rest.
+    let mut slice = work.slice(if inc.best.is_some() {
+        work.left()
+    } else {
+        work.left() / 4
+    });
+    let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
+        .run(&mut inc, &mut slice);
+    work.used = slice.used;
     if inc.best.is_none() && !work.exhausted() {
-        // Tight packing: find any placement first, largest VMs first, with half of the rest.
-        let mut half = Work::new(work.used + (work.limit - work.used) / 2);
-        half.used = work.used;
+        // Tight packing: find any placement first, largest VMs first, with a third of the rest.
+        let mut half = work.slice(work.left() / 3);
         Search::new(m, violating, Scope::Packing, max_per_host, &mut half).run(&mut inc, &mut half);
         work.used = half.used;
     }
-    if (inc.best.is_none() || m.vms.len() <= SMALL_PROBLEM_VMS) && !work.exhausted() {
-        complete = Search::new(m, violating, Scope::All, max_per_host, work).run(&mut inc, work);
+    let mut proved = false;
+    if !work.exhausted() {
+        // Every movable VM, cheapest total cost first (issue 11): within its own slice when
+        // there is an incumbent to improve, else with the rest of the budget.
+        let mut slice = work.slice(if inc.best.is_some() {
+            work.limit / 100 * ALL_SHARE_PCT
+        } else {
+            work.left()
+        });
+        complete = deepening(m, violating, max_per_host, &mut inc, &mut slice);
+        proved = complete;
+        work.used = slice.used;
     }
     if let Some((_, p)) = inc.best {
-        return Ok(p);
+        return Ok((p, proved));
     }
     let host = m.hosts[violating[0]].id;
     if !complete || work.exhausted() {
@@ -169,6 +232,15 @@ struct Search<'a> {
     /// Packing only: after a leaf no plan reaches, the deepest position whose decision is
     /// involved in the deadlock; deeper levels give up their remaining candidates.
     backjump: Option<usize>,
+    /// Deepening only: costs above this are cut (and the least of them recorded in `next`).
+    threshold: Option<Cost>,
+    /// The least cost cut by `threshold`.
+    next: Option<Cost>,
+    /// Give up once the incumbent stalls (see [`STALL_UNITS`]).
+    stall: bool,
+    /// Per host, CPU and memory of its undecided VMs (they are still there when candidates
+    /// are ordered by free room); only when healthy hosts' VMs are in scope.
+    rest: Option<(Vec<u64>, Vec<u64>)>,
 }
 
 /// Which VMs a search decides, in which order.
@@ -226,7 +298,9 @@ impl<'a> Search<'a> {
                 twin.push(t);
                 order.push(v);
             }
-            if is_violating[h] {
+            // Every host whose VMs the search decides gets a bound: a healthy host that
+            // receives VMs may have to let some of its own go (issue 11).
+            if is_violating[h] || healthy_move {
                 let mut by_ratio = residents.clone();
                 // mem/cpu ascending, compared by cross-multiplication; CPU-less VMs last.
                 by_ratio.sort_by(|&a, &b| {
@@ -317,8 +391,20 @@ impl<'a> Search<'a> {
                 min_mem: next.min_mem.min(vm.mem),
             };
         }
+        let rest = healthy_move.then(|| {
+            let (mut cpu, mut mem) = (vec![0u64; m.hosts.len()], vec![0u64; m.hosts.len()]);
+            for &v in &order {
+                cpu[m.vms[v].host] += m.vms[v].cpu;
+                mem[m.vms[v].host] += m.vms[v].mem;
+            }
+            (cpu, mem)
+        });
         Search {
             m,
+            threshold: None,
+            next: None,
+            stall: true,
+            rest,
             backjump: None,
             violating: is_violating,
             first_only: scope == Scope::Packing,
@@ -347,7 +433,7 @@ impl<'a> Search<'a> {
     fn dfs(&mut self, pos: usize, inc: &mut Incumbent, work: &mut Work) {
         let m = self.m;
         let cost = (self.st.moved_mem, self.st.moves);
-        if (self.first_only && inc.best.is_some()) || inc.stalled(work) {
+        if (self.first_only && inc.best.is_some()) || (self.stall && inc.stalled(work)) {
             return;
         }
         if pos == self.order.len() {
@@ -368,12 +454,12 @@ impl<'a> Search<'a> {
         if !self.room_suffices(pos, work) {
             return;
         }
-        let Some(lb) = self.lower_bound(pos, inc.best.is_some(), work) else {
+        let need_cost = inc.best.is_some() || self.threshold.is_some();
+        let Some(lb) = self.lower_bound(pos, need_cost, work) else {
             return;
         };
-        if let Some(best) = inc.cost()
-            && (cost.0 + lb.0, cost.1 + lb.1) >= best
-        {
+        let f = (cost.0 + lb.0, cost.1 + lb.1);
+        if inc.cost().is_some_and(|best| f >= best) || self.cut(f) {
             return;
         }
         let v = self.order[pos];
@@ -381,10 +467,14 @@ impl<'a> Search<'a> {
         let mut cands = std::mem::take(&mut self.scratch[pos]);
         cands.clear();
         cands.push(home);
+        if let Some((cpu, mem)) = &mut self.rest {
+            cpu[home] -= m.vms[v].cpu;
+            mem[home] -= m.vms[v].mem;
+        }
         let mut others: Vec<(bool, Reverse<u64>, usize)> = (0..m.hosts.len())
             .filter(|&h| h != home)
             .map(|h| {
-                let score = free_score(m, &self.st, h);
+                let score = self.score(h);
                 // Packing: healthy hosts first (arrivals at a host that is over its limits
                 // now wait for its departures, the stuff of cycles), best fit; otherwise worst
                 // fit (balance).
@@ -406,11 +496,11 @@ impl<'a> Search<'a> {
             if min_key.is_some_and(|k| key(m, v, h) < k) || !self.st.can_place(m, v, h) {
                 continue;
             }
-            if h != home
-                && let Some(best) = inc.cost()
-                && (cost.0 + m.vms[v].mem, cost.1 + 1) >= best
-            {
-                continue;
+            if h != home {
+                let f = (cost.0 + m.vms[v].mem, cost.1 + 1);
+                if inc.cost().is_some_and(|best| f >= best) || self.cut(f) {
+                    continue;
+                }
             }
             self.st.place(m, v, h);
             self.dfs(pos + 1, inc, work);
@@ -426,6 +516,38 @@ impl<'a> Search<'a> {
             }
         }
         self.scratch[pos] = cands;
+        if let Some((cpu, mem)) = &mut self.rest {
+            cpu[home] += m.vms[v].cpu;
+            mem[home] += m.vms[v].mem;
+        }
+    }
+
+    /// True when `f` is over the deepening threshold; records the least such cost.
+    fn cut(&mut self, f: Cost) -> bool {
+        match self.threshold {
+            Some(t) if f > t => {
+                self.next = Some(self.next.map_or(f, |n| n.min(f)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Free room of `h` for ordering candidates: its undecided VMs count as staying.
+    fn score(&self, h: usize) -> u64 {
+        let Some((cpu, mem)) = &self.rest else {
+            return free_score(self.m, &self.st, h);
+        };
+        let host = &self.m.hosts[h];
+        let frac = |used: u64, limit: u64| {
+            limit
+                .saturating_sub(used)
+                .saturating_mul(1_000_000)
+                .checked_div(limit)
+                .unwrap_or(0)
+        };
+        frac(self.st.cpu[h] + cpu[h], host.cpu_limit)
+            .min(frac(self.st.mem[h] + mem[h], host.mem_limit))
     }
 
     /// Where to backjump after a leaf no plan reaches: the deepest decision of a VM that

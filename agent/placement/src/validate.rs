@@ -112,6 +112,21 @@ pub enum PlanError {
         /// The cap.
         cap: usize,
     },
+    /// A migration takes a VM, even for the time of a step, where its constraints do not let
+    /// it be: see [`validate_plan`] for the rule of each constraint.
+    #[error(
+        "step {step}: moving {vm} to {host} breaks constraint {constraint} while the plan runs"
+    )]
+    TransientConstraint {
+        /// The step.
+        step: usize,
+        /// The VM.
+        vm: VmId,
+        /// Its destination in that step.
+        host: NodeId,
+        /// Index in `Problem::constraints`.
+        constraint: usize,
+    },
     /// A host is over its thresholds after the plan.
     #[error("host {host} is over its thresholds after the plan")]
     FinalOverload {
@@ -135,6 +150,17 @@ pub enum PlanError {
 /// every constraint holds, except that pinned VMs (`root`, `migratable == false`) stay where
 /// they are: a VM the pinned ones force to break a constraint is only required not to make it
 /// worse (see the crate documentation).
+///
+/// Constraints at every step: a VM may only ever be (before, during and after each step)
+/// where it started or where the constraints would let it end. Each migration of a movable
+/// VM, including one through a pivot host, goes to a host that its `ban` and `fence` allow;
+/// that holds no other member of a `spread` of the VM during the step (members there before
+/// the step, those leaving it in the step included, or arriving in the step); that is, for a
+/// `gather`, the host where its members end (one of the pinned members' hosts when they sit on
+/// several); and that is, for an `among`, in a group holding every member's final host (in
+/// the groups' union when the pinned members fit no single group). A migration that goes
+/// straight to a valid final placement meets all of these except the `spread` one, which
+/// orders migrations; a pivot host must meet them all.
 pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Result<(), PlanError> {
     let hosts: BTreeMap<NodeId, &dvms_core::model::HostSpec> =
         problem.hosts.iter().map(|h| (h.id, h)).collect();
@@ -170,6 +196,13 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
     for c in &problem.constraints {
         if let Constraint::Root { vms } = c {
             pinned.extend(vms.iter().copied());
+        }
+    }
+    // Where each VM ends (the transient rules refer to it); bad migrations are reported below.
+    let mut end = at.clone();
+    for mig in plan.migrations() {
+        if let Some(h) = end.get_mut(&mig.vm) {
+            *h = mig.to;
         }
     }
     for (step, migrations) in plan.steps.iter().enumerate() {
@@ -243,6 +276,17 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
             }
         }
         for mig in migrations {
+            if let Some(constraint) = transient_break(problem, &at, &end, &pinned, migrations, mig)
+            {
+                return Err(PlanError::TransientConstraint {
+                    step,
+                    vm: mig.vm,
+                    host: mig.to,
+                    constraint,
+                });
+            }
+        }
+        for mig in migrations {
             let d = spec[&mig.vm].demand;
             *usage.get_mut(&mig.from).expect("known host") -= d;
             *usage.get_mut(&mig.to).expect("known host") += d;
@@ -262,6 +306,68 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         }
     }
     Ok(())
+}
+
+/// The first constraint that `mig` (a migration of `step`, a movable VM's) breaks while the
+/// plan runs: `at` is the placement before the step, `end` the one after the plan.
+fn transient_break(
+    problem: &Problem,
+    at: &BTreeMap<VmId, NodeId>,
+    end: &BTreeMap<VmId, NodeId>,
+    pinned: &BTreeSet<VmId>,
+    step: &[dvms_core::model::Migration],
+    mig: &dvms_core::model::Migration,
+) -> Option<usize> {
+    let (v, to) = (mig.vm, mig.to);
+    let present = |ids: &[VmId]| -> Vec<VmId> {
+        let set: BTreeSet<VmId> = ids.iter().copied().filter(|u| at.contains_key(u)).collect();
+        set.into_iter().collect()
+    };
+    problem.constraints.iter().position(|c| match c {
+        Constraint::Ban { vms, hosts } => vms.contains(&v) && hosts.contains(&to),
+        Constraint::Fence { vms, hosts } => vms.contains(&v) && !hosts.contains(&to),
+        Constraint::Spread { vms } => {
+            vms.contains(&v)
+                && present(vms).iter().any(|&u| {
+                    u != v && (at[&u] == to || step.iter().any(|m| m.vm == u && m.to == to))
+                })
+        }
+        Constraint::Gather { vms } => {
+            if !vms.contains(&v) {
+                return false;
+            }
+            let ms = present(vms);
+            let anchors: BTreeSet<NodeId> = ms
+                .iter()
+                .filter(|u| pinned.contains(u))
+                .map(|u| at[u])
+                .collect();
+            if anchors.len() > 1 {
+                !anchors.contains(&to)
+            } else {
+                ms.iter().any(|u| end[u] != to)
+            }
+        }
+        Constraint::Among { vms, groups } => {
+            if !vms.contains(&v) {
+                return false;
+            }
+            let ms = present(vms);
+            let repairable = groups.iter().any(|g| {
+                ms.iter()
+                    .filter(|u| pinned.contains(u))
+                    .all(|u| g.contains(&at[u]))
+            });
+            if repairable {
+                !groups
+                    .iter()
+                    .any(|g| g.contains(&to) && ms.iter().all(|u| g.contains(&end[u])))
+            } else {
+                !groups.iter().any(|g| g.contains(&to))
+            }
+        }
+        _ => false,
+    })
 }
 
 /// The constraint semantics, written independently of the solver's model.
@@ -475,17 +581,113 @@ mod tests {
             vms: vec![VmId(1)],
             hosts: vec![NodeId(2)],
         });
-        assert_eq!(
-            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
-            Err(PlanError::ConstraintBroken { constraint: 0 })
-        );
+        let to_h2 = plan(vec![vec![mig(1, 1, 2, 2048)]]);
+        let transient = Err(PlanError::TransientConstraint {
+            step: 0,
+            vm: VmId(1),
+            host: NodeId(2),
+            constraint: 0,
+        });
+        assert_eq!(validate_plan(&p, &to_h2, 2), transient);
         p.constraints[0] = Constraint::Gather {
             vms: vec![VmId(1), VmId(2)],
         };
+        assert_eq!(validate_plan(&p, &to_h2, 2), transient);
+        // Broken before the plan and not repaired: caught after the plan.
+        p.constraints[0] = Constraint::Ban {
+            vms: vec![VmId(2)],
+            hosts: vec![NodeId(1)],
+        };
         assert_eq!(
-            validate_plan(&p, &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
+            validate_plan(&p, &to_h2, 2),
             Err(PlanError::ConstraintBroken { constraint: 0 })
         );
+    }
+
+    /// h1 runs a and b, h2 runs c, h3 runs d (small VMs, ample room).
+    fn four() -> Problem {
+        let mut p = problem();
+        p.hosts[2].capacity.mem_mib = 8192;
+        p.hosts.push(HostSpec {
+            id: NodeId(4),
+            capacity: Resources::new(7000, 8192),
+            thresholds: Thresholds::default(),
+        });
+        p.vms[1].demand = Resources::new(1000, 1024);
+        for (id, host) in [(3, 2), (4, 3)] {
+            p.vms.push(VmSpec {
+                id: VmId(id),
+                host: NodeId(host),
+                demand: Resources::new(1000, 1024),
+                migratable: true,
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn spread_members_never_share_a_host_even_during_a_step() {
+        let mut p = four();
+        p.constraints.push(Constraint::Spread {
+            vms: vec![VmId(1), VmId(3)],
+        });
+        // v1 arrives at h2 while v3 leaves it in the same step: together during the step.
+        let same_step = plan(vec![vec![mig(1, 1, 2, 2048), mig(3, 2, 4, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &same_step, 2),
+            Err(PlanError::TransientConstraint {
+                step: 0,
+                constraint: 0,
+                ..
+            })
+        ));
+        let ordered = plan(vec![vec![mig(3, 2, 4, 1024)], vec![mig(1, 1, 2, 2048)]]);
+        assert_eq!(validate_plan(&p, &ordered, 2), Ok(()));
+        // Two members arriving at one host in one step.
+        let both = plan(vec![vec![mig(1, 1, 4, 2048), mig(3, 2, 4, 1024)]]);
+        assert!(matches!(
+            validate_plan(&p, &both, 2),
+            Err(PlanError::TransientConstraint { step: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn gather_and_among_members_only_go_where_they_end() {
+        let mut p = four();
+        // Gather v1 and v3: both end on h3; v1 through h4 (a pivot) breaks it.
+        p.constraints.push(Constraint::Gather {
+            vms: vec![VmId(1), VmId(3)],
+        });
+        let direct = plan(vec![vec![mig(1, 1, 3, 2048), mig(3, 2, 3, 1024)]]);
+        assert_eq!(validate_plan(&p, &direct, 2), Ok(()));
+        let pivot = plan(vec![
+            vec![mig(1, 1, 4, 2048), mig(3, 2, 3, 1024)],
+            vec![mig(1, 4, 3, 2048)],
+        ]);
+        assert!(matches!(
+            validate_plan(&p, &pivot, 2),
+            Err(PlanError::TransientConstraint {
+                step: 0,
+                host: NodeId(4),
+                ..
+            })
+        ));
+        // Among v1, v3 over {h1, h2} | {h3, h4}: both end in {h1, h2}; v1 through h4 breaks it.
+        p.constraints[0] = Constraint::Among {
+            vms: vec![VmId(1), VmId(3)],
+            groups: vec![vec![NodeId(1), NodeId(2)], vec![NodeId(3), NodeId(4)]],
+        };
+        let pivot = plan(vec![vec![mig(1, 1, 4, 2048)], vec![mig(1, 4, 2, 2048)]]);
+        assert!(matches!(
+            validate_plan(&p, &pivot, 2),
+            Err(PlanError::TransientConstraint {
+                step: 0,
+                host: NodeId(4),
+                ..
+            })
+        ));
+        let inside = plan(vec![vec![mig(2, 1, 2, 1024)]]);
+        assert_eq!(validate_plan(&p, &inside, 2), Ok(()));
     }
 
     #[test]

@@ -21,6 +21,20 @@ impl Work {
         self.used <= self.limit
     }
 
+    /// A sub-budget with the units spent so far and at most `units` more (never past the
+    /// limit); the caller adds its `used` back.
+    pub(crate) fn slice(&self, units: u64) -> Work {
+        Work {
+            used: self.used,
+            limit: self.used.saturating_add(units).min(self.limit),
+        }
+    }
+
+    /// Units left before the limit.
+    pub(crate) fn left(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
     /// True once the limit is passed.
     pub(crate) fn exhausted(&self) -> bool {
         self.used > self.limit

@@ -6,8 +6,10 @@
 
 mod exhaustive;
 mod golden;
+mod healthy;
 mod instance;
 mod properties;
+mod transient;
 
 use dvms_core::model::{
     Constraint, HostSpec, NodeId, Plan, Problem, Resources, Thresholds, Unsolvable, VmId, VmSpec,
@@ -82,6 +84,65 @@ impl Gen {
         out
     }
 
+    /// A nearly full partition (issue 11) that has a viable placement: each host is first
+    /// filled with `per_host[h]` VMs using 95 to 100 % of its CPU limit and 80 to 100 % of its
+    /// memory, then 1 to 3 VMs move to other hosts whose physical memory still holds them (so
+    /// some hosts are over their CPU limit). Random constraints if `constraints`.
+    pub(crate) fn nearly_full(&mut self, per_host: &[u64], constraints: bool) -> Problem {
+        let hosts = per_host.len() as u64;
+        let mut p = Problem::default();
+        for (h, &k) in per_host.iter().enumerate() {
+            let spec = HostSpec {
+                id: NodeId(h as u64),
+                capacity: Resources::new(self.pick(&[4000, 7000, 8000]), self.pick(&[4096, 8192])),
+                thresholds: Thresholds {
+                    cpu_pct: self.pick(&[100, 100, 100, 90]),
+                    mem_pct: 100,
+                },
+            };
+            let cpu_total = spec.limit().cpu_milli * (95 + self.below(6)) / 100;
+            let mem_total = spec.limit().mem_mib * (80 + self.below(21)) / 100;
+            let weights: Vec<(u64, u64)> = (0..k)
+                .map(|_| (1 + self.below(6), 1 + self.below(6)))
+                .collect();
+            let (wc, wm) = weights
+                .iter()
+                .fold((0, 0), |(a, b), &(c, m)| (a + c, b + m));
+            for &(c, m) in &weights {
+                p.vms.push(VmSpec {
+                    id: VmId(p.vms.len() as u64),
+                    host: spec.id,
+                    demand: Resources::new(
+                        (cpu_total * c / wc) / 100 * 100,
+                        ((mem_total * m / wm) / 256 * 256).max(256),
+                    ),
+                    migratable: !self.chance(5),
+                });
+            }
+            p.hosts.push(spec);
+        }
+        let hi = |h: NodeId| usize::try_from(h.0).unwrap();
+        let mut mem_used = vec![0u64; per_host.len()];
+        for v in &p.vms {
+            mem_used[hi(v.host)] += v.demand.mem_mib;
+        }
+        for _ in 0..1 + self.below(3) {
+            let i = usize::try_from(self.below(p.vms.len() as u64)).unwrap();
+            let to = NodeId(self.below(hosts));
+            let (from, mem) = (p.vms[i].host, p.vms[i].demand.mem_mib);
+            if to != from && mem_used[hi(to)] + mem <= p.hosts[hi(to)].capacity.mem_mib {
+                mem_used[hi(from)] -= mem;
+                mem_used[hi(to)] += mem;
+                p.vms[i].host = to;
+            }
+        }
+        if constraints {
+            let n = p.vms.len() as u64;
+            self.add_constraints(&mut p, hosts, n);
+        }
+        p
+    }
+
     /// A random problem with `hosts` hosts and `vms` VMs of mixed sizes, loaded towards the
     /// first host so that it is often overloaded, with random constraints if `constraints`.
     pub(crate) fn problem(&mut self, hosts: u64, vms: u64, constraints: bool) -> Problem {
@@ -130,7 +191,15 @@ impl Gen {
                 migratable: !self.chance(5),
             });
         }
-        let n_constraints = if constraints { self.below(4) } else { 0 };
+        if constraints {
+            self.add_constraints(&mut p, hosts, vms);
+        }
+        p
+    }
+
+    /// Up to three random constraints over VM ids `0..vms` and hosts `0..hosts`.
+    fn add_constraints(&mut self, p: &mut Problem, hosts: u64, vms: u64) {
+        let n_constraints = self.below(4);
         for _ in 0..n_constraints {
             let vm_set = |g: &mut Gen, k: u64| -> Vec<VmId> {
                 g.subset(vms, k.min(vms)).into_iter().map(VmId).collect()
@@ -183,6 +252,5 @@ impl Gen {
             };
             p.constraints.push(c);
         }
-        p
     }
 }
