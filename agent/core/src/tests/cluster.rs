@@ -133,10 +133,10 @@ pub(crate) struct Cluster {
     pub(crate) steps: u64,
     /// Migrations handed to the actuator and not finished.
     in_flight: BTreeMap<MigrationId, MigrationCmd>,
-    /// The destination's VMs' CPU when a migration's latest `Incoming` left: the destination
-    /// judged its room on these loads.
+    /// The destination's VMs' CPU when it granted a migration's reservation: it judged its room
+    /// on these loads.
     room_seen: BTreeMap<MigrationId, BTreeMap<VmId, u64>>,
-    /// The CPU each VM had reserved for it by its latest `Incoming`.
+    /// The CPU each VM had reserved for it by its `Incoming`.
     reserved_cpu: BTreeMap<VmId, u64>,
     /// Migrations aborted by the actuator: their completion event is void.
     aborted: BTreeSet<MigrationId>,
@@ -257,20 +257,25 @@ impl Cluster {
         match out {
             Output::Send { to, msg } => {
                 self.sent.push((from, to, msg.kind()));
-                if let Msg::Incoming {
-                    migration,
-                    vm,
-                    demand,
-                    ..
-                } = &msg
-                {
-                    let seen = self.hosts[to.0 as usize]
-                        .vms
-                        .iter()
-                        .map(|v| (v.id, v.demand.cpu_milli))
-                        .collect();
-                    self.room_seen.insert(*migration, seen);
-                    self.reserved_cpu.insert(*vm, demand.cpu_milli);
+                match &msg {
+                    Msg::Incoming { vm, demand, .. } => {
+                        self.reserved_cpu.insert(*vm, demand.cpu_milli);
+                    }
+                    Msg::IncomingAck {
+                        migration,
+                        granted: true,
+                        ..
+                    } => {
+                        // The destination judged its room on its loads now (a re-sent ack of
+                        // an earlier grant judged nothing new).
+                        let seen = self.hosts[from.0 as usize]
+                            .vms
+                            .iter()
+                            .map(|v| (v.id, v.demand.cpu_milli))
+                            .collect();
+                        self.room_seen.entry(*migration).or_insert(seen);
+                    }
+                    _ => {}
                 }
                 let mut lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
                 if let Some(k) = self.drop_once.iter().position(|&k| k == msg.kind()) {
