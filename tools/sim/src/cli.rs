@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// Probability that a message (or a gossip publication) is lost.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
+    /// Extra one-way delay per message, uniform in 0..=JITTER (e.g. 5ms).
+    #[arg(long, default_value = "0ms")]
+    pub jitter: String,
+    /// With --jitter, let a message overtake an earlier one on the same link.
+    #[arg(long)]
+    pub reorder: bool,
     /// Share of hosts crashing per simulated hour.
     #[arg(long, default_value_t = 0.0)]
     pub crash_rate: f64,
@@ -243,7 +249,7 @@ impl RunArgs {
         let mut protocol = dvms_core::Config::default();
         if let Some(l) = &self.lease {
             protocol.lease = flag_duration("lease", l)?;
-            protocol.renew_period = protocol.renew_period.min(protocol.lease / 2);
+            protocol.renew_period = protocol.renew_period.min(protocol.lease / 5);
         }
         if let Some(d) = &self.detect_hold {
             protocol.detect_hold = flag_duration("detect-hold", d)?;
@@ -275,6 +281,14 @@ impl RunArgs {
         cfg.net.latency = flag_duration("latency", &self.latency)?;
         cfg.net.inter_site_latency = flag_duration("inter-site-latency", &self.inter_site_latency)?;
         cfg.net.loss = share("loss", self.loss)?;
+        cfg.net.jitter = flag_duration("jitter", &self.jitter)?;
+        if cfg.net.jitter > std::time::Duration::from_secs(60) {
+            return Err(usage(format!(
+                "--jitter {}: expected at most 60s",
+                self.jitter
+            )));
+        }
+        cfg.net.reorder = self.reorder;
         cfg.net.bandwidth_mbs = positive("bandwidth-mbs", self.bandwidth_mbs)?;
         cfg.net.inter_site_bandwidth_mbs =
             positive("inter-site-bandwidth-mbs", self.inter_site_bandwidth_mbs)?;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod determinism;
+mod safety;
 mod scenarios;
 mod schedulers;
 
