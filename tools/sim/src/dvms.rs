@@ -3,39 +3,18 @@
 //! After every input the node's outputs are drained and its timer re-armed from
 //! `poll_timeout` (a per-host generation number makes superseded timer events no-ops). Outputs:
 //! - `Send` goes through the [`crate::net`] model;
-//! - `Publish` goes to the [`crate::gossip`] table;
-//! - `FindCandidates` is answered at the same instant from the overlay keys
-//!   ([`crate::keys`]) with the gossip-visible summaries; the asking host is never returned (as
-//!   Kademlia never returns the local peer); a crashed host stays in the answers until
-//!   `failure_detection` after its crash;
-//! - `Solve` runs `dvms_placement::solve` inline; the answer arrives after the charged solve time;
+//! - `Publish` and `FindCandidates` go to the overlay model (`crate::overlay`): per-host
+//!   gossip views, Kademlia lookups;
+//! - `Solve` runs `dvms_placement::solve` inline (`crate::solver`); the answer arrives after
+//!   the charged solve time;
 //! - `Migrate` starts the migration model; `Event` feeds the metrics and the trace hash.
 
 use dvms_core::model::{Candidate, NodeId, Plan, QueryId, SolveId, Unsolvable, VmId};
 use dvms_core::msg::{DissolveReason, EventKind, Msg};
 use dvms_core::{Event, Node, Output, Time};
 
-use crate::config::ChargeSolver;
 use crate::engine::{Episode, Ev, Owner, Sim};
 use crate::net::Fate;
-
-/// Simulated nanoseconds charged per solver work unit (`--charge-solver model`).
-///
-/// The model is `work_units * NS_PER_WORK_UNIT + (hosts + VMs) * NS_PER_PROBLEM_ITEM`: the
-/// solver's work units do not count compiling the problem, which dominates on a whole cluster.
-/// Fitted on the project's 2-core machine (release build, main at c7a333b) from
-/// `dvms-sim run --hosts 10000 --scheduler dvms|centralized|oracle` with the measured
-/// `solver_wall_s`: partition solves of ~22 items and ~200 units took 30 µs, centralized repairs
-/// of 110,000 items and 222,000 units 88 ms, oracle solves of ~190 items and ~400 units 71 µs.
-/// The fit is within about ±50 % of each; use `--charge-solver wall` for measured times.
-pub const NS_PER_WORK_UNIT: u64 = 100;
-
-/// Work units a whole-cluster repair (`centralized`) may spend per host and per VM, when that
-/// is more than the default budget.
-pub const REPAIR_UNITS_PER_ITEM: u64 = 50;
-
-/// Simulated nanoseconds charged per host and per VM of a problem (see [`NS_PER_WORK_UNIT`]).
-pub const NS_PER_PROBLEM_ITEM: u64 = 400;
 
 fn node_id(h: usize) -> NodeId {
     NodeId(h as u64)
@@ -190,15 +169,7 @@ impl Sim {
     fn output(&mut self, h: usize, out: Output) {
         match out {
             Output::Send { to, msg } => self.send(h, to, msg),
-            Output::Publish(summary) => {
-                // One global table: with several sites, everyone sees it at the slower latency.
-                let lat = if self.setup.sites.len() > 1 {
-                    self.net.params.inter_site_latency
-                } else {
-                    self.net.params.latency
-                };
-                self.gossip.publish(h, self.now, summary, lat);
-            }
+            Output::Publish(summary) => self.publish(h, summary),
             Output::FindCandidates {
                 query,
                 near,
@@ -272,89 +243,6 @@ impl Sim {
                 );
             }
         }
-    }
-
-    fn find_candidates(
-        &mut self,
-        h: usize,
-        query: QueryId,
-        near: NodeId,
-        exclude: &[NodeId],
-        count: usize,
-    ) {
-        let near = self.host_index(near).unwrap_or(h);
-        let mut excl: Vec<u64> = exclude.iter().map(|n| n.0).collect();
-        excl.sort_unstable();
-        let now = self.now;
-        let detect = self.cfg.net.failure_detection;
-        let hosts = &self.hosts;
-        let picked = self.keys.closest(near, count, |c| {
-            c != h
-                && excl.binary_search(&(c as u64)).is_err()
-                && hosts[c].down_since.is_none_or(|t| now < t + detect)
-        });
-        let list: Vec<Candidate> = picked
-            .into_iter()
-            .map(|c| Candidate {
-                id: node_id(c as usize),
-                summary: self.gossip.visible(c as usize, now),
-            })
-            .collect();
-        let epoch = self.hosts[h].epoch;
-        self.schedule(
-            now,
-            Ev::Candidates {
-                host: h as u32,
-                epoch,
-                query,
-                list,
-            },
-        );
-    }
-
-    /// Runs the solver and returns its answer with the simulated time to charge.
-    pub(crate) fn solve(
-        &mut self,
-        problem: &dvms_core::model::Problem,
-        mode: dvms_placement::Mode,
-    ) -> (Result<Plan, Unsolvable>, std::time::Duration) {
-        // The default budget suits partitions; a whole-cluster repair gets a budget that grows
-        // with the cluster (else it gives up on 100,000 hosts), as Entropy's time limit did.
-        let default = dvms_placement::Options::default();
-        let items = (problem.hosts.len() + problem.vms.len()) as u64;
-        let budget = match mode {
-            dvms_placement::Mode::Repair => default
-                .budget
-                .work_units
-                .max(items.saturating_mul(REPAIR_UNITS_PER_ITEM)),
-            _ => default.budget.work_units,
-        };
-        let opts = dvms_placement::Options {
-            mode,
-            budget: dvms_placement::Budget { work_units: budget },
-        };
-        // Wall time is measured for the report (and `--charge-solver wall`) only.
-        let started = std::time::Instant::now();
-        let outcome = dvms_placement::solve(problem, &opts);
-        let wall = started.elapsed();
-        self.metrics.solver_calls += 1;
-        self.metrics.solver_work_units += outcome.work_units;
-        self.metrics.solver_units.push(outcome.work_units as f64);
-        self.metrics.solver_wall_s += wall.as_secs_f64();
-        let charged = match self.cfg.charge_solver {
-            ChargeSolver::Model => {
-                let items = (problem.hosts.len() + problem.vms.len()) as u64;
-                std::time::Duration::from_nanos(
-                    outcome
-                        .work_units
-                        .saturating_mul(NS_PER_WORK_UNIT)
-                        .saturating_add(items.saturating_mul(NS_PER_PROBLEM_ITEM)),
-                )
-            }
-            ChargeSolver::Wall => wall,
-        };
-        self.metrics.solver_charged_s += charged.as_secs_f64();
-        (outcome.result, charged)
     }
 
     fn migrate(&mut self, h: usize, cmd: dvms_core::MigrationCmd) {

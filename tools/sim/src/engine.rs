@@ -50,8 +50,9 @@ pub(crate) enum Ev {
         id: SolveId,
         result: Result<Plan, Unsolvable>,
     },
-    /// A live migration ends.
-    MigrationDone { slot: u32 },
+    /// A phase (pre-copy round or stop-and-copy) of a live migration ends, if `generation`
+    /// is still the migration's (a rate change reschedules it).
+    MigrationStep { slot: u32, generation: u32 },
     /// A migration command was refused at once.
     MigrationRefused {
         host: u32,
@@ -127,6 +128,8 @@ pub(crate) struct Host {
     /// Migrations in flight from and to this host.
     pub(crate) outgoing: u32,
     pub(crate) incoming: u32,
+    /// Their slots (they share this host's NIC).
+    pub(crate) migs: Vec<u32>,
 }
 
 /// An overload being tracked for `time_to_solve` (and, for the baselines, as an event).
@@ -160,17 +163,6 @@ pub(crate) enum Owner {
     Run(u32),
 }
 
-/// A migration in flight.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InFlight {
-    pub(crate) vm: u32,
-    pub(crate) from: u32,
-    pub(crate) to: u32,
-    pub(crate) from_epoch: u32,
-    pub(crate) to_epoch: u32,
-    pub(crate) owner: Owner,
-}
-
 /// The simulator.
 #[derive(Debug)]
 pub struct Sim {
@@ -191,8 +183,8 @@ pub struct Sim {
     pub(crate) gossip: Gossip,
     pub(crate) metrics: Metrics,
     pub(crate) checker: Checker,
-    pub(crate) migs: Vec<Option<InFlight>>,
-    free_migs: Vec<u32>,
+    pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
+    pub(crate) free_migs: Vec<u32>,
     pub(crate) runs: Vec<Option<PlanRun>>,
     /// Up hosts by CPU demand (kept for the oracle only).
     pub(crate) by_load: BTreeSet<(u64, u32)>,
@@ -208,6 +200,9 @@ pub struct Sim {
     /// When the current centralized round started.
     pub(crate) central_started: Time,
     end: Time,
+    /// Events dispatched so far.
+    pub(crate) events: u64,
+    progress: Option<crate::progress::Progress>,
 }
 
 /// Why a run could not start.
@@ -224,6 +219,17 @@ impl std::fmt::Display for SetupError {
         match self {
             SetupError::Traces(_) => f.write_str("cannot load the PlanetLab traces"),
             SetupError::Cluster(what) => write!(f, "invalid cluster: {what}"),
+        }
+    }
+}
+
+impl SetupError {
+    /// True when an input exists but is malformed (exit 65), false when it is missing or
+    /// unreadable (exit 66).
+    pub fn is_malformed(&self) -> bool {
+        match self {
+            SetupError::Traces(e) => e.is_malformed(),
+            SetupError::Cluster(_) => true,
         }
     }
 }
@@ -258,9 +264,11 @@ impl Sim {
         let net = Net::new(cfg.net, sites.clone(), cfg.seed);
         let keys = Keys::new(&sites, cfg.keys);
         let gossip = Gossip::new(
-            setup.hosts.len(),
+            &keys,
+            cfg.net.view_size,
             cfg.net.gossip_period,
             cfg.net.loss,
+            cfg.net.gossip_fanout,
             cfg.seed,
         );
         let mut workload_rng = rng::stream(cfg.seed, rng::Stream::Workload);
@@ -285,6 +293,7 @@ impl Sim {
                 episode: None,
                 outgoing: 0,
                 incoming: 0,
+                migs: Vec::new(),
             })
             .collect();
         let mut vms = Vec::with_capacity(setup.vms.len());
@@ -340,7 +349,12 @@ impl Sim {
             central_started: Time::ZERO,
             starts: std::collections::BTreeMap::new(),
             end,
+            events: 0,
+            progress: None,
         };
+        if sim.cfg.progress {
+            sim.progress = Some(crate::progress::Progress::new());
+        }
         sim.crash_rng = rng::stream(sim.cfg.seed, rng::Stream::Crash);
         sim.start();
         Ok(sim)
@@ -367,7 +381,7 @@ impl Sim {
             self.schedule_crash();
         }
         match self.cfg.scheduler {
-            Scheduler::Centralized => {
+            Scheduler::Centralized | Scheduler::Entropy => {
                 self.schedule(Time::ZERO + self.cfg.central_period, Ev::CentralRound);
             }
             Scheduler::Oracle => {
@@ -423,6 +437,15 @@ impl Sim {
             self.free_pending.push(s.slot);
             self.advance(s.at);
             self.dispatch(ev);
+            self.events += 1;
+            if self.events & 0x3FFF == 0 {
+                if let Some(p) = self.progress.as_mut() {
+                    p.tick(self.now, end, self.events);
+                }
+            }
+        }
+        if let Some(p) = self.progress.as_mut() {
+            p.done(self.now, end, self.events);
         }
         if quiet_after.is_none() || self.now < end {
             let t = if quiet_after.is_some() { self.now } else { end };
@@ -470,7 +493,7 @@ impl Sim {
                 id,
                 result,
             } => self.on_plan(host as usize, epoch, id, result),
-            Ev::MigrationDone { slot } => self.on_migration_done(slot),
+            Ev::MigrationStep { slot, generation } => self.on_migration_step(slot, generation),
             Ev::MigrationRefused {
                 host,
                 epoch,
@@ -576,7 +599,7 @@ impl Sim {
         match self.cfg.scheduler {
             Scheduler::Dvms => self.send_sample(h),
             Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::None => {}
+            Scheduler::Centralized | Scheduler::Entropy | Scheduler::None => {}
         }
     }
 
@@ -598,131 +621,6 @@ impl Sim {
                 })
                 .collect(),
         }
-    }
-
-    // === migrations ===
-
-    /// Starts migrating VM `v` to host `to`; returns its slot.
-    pub(crate) fn start_migration(&mut self, v: usize, to: usize, owner: Owner) -> u32 {
-        let from = self.vms[v].host as usize;
-        let vm = &mut self.vms[v];
-        vm.migrating = true;
-        let bw = self.net.bandwidth_mib_s(from, to);
-        let cpu_share = (vm.cpu as f64 / 1000.0).clamp(0.0, 1.0);
-        let est = crate::migration::estimate(vm.mem as f64, bw, vm.dirty * bw * cpu_share);
-        let rec = InFlight {
-            vm: v as u32,
-            from: from as u32,
-            to: to as u32,
-            from_epoch: self.hosts[from].epoch,
-            to_epoch: self.hosts[to].epoch,
-            owner,
-        };
-        self.hosts[from].outgoing += 1;
-        self.hosts[to].incoming += 1;
-        let slot = if let Some(s) = self.free_migs.pop() {
-            self.migs[s as usize] = Some(rec);
-            s
-        } else {
-            self.migs.push(Some(rec));
-            u32::try_from(self.migs.len() - 1).unwrap_or(u32::MAX)
-        };
-        if let Owner::Node { partition, .. } = owner {
-            self.checker.extend_bound(partition, est.total);
-        }
-        self.metrics
-            .hash
-            .record(self.now, from, "migrate", &[v as u64, to as u64]);
-        let at = self.now + est.total;
-        if self.cfg.trace {
-            eprintln!(
-                "{} n{from} (sim) migration of vm{v} to n{to} starts, ends at {at} ({owner:?})",
-                self.now
-            );
-        }
-        self.schedule(at, Ev::MigrationDone { slot });
-        slot
-    }
-
-    fn on_migration_done(&mut self, slot: u32) {
-        let Some(m) = self.migs.get_mut(slot as usize).and_then(Option::take) else {
-            return;
-        };
-        self.free_migs.push(slot);
-        let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
-        self.vms[v].migrating = false;
-        self.hosts[from].outgoing -= 1;
-        self.hosts[to].incoming -= 1;
-        let src_ok = self.hosts[from].up && self.hosts[from].epoch == m.from_epoch;
-        let dst_ok = self.hosts[to].up && self.hosts[to].epoch == m.to_epoch;
-        let ok = src_ok && dst_ok;
-        if self.cfg.trace {
-            eprintln!(
-                "{} n{from} (sim) migration of vm{v} to n{to} ends, ok={ok}",
-                self.now
-            );
-        }
-        if ok {
-            self.move_vm(v, to);
-        } else {
-            self.metrics.migrations_failed += 1;
-        }
-        self.metrics.hash.record(
-            self.now,
-            from,
-            "migrated",
-            &[v as u64, to as u64, u64::from(ok)],
-        );
-        match m.owner {
-            Owner::Node { id, partition } => {
-                if !self.checker.is_alive(partition) {
-                    self.metrics.migrations_after_dissolve += 1;
-                }
-                if src_ok {
-                    let outcome = if ok {
-                        dvms_core::MigrationOutcome::Done
-                    } else {
-                        dvms_core::MigrationOutcome::Failed {
-                            reason: "destination host down".into(),
-                        }
-                    };
-                    self.node_input(from, |n, now| n.handle_migration(now, id, outcome));
-                }
-            }
-            Owner::Run(run) => self.run_migration_done(run, from, ok),
-        }
-    }
-
-    /// Moves VM `v` to host `to` and tells both hosts.
-    fn move_vm(&mut self, v: usize, to: usize) {
-        let from = self.vms[v].host as usize;
-        let (cpu, mem) = (self.vms[v].cpu, self.vms[v].mem);
-        let vu = v as u32;
-        self.hosts[from].vms.retain(|&x| x != vu);
-        self.hosts[to].vms.push(vu);
-        let old_from = self.hosts[from].cpu;
-        let old_to = self.hosts[to].cpu;
-        self.hosts[from].cpu -= cpu;
-        self.hosts[from].mem -= mem;
-        self.hosts[to].cpu += cpu;
-        self.hosts[to].mem += mem;
-        self.vms[v].host = to as u32;
-        self.metrics.migrations += 1;
-        self.metrics.migrated_mib += mem;
-        if self.net.inter_site(from, to) {
-            self.metrics.inter_site_migrations += 1;
-        }
-        if self.cfg.scheduler == Scheduler::Oracle {
-            for (h, old) in [(from, old_from), (to, old_to)] {
-                if self.hosts[h].up {
-                    self.by_load.remove(&(old, h as u32));
-                    self.by_load.insert((self.hosts[h].cpu, h as u32));
-                }
-            }
-        }
-        crate::invariants::check_move(self, v, from, to);
-        self.host_changed(from);
-        self.host_changed(to);
     }
 
     // === scripted events (scenarios) ===

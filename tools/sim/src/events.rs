@@ -140,7 +140,7 @@ impl Sim {
         host.up = true;
         host.epoch += 1;
         host.down_since = None;
-        self.gossip.forget(h);
+        self.gossip.reset(h);
         if self.cfg.scheduler == Scheduler::Oracle {
             self.by_load.insert((self.hosts[h].cpu, h as u32));
         }
@@ -148,7 +148,7 @@ impl Sim {
         match self.cfg.scheduler {
             Scheduler::Dvms => self.boot_node(h),
             Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::None => {}
+            Scheduler::Centralized | Scheduler::Entropy | Scheduler::None => {}
         }
     }
 }

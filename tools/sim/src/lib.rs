@@ -19,10 +19,12 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod gossip;
+pub mod input;
 pub mod keys;
 pub mod metrics;
 pub mod migration;
 pub mod net;
+pub mod overlay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -32,12 +34,15 @@ mod baseline;
 mod dvms;
 mod events;
 mod invariants;
+mod migrations;
+mod progress;
+mod solver;
 
-pub use baseline::ORACLE_HELPERS;
+pub use baseline::{ORACLE_HELPERS, entropy_time};
 pub use config::{Scheduler, SimConfig};
-pub use dvms::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT, REPAIR_UNITS_PER_ITEM};
 pub use engine::{SetupError, Sim};
 pub use report::Report;
+pub use solver::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT, REPAIR_UNITS_PER_ITEM};
 
 /// Generates a cluster of `shape`, runs it under `cfg` and reports (with `wall_s`).
 pub fn run(cfg: SimConfig, shape: &workload::Shape) -> Result<Report, SetupError> {
