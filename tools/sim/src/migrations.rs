@@ -261,3 +261,67 @@ impl Sim {
         self.host_changed(to);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Scheduler, SimConfig, Workload};
+    use crate::engine::{Owner, Sim};
+    use crate::workload::{HostInit, Setup, VmInit};
+
+    /// Idle 1 GiB VMs on host 0, moved to hosts 1.. at once; returns each migration's time.
+    fn migrate_at_once(targets: &[usize], nic_mbs: f64) -> Vec<f64> {
+        let hosts = (0..4)
+            .map(|i| HostInit {
+                name: format!("h{i}"),
+                cpu_milli: 8000,
+                mem_mib: 16384,
+                site: 0,
+            })
+            .collect();
+        let vms = (0..targets.len())
+            .map(|j| VmInit {
+                name: format!("v{j}"),
+                host: 0,
+                cpu_milli: 0,
+                mem_mib: 1024,
+            })
+            .collect();
+        let mut cfg = SimConfig {
+            scheduler: Scheduler::None,
+            workload: Workload::Scripted,
+            ..SimConfig::default()
+        };
+        // 1 GiB at 2^20 B per MB makes the arithmetic exact: 1024 MiB at 128 MiB/s is 8 s.
+        cfg.net.bandwidth_mbs = 1e6;
+        cfg.net.nic_mbs = nic_mbs;
+        let setup = Setup {
+            hosts,
+            vms,
+            sites: vec![],
+        };
+        let mut sim = Sim::new(cfg, setup).unwrap();
+        for (v, &to) in targets.iter().enumerate() {
+            sim.start_migration(v, to, Owner::Run(u32::MAX));
+        }
+        sim.run();
+        sim.metrics.migration_time.clone()
+    }
+
+    const MIB_128: f64 = 128.0 * 1024.0 * 1024.0 / 1e6;
+
+    #[test]
+    fn migrations_out_of_one_host_share_its_nic() {
+        let one = migrate_at_once(&[1], MIB_128);
+        assert_eq!(one.len(), 1);
+        assert!((one[0] - 8.0).abs() < 1e-3, "{one:?}");
+        // Two at once from one host: each gets half of the source's NIC.
+        let two = migrate_at_once(&[1, 2], MIB_128);
+        assert!(two.iter().all(|t| (t - 16.0).abs() < 1e-3), "{two:?}");
+        // Three: the same, a third each.
+        let three = migrate_at_once(&[1, 2, 3], MIB_128);
+        assert!(three.iter().all(|t| (t - 24.0).abs() < 1e-3), "{three:?}");
+        // A ten times faster NIC (VMPlaceS's 1,250 MB/s) takes a tenth of the time.
+        let fast = migrate_at_once(&[1, 2], 10.0 * MIB_128);
+        assert!(fast.iter().all(|t| (t - 1.6).abs() < 1e-3), "{fast:?}");
+    }
+}

@@ -53,9 +53,9 @@ impl Progress {
         self.printed = true;
     }
 
-    /// Ends the display with the final figures (only if something was shown).
+    /// Ends the display with the final figures.
     pub(crate) fn done(&mut self, now: Time, end: Time, events: u64) {
-        if self.printed {
+        {
             let line = self.line(now, end, events);
             let mut err = std::io::stderr().lock();
             let _ = if self.terminal {
