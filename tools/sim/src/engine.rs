@@ -6,7 +6,7 @@
 //! insertion order, so a run is a pure function of its configuration and seed.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use dvms_core::model::{
@@ -17,14 +17,14 @@ use dvms_core::msg::Msg;
 use dvms_core::{Node, Time};
 use rand_chacha::ChaCha8Rng;
 
-use crate::baseline::PlanRun;
-use crate::config::{Scheduler, SimConfig, Workload};
+use crate::config::{SimConfig, Workload};
 use crate::gossip::Gossip;
 use crate::invariants::Checker;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::rng;
+use crate::sched::{Call, Driver, SchedEv};
 use crate::workload::{Setup, Traces};
 
 /// Something that happens at an instant.
@@ -70,10 +70,8 @@ pub(crate) enum Ev {
     Restart { host: u32 },
     /// A scripted scenario event.
     Scripted(usize),
-    /// The centralized scheduler starts a round.
-    CentralRound,
-    /// A baseline's solve finished: start applying the plan.
-    ApplyPlan { run: u32 },
+    /// An event of the scheduler's own.
+    Sched(SchedEv),
     /// Periodic invariant sweep (lease bounds).
     Check,
 }
@@ -185,9 +183,10 @@ pub struct Sim {
     pub(crate) checker: Checker,
     pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
     pub(crate) free_migs: Vec<u32>,
-    pub(crate) runs: Vec<Option<PlanRun>>,
-    /// Up hosts by CPU demand (kept for the oracle only).
-    pub(crate) by_load: BTreeSet<(u64, u32)>,
+    /// The scheduler, and the calls queued while it is busy (see `crate::sched`).
+    pub(crate) driver: Option<Box<dyn Driver>>,
+    pub(crate) deferred: VecDeque<Call>,
+    pub(crate) driving: bool,
     pub(crate) n_overloaded: u64,
     pub(crate) workload_rng: ChaCha8Rng,
     pub(crate) crash_rng: ChaCha8Rng,
@@ -197,8 +196,6 @@ pub struct Sim {
     pub(crate) in_flight_msgs: u64,
     /// Start time of every open dvms event, and whether it was decided.
     pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
-    /// When the current centralized round started.
-    pub(crate) central_started: Time,
     end: Time,
     /// Events dispatched so far.
     pub(crate) events: u64,
@@ -318,6 +315,7 @@ impl Sim {
             });
         }
         let end = Time::ZERO + cfg.duration;
+        let cfg_scheduler = cfg.scheduler;
         let checker = Checker::new(&cfg.protocol);
         let mut sim = Sim {
             cfg,
@@ -337,8 +335,9 @@ impl Sim {
             checker,
             migs: Vec::new(),
             free_migs: Vec::new(),
-            runs: Vec::new(),
-            by_load: BTreeSet::new(),
+            driver: Some(crate::sched::driver_for(cfg_scheduler)),
+            deferred: VecDeque::new(),
+            driving: false,
             n_overloaded: 0,
             workload_rng,
             crash_rng: rng::stream(0, rng::Stream::Crash),
@@ -346,7 +345,6 @@ impl Sim {
             trace_cursor: 0,
             scripted: Vec::new(),
             in_flight_msgs: 0,
-            central_started: Time::ZERO,
             starts: std::collections::BTreeMap::new(),
             end,
             events: 0,
@@ -363,14 +361,6 @@ impl Sim {
     fn start(&mut self) {
         for h in 0..self.hosts.len() {
             self.refresh_host(h);
-            if self.cfg.scheduler == Scheduler::Oracle {
-                self.by_load.insert((self.hosts[h].cpu, h as u32));
-            }
-        }
-        if self.cfg.scheduler == Scheduler::Dvms {
-            for h in 0..self.hosts.len() {
-                self.boot_node(h);
-            }
         }
         match self.cfg.workload {
             Workload::Vmplaces => self.schedule_load_change(),
@@ -380,17 +370,7 @@ impl Sim {
         if self.cfg.crash_rate > 0.0 {
             self.schedule_crash();
         }
-        match self.cfg.scheduler {
-            Scheduler::Centralized | Scheduler::Entropy => {
-                self.schedule(Time::ZERO + self.cfg.central_period, Ev::CentralRound);
-            }
-            Scheduler::Oracle => {
-                for h in 0..self.hosts.len() {
-                    self.oracle_trigger(h);
-                }
-            }
-            Scheduler::Dvms | Scheduler::None => {}
-        }
+        self.drive(Call::Start);
         self.schedule(Time::from_secs(1), Ev::Check);
     }
 
@@ -459,7 +439,7 @@ impl Sim {
         self.in_flight_msgs == 0
             && self.n_overloaded == 0
             && self.migs.iter().all(Option::is_none)
-            && self.runs.iter().all(Option::is_none)
+            && self.driver.as_ref().is_none_or(|d| d.idle())
             && self.checker.alive_partitions() == 0
     }
 
@@ -505,8 +485,7 @@ impl Sim {
             Ev::Crash => self.on_crash_stream(),
             Ev::Restart { host } => self.restart(host as usize),
             Ev::Scripted(i) => self.on_scripted(i),
-            Ev::CentralRound => self.central_round(),
-            Ev::ApplyPlan { run } => self.run_next_step(run),
+            Ev::Sched(e) => self.drive(Call::Event(e)),
             Ev::Check => {
                 self.checker.sweep(self.now, &mut self.metrics);
                 self.schedule(self.now + Duration::from_secs(1), Ev::Check);
@@ -536,40 +515,7 @@ impl Sim {
         self.metrics
             .hash
             .record(now, h, "overload", &[u64::from(over)]);
-        if self.cfg.scheduler == Scheduler::Dvms {
-            if !over {
-                if let Some(ep) = self.hosts[h].episode.take() {
-                    self.metrics
-                        .time_to_solve
-                        .push(now.saturating_since(ep.start).as_secs_f64());
-                }
-            }
-            return;
-        }
-        // Baselines: an event is an overload occurrence of an up host.
-        if over {
-            self.metrics.events_started += 1;
-            self.hosts[h].episode = Some(Episode {
-                start: now,
-                decided: false,
-                unsolvable: false,
-            });
-        } else if let Some(ep) = self.hosts[h].episode.take() {
-            self.end_baseline_episode(ep, self.hosts[h].up);
-        }
-    }
-
-    pub(crate) fn end_baseline_episode(&mut self, ep: Episode, solved_here: bool) {
-        if ep.decided && solved_here {
-            self.metrics.events_solved += 1;
-            self.metrics
-                .time_to_solve
-                .push(self.now.saturating_since(ep.start).as_secs_f64());
-        } else if ep.unsolvable {
-            self.metrics.events_unsolvable += 1;
-        } else {
-            self.metrics.events_expired += 1;
-        }
+        self.drive(Call::Overload(h, over));
     }
 
     /// Changes VM `v`'s CPU demand.
@@ -583,24 +529,14 @@ impl Sim {
         self.metrics.load_changes += 1;
         self.metrics.hash.record(self.now, v, "load", &[cpu]);
         let host = &mut self.hosts[h];
-        let old_sum = host.cpu;
         host.cpu = host.cpu - old + cpu;
-        if self.cfg.scheduler == Scheduler::Oracle && host.up {
-            let new_sum = host.cpu;
-            self.by_load.remove(&(old_sum, h as u32));
-            self.by_load.insert((new_sum, h as u32));
-        }
         self.host_changed(h);
     }
 
     /// Host `h`'s VMs changed (their loads or the set): recheck it and tell its scheduler.
     pub(crate) fn host_changed(&mut self, h: usize) {
         self.refresh_host(h);
-        match self.cfg.scheduler {
-            Scheduler::Dvms => self.send_sample(h),
-            Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::Entropy | Scheduler::None => {}
-        }
+        self.drive(Call::HostChanged(h));
     }
 
     /// The monitoring sample host `h` would take now.

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use dvms_core::Time;
-use dvms_core::model::PartitionId;
 
-use crate::config::Scheduler;
 use crate::engine::{Ev, Sim};
 use crate::rng;
+use crate::sched::Call;
 use crate::workload::TRACE_STEP_S;
 
 impl Sim {
@@ -104,25 +103,7 @@ impl Sim {
         host.timer_gen += 1;
         host.timer_at = None;
         self.checker.node_gone(h);
-        if self.cfg.scheduler == Scheduler::Oracle {
-            self.by_load.remove(&(self.hosts[h].cpu, h as u32));
-        }
-        if let Some(ep) = self.hosts[h].episode.take() {
-            if self.cfg.scheduler != Scheduler::Dvms {
-                self.end_baseline_episode(ep, false);
-            }
-        }
-        // The events this host initiated die with its node: they count as expired.
-        let lost: Vec<PartitionId> = self
-            .starts
-            .keys()
-            .filter(|p| p.initiator.0 == h as u64)
-            .copied()
-            .collect();
-        for p in lost {
-            self.starts.remove(&p);
-            self.metrics.events_expired += 1;
-        }
+        self.drive(Call::Crashed(h));
         self.refresh_host(h);
     }
 
@@ -141,14 +122,7 @@ impl Sim {
         host.epoch += 1;
         host.down_since = None;
         self.gossip.reset(h);
-        if self.cfg.scheduler == Scheduler::Oracle {
-            self.by_load.insert((self.hosts[h].cpu, h as u32));
-        }
         self.refresh_host(h);
-        match self.cfg.scheduler {
-            Scheduler::Dvms => self.boot_node(h),
-            Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::Entropy | Scheduler::None => {}
-        }
+        self.drive(Call::Restarted(h));
     }
 }

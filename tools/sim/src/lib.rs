@@ -32,10 +32,12 @@ pub mod workload;
 
 mod baseline;
 mod dvms;
+mod dvms_driver;
 mod events;
 mod invariants;
 mod migrations;
 mod progress;
+mod sched;
 mod solver;
 
 pub use baseline::{ORACLE_HELPERS, entropy_time};

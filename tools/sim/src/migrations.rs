@@ -16,6 +16,7 @@ use dvms_core::Time;
 
 use crate::engine::{Ev, Owner, Sim};
 use crate::migration::Precopy;
+use crate::sched::{Call, Ended};
 
 /// A migration in flight.
 #[derive(Clone, Copy, Debug)]
@@ -209,24 +210,12 @@ impl Sim {
             "migrated",
             &[v as u64, to as u64, u64::from(ok)],
         );
-        match m.owner {
-            Owner::Node { id, partition } => {
-                if !self.checker.is_alive(partition) {
-                    self.metrics.migrations_after_dissolve += 1;
-                }
-                if src_ok {
-                    let outcome = if ok {
-                        dvms_core::MigrationOutcome::Done
-                    } else {
-                        dvms_core::MigrationOutcome::Failed {
-                            reason: "destination host down".into(),
-                        }
-                    };
-                    self.node_input(from, |n, now| n.handle_migration(now, id, outcome));
-                }
-            }
-            Owner::Run(run) => self.run_migration_done(run, from, ok),
-        }
+        self.drive(Call::MigrationEnded(Ended {
+            owner: m.owner,
+            from,
+            ok,
+            src_ok,
+        }));
     }
 
     /// Moves VM `v` to host `to` and tells both hosts.
@@ -236,8 +225,6 @@ impl Sim {
         let vu = v as u32;
         self.hosts[from].vms.retain(|&x| x != vu);
         self.hosts[to].vms.push(vu);
-        let old_from = self.hosts[from].cpu;
-        let old_to = self.hosts[to].cpu;
         self.hosts[from].cpu -= cpu;
         self.hosts[from].mem -= mem;
         self.hosts[to].cpu += cpu;
@@ -247,14 +234,6 @@ impl Sim {
         self.metrics.migrated_mib += mem;
         if self.net.inter_site(from, to) {
             self.metrics.inter_site_migrations += 1;
-        }
-        if self.cfg.scheduler == crate::config::Scheduler::Oracle {
-            for (h, old) in [(from, old_from), (to, old_to)] {
-                if self.hosts[h].up {
-                    self.by_load.remove(&(old, h as u32));
-                    self.by_load.insert((self.hosts[h].cpu, h as u32));
-                }
-            }
         }
         crate::invariants::check_move(self, v, from, to);
         self.host_changed(from);

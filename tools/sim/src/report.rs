@@ -124,10 +124,7 @@ impl Sim {
     /// Events started and not ended: dvms events without `EventEnded`; baseline overloads
     /// still going on.
     fn open_events(&self) -> u64 {
-        match self.cfg.scheduler {
-            crate::config::Scheduler::Dvms => self.starts.len() as u64,
-            _ => self.hosts.iter().filter(|h| h.episode.is_some()).count() as u64,
-        }
+        self.driver.as_ref().map_or(0, |d| d.open_events(self))
     }
 
     /// The report of the run so far. `wall_s` is left to the caller.

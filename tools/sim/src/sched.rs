@@ -1,0 +1,99 @@
+//! The one interface between the engine and a scheduler.
+//!
+//! The engine ([`crate::engine`]) models time, hosts, VMs, the workload, faults, the network
+//! and migrations; it knows no scheduler by name. A scheduler is a [`Driver`]: the engine
+//! tells it what happened ([`Call`]) and the driver acts on the engine (starts migrations,
+//! schedules its own events, sends messages). `dvms` (`crate::dvms_driver`), `entropy`,
+//! `centralized`, `oracle` and `none` (`crate::baseline`) are the drivers; [`driver_for`] is
+//! the only place that maps a [`Scheduler`] to one.
+//!
+//! A call the engine makes while the driver is already running (the driver started a
+//! migration whose bookkeeping calls back, say) is queued and delivered, in order, as soon as
+//! the running call returns: a driver never re-enters itself.
+
+use crate::config::Scheduler;
+use crate::engine::{Owner, Sim};
+
+/// An event a driver scheduled for itself (`Ev::Sched`).
+#[derive(Debug)]
+pub(crate) enum SchedEv {
+    /// A periodic round starts (entropy, centralized).
+    Round,
+    /// Plan run `run` may go on (its computation ended, or its step's migrations did).
+    Apply {
+        /// The run.
+        run: u32,
+    },
+}
+
+/// A migration that ended, as told to whoever asked for it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ended {
+    /// Who asked for it.
+    pub(crate) owner: Owner,
+    /// Its source.
+    pub(crate) from: usize,
+    /// The VM moved.
+    pub(crate) ok: bool,
+    /// The source is still up, in the same life.
+    pub(crate) src_ok: bool,
+}
+
+/// What the engine tells a driver.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// The run starts (every host is up, loads are set).
+    Start,
+    /// One of the driver's own events is due.
+    Event(SchedEv),
+    /// Host `h`'s VMs changed: their loads, or the set.
+    HostChanged(usize),
+    /// Host `h` went over (true) or back under (false) its CPU limit, or crashed while over.
+    Overload(usize, bool),
+    /// Host `h` crashed.
+    Crashed(usize),
+    /// Host `h` came back.
+    Restarted(usize),
+    /// A migration ended.
+    MigrationEnded(Ended),
+}
+
+/// A scheduler, driven by the engine.
+pub(crate) trait Driver: std::fmt::Debug {
+    /// Handles one call.
+    fn call(&mut self, sim: &mut Sim, call: Call);
+    /// Events started and not ended (reported as `events_open`).
+    fn open_events(&self, sim: &Sim) -> u64;
+    /// True when nothing of the driver's own is in progress (scenarios stop when quiet).
+    fn idle(&self) -> bool;
+}
+
+/// The driver of `s`.
+pub(crate) fn driver_for(s: Scheduler) -> Box<dyn Driver> {
+    match s {
+        Scheduler::Dvms => Box::new(crate::dvms_driver::DvmsDriver),
+        Scheduler::Entropy => Box::new(crate::baseline::Central::new(true)),
+        Scheduler::Centralized => Box::new(crate::baseline::Central::new(false)),
+        Scheduler::Oracle => Box::new(crate::baseline::Oracle::default()),
+        Scheduler::None => Box::new(crate::baseline::Idle),
+    }
+}
+
+impl Sim {
+    /// Makes `call` to the driver, or queues it if the driver is busy with another call.
+    pub(crate) fn drive(&mut self, call: Call) {
+        self.deferred.push_back(call);
+        if self.driving {
+            return;
+        }
+        let Some(mut d) = self.driver.take() else {
+            return;
+        };
+        self.driving = true;
+        while let Some(c) = self.deferred.pop_front() {
+            d.call(self, c);
+        }
+        self.driving = false;
+        self.driver = Some(d);
+    }
+}
