@@ -192,7 +192,7 @@ pub struct Sim {
     pub(crate) crash_rng: ChaCha8Rng,
     pub(crate) traces: Option<Traces>,
     pub(crate) trace_cursor: u64,
-    pub(crate) scripted: Vec<crate::scenario::Scripted>,
+    pub(crate) scripted: Vec<crate::events::Action>,
     pub(crate) in_flight_msgs: u64,
     /// Start time of every open dvms event, and whether it was decided.
     pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
@@ -557,15 +557,6 @@ impl Sim {
                 })
                 .collect(),
         }
-    }
-
-    // === scripted events (scenarios) ===
-
-    fn on_scripted(&mut self, i: usize) {
-        let Some(ev) = self.scripted.get(i).cloned() else {
-            return;
-        };
-        crate::scenario::apply(self, &ev);
     }
 
     /// Finishes the run: end-of-run checks.

@@ -10,7 +10,36 @@ use crate::rng;
 use crate::sched::Call;
 use crate::workload::TRACE_STEP_S;
 
+/// A scripted action (scenarios), resolved to indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// VM `vm`'s CPU demand becomes `cpu_milli`.
+    Load { vm: usize, cpu_milli: u64 },
+    /// Host `host` crashes.
+    Crash { host: usize },
+    /// Host `host` comes back.
+    Restart { host: usize },
+    /// Messages between every pair of `hosts` are lost.
+    Cut { hosts: Vec<usize> },
+    /// ... and get through again.
+    Heal { hosts: Vec<usize> },
+}
+
 impl Sim {
+    /// Performs scripted action `i` (`Ev::Scripted`).
+    pub(crate) fn on_scripted(&mut self, i: usize) {
+        let Some(a) = self.scripted.get(i).cloned() else {
+            return;
+        };
+        match a {
+            Action::Load { vm, cpu_milli } => self.set_vm_load(vm, cpu_milli),
+            Action::Crash { host } => self.crash(host),
+            Action::Restart { host } => self.restart(host),
+            Action::Cut { hosts } => self.net.set_cut(&hosts, true),
+            Action::Heal { hosts } => self.net.set_cut(&hosts, false),
+        }
+    }
+
     // === workload ===
 
     pub(crate) fn schedule_load_change(&mut self) {

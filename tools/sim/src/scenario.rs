@@ -34,6 +34,7 @@ use serde::Deserialize;
 
 use crate::config::{Scheduler, SimConfig, Workload, parse_duration};
 use crate::engine::{Ev, Sim};
+use crate::events::Action;
 use crate::input;
 use crate::keys::KeysMode;
 use crate::report::Report;
@@ -91,16 +92,6 @@ struct RawEvent {
     cpu: Option<f64>,
     host: Option<String>,
     hosts: Option<Vec<String>>,
-}
-
-/// A scripted event, resolved to indices.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Scripted {
-    Load { vm: usize, cpu_milli: u64 },
-    Crash { host: usize },
-    Restart { host: usize },
-    Cut { hosts: Vec<usize> },
-    Heal { hosts: Vec<usize> },
 }
 
 /// Why a scenario could not be run.
@@ -175,7 +166,7 @@ fn mib(key: &str, gib: f64, max: f64) -> Result<u64, ScenarioError> {
 pub struct Scenario {
     cfg: SimConfig,
     setup: Setup,
-    events: Vec<(Time, Scripted)>,
+    events: Vec<(Time, Action)>,
     settle: Duration,
     max_time: Option<Duration>,
 }
@@ -341,15 +332,15 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
                 let cpu = e
                     .cpu
                     .ok_or_else(|| invalid(format!("{what}: missing `cpu`")))?;
-                Scripted::Load {
+                Action::Load {
                     vm,
                     cpu_milli: milli(&format!("{what} cpu"), cpu, false, input::MAX_VM_CORES)?,
                 }
             }
-            "crash" => Scripted::Crash { host: host()? },
-            "restart" => Scripted::Restart { host: host()? },
-            "cut" => Scripted::Cut { hosts: hosts()? },
-            "heal" => Scripted::Heal { hosts: hosts()? },
+            "crash" => Action::Crash { host: host()? },
+            "restart" => Action::Restart { host: host()? },
+            "cut" => Action::Cut { hosts: hosts()? },
+            "heal" => Action::Heal { hosts: hosts()? },
             other => {
                 return Err(invalid(format!(
                     "{what}: unknown kind {other:?} (expected load, crash, restart, cut or heal)"
@@ -438,17 +429,6 @@ impl Scenario {
     /// Overrides the scheduler.
     pub fn set_scheduler(&mut self, s: Scheduler) {
         self.cfg.scheduler = s;
-    }
-}
-
-/// Applies a scripted event.
-pub(crate) fn apply(sim: &mut Sim, ev: &Scripted) {
-    match ev {
-        Scripted::Load { vm, cpu_milli } => sim.set_vm_load(*vm, *cpu_milli),
-        Scripted::Crash { host } => sim.crash(*host),
-        Scripted::Restart { host } => sim.restart(*host),
-        Scripted::Cut { hosts } => sim.net.set_cut(hosts, true),
-        Scripted::Heal { hosts } => sim.net.set_cut(hosts, false),
     }
 }
 
