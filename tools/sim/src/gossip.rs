@@ -8,7 +8,8 @@
 //! `hosts × view_size` entries (about 100 bytes each), whatever the cluster size.
 //!
 //! A publication by host `p` at `t` reaches each host `w` that keeps `p` in its view at
-//! `t + phase + hops × latency(p, w)`: `phase` is uniform in one gossip heartbeat, `hops` is
+//! `t + phase + hops × latency(p, w)`: `phase` is uniform in one gossip heartbeat (drawn once
+//! per publication: the heartbeat that carries it), `hops` is
 //! `ceil(log_F(hosts))` for a mesh of degree `F` (`--gossip-fanout`), the hops of an epidemic
 //! broadcast. With `--loss p` each delivery is missed with probability `p`, independently for
 //! each receiver (the receiver keeps the previous summary; gossipsub's redundancy is not
