@@ -36,6 +36,7 @@ use dvms_core::model::{HostSpec, Migration, NodeId, Problem, Resources, VmSpec};
 use dvms_placement::Mode;
 
 use crate::engine::{Episode, Ev, Owner, Sim};
+use crate::observe::Seen;
 use crate::sched::{Call, Driver, Ended, SchedEv};
 
 /// How many least-loaded hosts the oracle offers an overloaded host.
@@ -252,7 +253,10 @@ impl Central {
         }
         let steps = match result {
             Ok(plan) => {
-                crate::invariants::check_plan(sim, &problem, &plan);
+                sim.observe(Seen::Plan {
+                    problem: &problem,
+                    plan: &plan,
+                });
                 plan.steps.into_iter().filter(|s| !s.is_empty()).collect()
             }
             Err(_) => {
@@ -351,7 +355,10 @@ impl Oracle {
             mark_unsolvable(sim, &problem);
             return;
         };
-        crate::invariants::check_plan(sim, &problem, &plan);
+        sim.observe(Seen::Plan {
+            problem: &problem,
+            plan: &plan,
+        });
         let steps: Vec<Vec<Migration>> = plan.steps.into_iter().filter(|s| !s.is_empty()).collect();
         if steps.is_empty() {
             return;

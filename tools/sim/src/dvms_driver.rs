@@ -47,7 +47,7 @@ impl Driver for DvmsDriver {
                 ok,
                 src_ok,
             }) => {
-                if !sim.checker.is_alive(partition) {
+                if !sim.partition_alive(partition) {
                     sim.metrics.migrations_after_dissolve += 1;
                 }
                 if src_ok {

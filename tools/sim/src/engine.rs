@@ -23,6 +23,7 @@ use crate::invariants::Checker;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::net::Net;
+use crate::observe::Seen;
 use crate::rng;
 use crate::sched::{Call, Driver, SchedEv};
 use crate::workload::{Setup, Traces};
@@ -440,7 +441,7 @@ impl Sim {
             && self.n_overloaded == 0
             && self.migs.iter().all(Option::is_none)
             && self.driver.as_ref().is_none_or(|d| d.idle())
-            && self.checker.alive_partitions() == 0
+            && self.observers_quiet()
     }
 
     fn advance(&mut self, t: Time) {
@@ -487,7 +488,7 @@ impl Sim {
             Ev::Scripted(i) => self.on_scripted(i),
             Ev::Sched(e) => self.drive(Call::Event(e)),
             Ev::Check => {
-                self.checker.sweep(self.now, &mut self.metrics);
+                self.observe(Seen::Tick);
                 self.schedule(self.now + Duration::from_secs(1), Ev::Check);
             }
         }
@@ -561,7 +562,7 @@ impl Sim {
 
     /// Finishes the run: end-of-run checks.
     fn finish(&mut self) {
-        crate::invariants::check_placement(self);
+        self.observe(Seen::End);
     }
 
     /// The simulated time now.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use dvms_core::Time;
 
 use crate::engine::{Ev, Sim};
+use crate::observe::Seen;
 use crate::rng;
 use crate::sched::Call;
 use crate::workload::TRACE_STEP_S;
@@ -131,7 +132,7 @@ impl Sim {
         host.down_since = Some(self.now);
         host.timer_gen += 1;
         host.timer_at = None;
-        self.checker.node_gone(h);
+        self.observe(Seen::Gone { host: h });
         self.drive(Call::Crashed(h));
         self.refresh_host(h);
     }

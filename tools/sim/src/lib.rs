@@ -6,13 +6,17 @@
 //! pre-copy live-migration time model. Same configuration and seed, same `trace_hash`.
 //!
 //! # Layout
-//! - [`config`]: run settings and duration parsing; [`cli`]: the command line.
+//! - [`config`]: run settings and duration parsing; [`cli`]: the command line; [`input`]: the
+//!   bound of every input and capped file reads.
 //! - [`workload`]: generated clusters, the VMPlaceS load model, PlanetLab traces.
-//! - [`engine`]: the event queue, host and VM model, migrations; `events`: workload and crash
-//!   events.
-//! - `dvms`: driving one `dvms_core::Node` per host; `baseline`: centralized, oracle, none.
-//! - [`net`], [`gossip`], [`keys`], [`migration`]: the models.
-//! - `invariants`: what is checked during a run; [`metrics`], [`report`]: what is measured.
+//! - [`engine`]: the event queue, host and VM model; `events`: workload, crash and scripted
+//!   events; `migrations`: migrations in flight sharing the NICs ([`migration`]: the pre-copy
+//!   model); [`net`], [`gossip`] (per-host views), [`overlay`] (publishing, lookups), [`keys`].
+//! - `sched`: the one interface the engine drives schedulers through; `dvms_driver` and `dvms`:
+//!   one `dvms_core::Node` per host; `baseline`: entropy, centralized, oracle, none; `solver`:
+//!   the placement solver and its charged time.
+//! - `observe`: what the engine and drivers report; `invariants`: the checks made on it;
+//!   [`metrics`], [`report`]: what is measured; `progress`: the stderr progress line.
 //! - [`scenario`]: scripted TOML scenarios for regression tests.
 
 pub mod cli;
@@ -36,6 +40,7 @@ mod dvms_driver;
 mod events;
 mod invariants;
 mod migrations;
+mod observe;
 mod progress;
 mod sched;
 mod solver;

@@ -16,6 +16,7 @@ use dvms_core::Time;
 
 use crate::engine::{Ev, Owner, Sim};
 use crate::migration::Precopy;
+use crate::observe::Seen;
 use crate::sched::{Call, Ended};
 
 /// A migration in flight.
@@ -92,7 +93,10 @@ impl Sim {
         m.expected_end = end;
         if let Owner::Node { partition, .. } = m.owner {
             if !later.is_zero() {
-                self.checker.extend_bound(partition, later);
+                self.observe(Seen::Lengthened {
+                    partition,
+                    by: later,
+                });
             }
         }
         self.schedule(at, Ev::MigrationStep { slot, generation });
@@ -235,7 +239,7 @@ impl Sim {
         if self.net.inter_site(from, to) {
             self.metrics.inter_site_migrations += 1;
         }
-        crate::invariants::check_move(self, v, from, to);
+        self.observe(Seen::Moved { vm: v, from, to });
         self.host_changed(from);
         self.host_changed(to);
     }

@@ -399,8 +399,7 @@ impl Scenario {
             .collect();
         report.final_placement = Some(placement);
         report.hosts_in_partition = Some(
-            sim.checker
-                .hosts_in_partition()
+            sim.hosts_in_partition()
                 .into_iter()
                 .map(|h| sim.setup.hosts[h as usize].name.clone())
                 .collect(),
