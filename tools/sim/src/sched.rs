@@ -97,3 +97,90 @@ impl Sim {
         self.driver = Some(d);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::{SimConfig, Workload};
+    use crate::workload::{HostInit, Setup, VmInit};
+
+    /// Records the calls it gets; on the first change of VM 0's host it changes VM 1's load
+    /// (a call back into the engine, which calls the driver again).
+    #[derive(Debug)]
+    struct Recorder {
+        log: Arc<Mutex<Vec<String>>>,
+        depth: u32,
+    }
+
+    impl Driver for Recorder {
+        fn call(&mut self, sim: &mut Sim, call: Call) {
+            assert_eq!(self.depth, 0, "the driver was re-entered");
+            self.depth += 1;
+            let text = match &call {
+                Call::HostChanged(h) => format!("changed h{h}"),
+                Call::Overload(h, o) => format!("overload h{h} {o}"),
+                Call::Start => "start".to_owned(),
+                other => format!("{other:?}"),
+            };
+            self.log.lock().unwrap().push(text);
+            if let Call::HostChanged(0) = call {
+                if sim.vms[1].cpu == 0 {
+                    sim.set_vm_load(1, 500);
+                }
+            }
+            self.depth -= 1;
+        }
+
+        fn open_events(&self, _sim: &Sim) -> u64 {
+            0
+        }
+
+        fn idle(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn calls_made_while_the_driver_runs_are_queued_in_order() {
+        let hosts = (0..2)
+            .map(|i| HostInit {
+                name: format!("h{i}"),
+                cpu_milli: 1000,
+                mem_mib: 4096,
+                site: 0,
+            })
+            .collect();
+        let vms = (0..2)
+            .map(|j| VmInit {
+                name: format!("v{j}"),
+                host: j,
+                cpu_milli: 0,
+                mem_mib: 512,
+            })
+            .collect();
+        let cfg = SimConfig {
+            workload: Workload::Scripted,
+            ..SimConfig::default()
+        };
+        let setup = Setup {
+            hosts,
+            vms,
+            sites: vec![],
+        };
+        let mut sim = Sim::new(cfg, setup).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        sim.driver = Some(Box::new(Recorder {
+            log: Arc::clone(&log),
+            depth: 0,
+        }));
+        sim.set_vm_load(0, 1500);
+        let got = log.lock().unwrap().clone();
+        assert_eq!(
+            got,
+            ["overload h0 true", "changed h0", "changed h1"],
+            "{got:?}"
+        );
+    }
+}
