@@ -64,7 +64,7 @@ impl Default for Config {
             underload_hold: Duration::from_secs(60),
             retry_backoff: Duration::from_secs(5),
             retry_backoff_max: Duration::from_secs(60),
-            lease: Duration::from_secs(3),
+            lease: Duration::from_secs(5),
             renew_period: Duration::from_secs(1),
             hop_timeout: Duration::from_millis(500),
             solve_timeout: Duration::from_secs(5),
@@ -82,6 +82,10 @@ impl Default for Config {
         }
     }
 }
+
+/// The longest duration any setting may have (a year): every sum and product the node makes of
+/// settings then stays far from overflow.
+pub const MAX_SETTING: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The largest partition the wire format accepts.
 pub const MAX_PARTITION_SIZE: usize = 64;
@@ -141,6 +145,25 @@ impl Config {
             self.underload_cpu_pct,
             "below thresholds.cpu_pct",
         )?;
+        let durations = [
+            ("detect_hold", self.detect_hold),
+            ("underload_hold", self.underload_hold),
+            ("retry_backoff", self.retry_backoff),
+            ("retry_backoff_max", self.retry_backoff_max),
+            ("lease", self.lease),
+            ("renew_period", self.renew_period),
+            ("hop_timeout", self.hop_timeout),
+            ("solve_timeout", self.solve_timeout),
+            ("migrate_timeout", self.migrate_timeout),
+            ("blocked_budget", self.blocked_budget),
+            ("blocked_retry", self.blocked_retry),
+            ("cooldown_base", self.cooldown_base),
+            ("cooldown_max", self.cooldown_max),
+            ("gossip_min_interval", self.gossip_min_interval),
+        ];
+        for (key, d) in durations {
+            check(d <= MAX_SETTING, key, d, "at most 365 days")?;
+        }
         check(!self.lease.is_zero(), "lease", self.lease, "more than zero")?;
         // A zero period would re-arm the renewal timer at the instant it fires: the node would
         // spin inside `handle_timeout`.
@@ -150,11 +173,15 @@ impl Config {
             self.renew_period,
             "more than zero",
         )?;
+        // §7.2: the initiator suspects its leader after 7/10 of the lease; at most a fifth of the
+        // lease per renewal lets two renewals in a row be lost without any suspicion.
         check(
-            self.renew_period * 2 <= self.lease,
+            self.renew_period
+                .checked_mul(5)
+                .is_some_and(|d| d <= self.lease),
             "renew_period",
             self.renew_period,
-            "at most half the lease",
+            "at most a fifth of the lease",
         )?;
         check(
             !self.hop_timeout.is_zero(),
@@ -219,10 +246,11 @@ impl Config {
         Ok(self)
     }
 
-    /// The initiator suspects its leader after this much silence: shorter than the lease, so the
-    /// initiator takes over before the other members' memberships expire.
+    /// The initiator suspects its leader after this much silence: 7/10 of the lease, so at
+    /// least two renewals in a row may be lost (the renewal period is at most a fifth of the
+    /// lease) and the initiator still takes over before the other members' memberships expire.
     pub fn leader_suspect_after(&self) -> Duration {
-        self.lease * 2 / 3
+        self.lease * 7 / 10
     }
 }
 
@@ -253,6 +281,36 @@ mod tests {
                 .to_string()
                 .contains("renew_period")
         );
+    }
+
+    // Reference: protocol.md §7.2 (two lost renewals are tolerated).
+    #[test]
+    fn two_lost_renewals_do_not_raise_suspicion() {
+        let cfg = Config::default().validate().unwrap();
+        assert!(cfg.renew_period * 3 < cfg.leader_suspect_after());
+        assert!(cfg.leader_suspect_after() < cfg.lease);
+    }
+
+    #[test]
+    fn huge_durations_are_refused_without_panicking() {
+        let cfg = Config {
+            renew_period: Duration::MAX,
+            ..Config::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("renew_period"), "{err}");
+        let cfg = Config {
+            lease: Duration::MAX,
+            renew_period: Duration::from_secs(u64::MAX / 4),
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+        let cfg = Config {
+            hop_timeout: Duration::from_secs(u64::MAX),
+            ..Config::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("hop_timeout"), "{err}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl Detector {
         } else {
             None
         };
-        let under_limit = sample.capacity.cpu_milli * u64::from(cfg.underload_cpu_pct) / 100;
+        let under_limit = crate::model::scale_pct(sample.capacity.cpu_milli, cfg.underload_cpu_pct);
         let under =
             cfg.underload_enabled && !sample.vms.is_empty() && demand.cpu_milli < under_limit;
         self.under_since = if under {

@@ -66,8 +66,9 @@ enum Phase {
         step: usize,
         /// Migrations of this step not yet reported.
         pending: BTreeMap<MigrationId, Migration>,
-        /// A migration of this step failed: the partition dissolves once the others report.
-        failed: bool,
+        /// The plan stopped (a migration failed, a member or the initiator was lost): the
+        /// partition dissolves for this reason once the migrations in flight have reported.
+        failure: Option<DissolveReason>,
     },
     /// Blocked, waiting before the next attempt (§6).
     BlockedWait,
@@ -157,6 +158,7 @@ impl Node {
             &view.members,
             &Msg::Renew {
                 partition: view.id,
+                epoch: view.epoch,
                 version: view.version,
             },
         );
@@ -175,6 +177,7 @@ impl Node {
                             .map(|(&migration, m)| {
                                 let msg = Msg::Migrate {
                                     partition: view.id,
+                                    epoch: view.epoch,
                                     migration,
                                     vm: m.vm,
                                     to: m.to,
@@ -374,7 +377,10 @@ impl Node {
             }
             Phase::Solving(_) => node.after_unsolvable(now, l),
             Phase::Applying { .. } => {
-                warn!(node = %node.id, partition = %l.view.id, "migration timed out");
+                // Sources abort their migrations at `migrate_timeout` (§9.5) and destinations
+                // keep the room until the migration has ended (§9.4): a source still silent by
+                // now is lost, and its VM's room does not depend on this partition.
+                warn!(node = %node.id, partition = %l.view.id, "migrations unreported past their deadline");
                 Step::Dissolve(DissolveReason::MigrationFailed)
             }
             Phase::BlockedWait => {
@@ -609,6 +615,14 @@ impl Node {
                 };
             }
             if peer == l.view.initiator() {
+                // §7.4 with §9.3: no host is freed while a VM of the plan is in flight.
+                if let Phase::Applying { pending, failure, .. } = &mut l.phase {
+                    pending.retain(|_, m| m.from != peer);
+                    if !pending.is_empty() {
+                        *failure = Some(DissolveReason::InitiatorLost);
+                        return Step::Stay;
+                    }
+                }
                 return Step::Dissolve(DissolveReason::InitiatorLost);
             }
             warn!(node = %node.id, partition = %l.view.id, peer = %peer, "member lost, continuing without it");
@@ -617,13 +631,18 @@ impl Node {
             l.view.version += 1;
             node.push_view(&l.view, None);
             match &mut l.phase {
-                Phase::Applying { plan, step, pending, failed } => {
+                Phase::Applying { plan, step, pending, failure } => {
                     let touched = plan.steps[*step..].iter().flatten().any(|m| m.from == peer || m.to == peer);
                     // A lost source never reports; the other migrations in flight must end
                     // before the hosts are freed (§9.3).
                     pending.retain(|_, m| m.from != peer);
-                    *failed |= touched;
-                    if *failed && pending.is_empty() { Step::Dissolve(DissolveReason::MigrationFailed) } else { Step::Stay }
+                    if touched && failure.is_none() {
+                        *failure = Some(DissolveReason::MigrationFailed);
+                    }
+                    match failure {
+                        Some(reason) if pending.is_empty() => Step::Dissolve(*reason),
+                        _ => Step::Stay,
+                    }
                 }
                 Phase::Solving(_) => node.advance(now, l),
                 Phase::Collecting(waiting) => {
@@ -666,6 +685,7 @@ impl Node {
             &view.members,
             &Msg::Dissolve {
                 partition: view.id,
+                epoch: view.epoch,
                 reason,
             },
         );

@@ -65,6 +65,7 @@ mod detector;
 mod incoming;
 mod leader;
 mod member;
+mod source;
 mod timer;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use tracing::{debug, info};
 
 use crate::Time;
 use crate::leader::Leader;
-use crate::model::{NodeId, PartitionId};
+use crate::model::{Epoch, NodeId, PartitionId};
 use crate::msg::{DissolveReason, HostState, Msg, PartitionState, PartitionView, RefuseReason};
 use crate::node::{Node, Role};
 use crate::output::Event;
@@ -53,6 +53,7 @@ impl Node {
             && view.members.len() == hosts.len()
             && view.members.iter().zip(&hosts).all(|(m, h)| *m == h.id)
             && view.contains(view.leader)
+            && view.epoch.leader == view.leader
             && view.members.len() < self.max_size(view.kind);
         if !well_formed || view.contains(self.id) || view.state == PartitionState::Finishing {
             self.ignore("malformed or stale isp");
@@ -126,6 +127,7 @@ impl Node {
             return self.become_free(now, None);
         };
         view.version += 1;
+        view.epoch = view.epoch.next(self.id);
         view.leader = self.id;
         view.members.push(self.id);
         view.state = PartitionState::Growing;
@@ -152,9 +154,11 @@ impl Node {
         let Some(mine) = self.partition() else {
             return self.ignore("view while free");
         };
-        let same = mine.id == view.id && view.version > mine.version;
+        // Views are ordered by (epoch, version): a later leadership wins even if its version is
+        // lower than a deposed leader's (versions of concurrent leaderships fork, §7.6).
+        let same = mine.id == view.id && (view.epoch, view.version) > (mine.epoch, mine.version);
         let merged = absorbed.is_some_and(|a| a == mine.id);
-        if !(same || merged) || view.leader != from {
+        if !(same || merged) || view.leader != from || view.epoch.leader != from {
             return self.ignore("stale view");
         }
         if !view.contains(self.id) {
@@ -169,11 +173,18 @@ impl Node {
     }
 
     /// A lease renewal (§7).
-    pub(crate) fn on_renew(&mut self, now: Time, from: NodeId, id: PartitionId, version: u32) {
+    pub(crate) fn on_renew(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        id: PartitionId,
+        epoch: Epoch,
+        _version: u32,
+    ) {
+        // A renewal from a later leadership than the one known: the view was lost or overtaken.
+        self.adopt_epoch(now, from, id, epoch);
         match &self.role {
-            Role::Member(view)
-                if view.id == id && view.leader == from && version >= view.version =>
-            {
+            Role::Member(view) if view.id == id && view.epoch == epoch && view.leader == from => {
                 let view = view.clone();
                 self.arm_lease(now, &view);
             }
@@ -187,16 +198,20 @@ impl Node {
         }
     }
 
-    /// The partition ends (§8).
+    /// The partition ends (§8). A dissolution from a later leadership than the one known is
+    /// taken too (it may overtake the view that announced that leadership, §7.6); one from an
+    /// older leadership is ignored.
     pub(crate) fn on_dissolve(
         &mut self,
         now: Time,
         from: NodeId,
         id: PartitionId,
+        epoch: Epoch,
         reason: DissolveReason,
     ) {
+        self.adopt_epoch(now, from, id, epoch);
         match &self.role {
-            Role::Member(view) if view.id == id && view.leader == from => {
+            Role::Member(view) if view.id == id && view.epoch == epoch && view.leader == from => {
                 debug!(node = %self.id, partition = %id, %reason, "partition dissolved");
                 self.become_free(now, Some(reason));
             }
@@ -232,9 +247,12 @@ impl Node {
         now: Time,
         from: NodeId,
         id: PartitionId,
+        epoch: Epoch,
         version: u32,
     ) {
-        let ok = matches!(&self.role, Role::Member(v) if v.id == id && v.leader == from && v.version == version);
+        // The request may overtake the takeover's view (§7.6): the epoch is enough to follow.
+        self.adopt_epoch(now, from, id, epoch);
+        let ok = matches!(&self.role, Role::Member(v) if v.id == id && v.leader == from && v.epoch == epoch);
         match (ok, self.own_state(now)) {
             (true, Some(host)) => self.send(
                 from,
@@ -256,6 +274,7 @@ impl Node {
         let mut view = view.clone();
         view.members.retain(|&m| m != lost);
         view.version += 1;
+        view.epoch = view.epoch.next(self.id);
         view.leader = self.id;
         if view.state == PartitionState::Finishing {
             // The plan's progress is unknown: solve again from fresh states.
@@ -276,6 +295,7 @@ impl Node {
             &members,
             &Msg::StateRequest {
                 partition: view.id,
+                epoch: view.epoch,
                 version: view.version,
             },
         );

@@ -67,6 +67,42 @@ impl fmt::Display for PartitionId {
     }
 }
 
+/// A leadership epoch: the fencing token of one leadership of a partition (`docs/protocol.md`
+/// §7.6). Every change of leader (a join, a takeover) makes a new epoch with a larger `term`;
+/// the leader's id breaks ties, so two hosts that became leader concurrently (a deposed leader
+/// granting a join while the initiator takes over) never share an epoch. Members and migration
+/// sources refuse commands from an epoch smaller than the one they know.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Epoch {
+    /// Bumped by every change of leader.
+    pub term: u32,
+    /// The leader of this epoch.
+    pub leader: NodeId,
+}
+
+impl Epoch {
+    /// The first epoch of a partition started by `leader`.
+    pub fn first(leader: NodeId) -> Epoch {
+        Epoch { term: 0, leader }
+    }
+
+    /// The epoch of `leader` taking over after `self`.
+    pub fn next(self, leader: NodeId) -> Epoch {
+        Epoch {
+            term: self.term.saturating_add(1),
+            leader,
+        }
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{}@{}", self.term, self.leader)
+    }
+}
+
 /// An amount of CPU and memory.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -170,12 +206,21 @@ pub struct HostSpec {
 
 impl HostSpec {
     /// The usable amount: capacity scaled by the thresholds.
+    ///
+    /// Never overflows, whatever the values (they may come from a peer): the product is taken in
+    /// 128 bits, and a threshold above 100 % counts as 100 %.
     pub fn limit(&self) -> Resources {
         Resources {
-            cpu_milli: self.capacity.cpu_milli * u64::from(self.thresholds.cpu_pct) / 100,
-            mem_mib: self.capacity.mem_mib * u64::from(self.thresholds.mem_pct) / 100,
+            cpu_milli: scale_pct(self.capacity.cpu_milli, self.thresholds.cpu_pct),
+            mem_mib: scale_pct(self.capacity.mem_mib, self.thresholds.mem_pct),
         }
     }
+}
+
+/// `value × pct / 100` without overflow, `pct` capped at 100.
+pub fn scale_pct(value: u64, pct: u8) -> u64 {
+    let scaled = u128::from(value) * u128::from(pct.min(100)) / 100;
+    u64::try_from(scaled).unwrap_or(u64::MAX)
 }
 
 /// What the solver knows of one VM.
@@ -283,7 +328,8 @@ impl Plan {
 
     /// Total memory moved.
     pub fn moved_mib(&self) -> u64 {
-        self.migrations().map(|m| m.mem_mib).sum()
+        self.migrations()
+            .fold(0u64, |acc, m| acc.saturating_add(m.mem_mib))
     }
 }
 
@@ -387,6 +433,25 @@ mod tests {
             },
         };
         assert_eq!(h.limit(), Resources::new(6300, 32768));
+        // Values from a peer can be anything: no overflow, no panic.
+        let huge = HostSpec {
+            id: NodeId(1),
+            capacity: Resources::new(u64::MAX, u64::MAX),
+            thresholds: Thresholds {
+                cpu_pct: 255,
+                mem_pct: 50,
+            },
+        };
+        assert_eq!(huge.limit(), Resources::new(u64::MAX, u64::MAX / 2));
+    }
+
+    #[test]
+    fn epochs_order_by_term_then_leader() {
+        let a = Epoch::first(NodeId(9));
+        let b = a.next(NodeId(1));
+        let c = a.next(NodeId(2));
+        assert!(a < b && b < c, "a later term wins; the leader id breaks ties");
+        assert_ne!(b, c, "concurrent leaderships never share an epoch");
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{HostSpec, MigrationId, NodeId, PartitionId, Resources, Thresholds, VmId};
+use crate::model::{
+    Epoch, HostSpec, MigrationId, NodeId, PartitionId, Resources, Thresholds, VmId,
+};
 
 /// The life-cycle state of a partition (`docs/protocol.md` §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,9 +46,13 @@ impl fmt::Display for EventKind {
 pub struct PartitionView {
     /// Stable identity.
     pub id: PartitionId,
-    /// Bumped by every change; stale updates carry a lower one.
+    /// Bumped by every change; stale updates carry a lower one. Views are ordered by
+    /// `(epoch, version)`: versions of two concurrent leaderships may fork, epochs never do.
     pub version: u32,
-    /// The current leader.
+    /// The leadership this view comes from (the fencing token, §7.6).
+    pub epoch: Epoch,
+    /// The host this member follows: the epoch's leader, or, during a hand-over (§4.2, §6), the
+    /// host it was handed to.
     pub leader: NodeId,
     /// Members in joining order; the initiator first.
     pub members: Vec<NodeId>,
@@ -203,6 +209,8 @@ pub enum Msg {
     Renew {
         /// The partition.
         partition: PartitionId,
+        /// The leader's epoch.
+        epoch: Epoch,
         /// Its version.
         version: u32,
     },
@@ -210,6 +218,8 @@ pub enum Msg {
     Dissolve {
         /// The partition.
         partition: PartitionId,
+        /// The leader's epoch: a member ignores a dissolution from an older leadership.
+        epoch: Epoch,
         /// Why.
         reason: DissolveReason,
     },
@@ -236,6 +246,8 @@ pub enum Msg {
     Migrate {
         /// The partition.
         partition: PartitionId,
+        /// The leader's epoch: a source that knows a later one refuses (§7.6).
+        epoch: Epoch,
         /// The migration's id, echoed by the outcome.
         migration: MigrationId,
         /// The VM.
@@ -249,6 +261,8 @@ pub enum Msg {
     MigrateDone {
         /// The partition.
         partition: PartitionId,
+        /// The epoch of the request.
+        epoch: Epoch,
         /// The migration.
         migration: MigrationId,
         /// True if the VM now runs on the destination.
@@ -264,6 +278,8 @@ pub enum Msg {
     StateRequest {
         /// The partition.
         partition: PartitionId,
+        /// The epoch of the takeover.
+        epoch: Epoch,
         /// The version of the takeover.
         version: u32,
     },
@@ -276,14 +292,47 @@ pub enum Msg {
         /// The member's state.
         host: HostState,
     },
-    /// A source tells a destination that a VM is on its way, so it reserves room (§9.4).
+    /// A source asks a destination to reserve room for a VM before it starts migrating it
+    /// (§9.4); re-sent until answered by [`Msg::IncomingAck`].
     Incoming {
+        /// The partition whose plan moves the VM.
+        partition: PartitionId,
+        /// The epoch of the leader that ordered the migration.
+        epoch: Epoch,
+        /// The migration.
+        migration: MigrationId,
         /// The VM.
         vm: VmId,
         /// Its CPU demand and memory.
         demand: Resources,
     },
-    /// A source tells a destination that an announced migration failed (§9.4).
+    /// A destination's answer to [`Msg::Incoming`]: the room is reserved (`granted`) until the
+    /// migration ends, or refused (not a member of that leadership, or no room).
+    IncomingAck {
+        /// The migration.
+        migration: MigrationId,
+        /// The VM.
+        vm: VmId,
+        /// True: reserved.
+        granted: bool,
+    },
+    /// A destination asks the source whether a migration it holds room for still runs (§9.4).
+    IncomingQuery {
+        /// The migration.
+        migration: MigrationId,
+        /// The VM.
+        vm: VmId,
+    },
+    /// The source's answer to [`Msg::IncomingQuery`].
+    IncomingStatus {
+        /// The migration.
+        migration: MigrationId,
+        /// The VM.
+        vm: VmId,
+        /// False: the migration ended (or the source never ran it); the room is released.
+        running: bool,
+    },
+    /// A source tells a destination that an announced migration failed or was aborted (§9.4).
     IncomingCancelled {
         /// The VM.
         vm: VmId,
@@ -316,6 +365,9 @@ impl Msg {
             Msg::StateRequest { .. } => "state_request",
             Msg::State { .. } => "state",
             Msg::Incoming { .. } => "incoming",
+            Msg::IncomingAck { .. } => "incoming_ack",
+            Msg::IncomingQuery { .. } => "incoming_query",
+            Msg::IncomingStatus { .. } => "incoming_status",
             Msg::IncomingCancelled { .. } => "incoming_cancelled",
             Msg::Handoff { .. } => "handoff",
         }

@@ -14,13 +14,14 @@ use crate::detector::Detector;
 use crate::incoming::Incoming;
 use crate::leader::Leader;
 use crate::model::{
-    Candidate, HostSample, LoadSummary, MigrationId, NodeId, PartitionId, Plan, QueryId, Resources,
-    SolveId, Unsolvable,
+    Candidate, Epoch, HostSample, LoadSummary, MigrationId, NodeId, PartitionId, Plan, QueryId,
+    Resources, SolveId, Unsolvable,
 };
 use crate::msg::{
     DissolveReason, EventKind, HostState, Msg, PartitionState, PartitionView, VmState,
 };
 use crate::output::{Event, MigrationCmd, MigrationOutcome, Output};
+use crate::source::{RunState, Running};
 use crate::stats::Stats;
 use crate::timer::{Timer, TimerTable};
 
@@ -61,8 +62,8 @@ pub struct Node {
     /// Migrations this host runs as their source, by id.
     pub(crate) running: BTreeMap<MigrationId, Running>,
     /// The outcomes of the last migrations this host ran for a leader, oldest first, to answer
-    /// a re-sent `Migrate` whose report was lost (§9.2); at most [`REPORTED_KEPT`].
-    reported: VecDeque<(MigrationId, PartitionId, bool)>,
+    /// a re-sent `Migrate` whose report was lost (§9.2); at most 16.
+    pub(crate) reported: VecDeque<(MigrationId, PartitionId, Epoch, bool)>,
     /// Room reserved for VMs migrating to this host (§9.4).
     pub(crate) incoming: Incoming,
     /// The last summary published, and when.
@@ -70,9 +71,6 @@ pub struct Node {
     /// The event this host initiated, until it ends.
     pub(crate) own_event: Option<OwnEvent>,
 }
-
-/// How many migration outcomes a source remembers for re-sent requests.
-const REPORTED_KEPT: usize = 16;
 
 /// The event a host initiated: it ends when the partition carrying it (its own, or the one that
 /// absorbed it) dissolves.
@@ -104,15 +102,6 @@ pub(crate) enum Role {
     Leader(Box<Leader>),
 }
 
-/// A migration this host runs as source, on behalf of a leader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Running {
-    /// The leader to report to.
-    pub(crate) leader: NodeId,
-    /// The command.
-    pub(crate) cmd: MigrationCmd,
-}
-
 // === impl Node: public API ===
 
 impl Node {
@@ -125,6 +114,10 @@ impl Node {
         // Partition ids must not repeat across restarts: each life starts its sequence at a
         // random point (drivers pass a fresh seed per life).
         let next_seq = rng.next_u32() >> 1;
+        // Solve, query and migration ids: a plain counter from a random point per life. A
+        // migration is always matched with its partition and epoch too (§9.2), so ids need only
+        // be unique within one leadership, whatever the node ids.
+        let next_local = rng.next_u64() >> 1;
         Node {
             id,
             cfg,
@@ -138,7 +131,7 @@ impl Node {
             draining: false,
             role: Role::Free,
             next_seq,
-            next_local: 0,
+            next_local,
             running: BTreeMap::new(),
             reported: VecDeque::new(),
             incoming: Incoming::default(),
@@ -150,6 +143,7 @@ impl Node {
     /// A message from another host.
     pub fn handle_message(&mut self, now: Time, from: NodeId, msg: Msg) {
         self.stats.messages_received += 1;
+        self.incoming.source_answered(from);
         debug!(node = %self.id, peer = %from, kind = msg.kind(), "message received");
         self.on_message(now, from, msg);
         self.after_input(now);
@@ -316,10 +310,10 @@ impl Node {
         self.emit(Event::Ignored { reason });
     }
 
-    /// A fresh id for a solve, query or migration, unique across hosts.
+    /// A fresh id for a solve, query or migration: unique within this life of the node.
     pub(crate) fn fresh_id(&mut self) -> u64 {
-        self.next_local += 1;
-        (self.id.0 << 24) ^ self.next_local
+        self.next_local = self.next_local.wrapping_add(1);
+        self.next_local
     }
 
     /// This host's state for an ISP, or `None` before the first sample.
@@ -335,6 +329,13 @@ impl Node {
                 migratable: v.migratable
                     && !self.cooldowns.blocks(v.id, now, base, max)
                     && !self.running.values().any(|r| r.cmd.vm == v.id),
+            })
+            // A VM in flight counts where it is going (its destination reserved room for it),
+            // not here: a leader that takes over must not fix this host's problem twice (§7.2).
+            .filter(|v| {
+                !self.running.values().any(|r| {
+                    r.cmd.vm == v.id && !matches!(r.state, RunState::Reserving { .. })
+                })
             })
             .collect();
         // VMs on their way here are reserved out of the capacity the solver may use (§9.4);
@@ -399,6 +400,7 @@ impl Node {
                 seq: self.next_seq,
             },
             version: 0,
+            epoch: Epoch::first(self.id),
             leader: self.id,
             members: vec![self.id],
             state: PartitionState::Growing,
@@ -421,8 +423,15 @@ impl Node {
 
     /// Bookkeeping after every input: detection, gossip, detector timer.
     fn after_input(&mut self, now: Time) {
-        self.incoming.prune(now);
         self.maybe_start_event(now);
+        match self.outgoing_deadline() {
+            Some(t) => self.timers.set(Timer::Outgoing, t.max(now)),
+            None => self.timers.stop(Timer::Outgoing),
+        }
+        match self.incoming.next_deadline() {
+            Some(t) => self.timers.set(Timer::Incoming, t.max(now)),
+            None => self.timers.stop(Timer::Incoming),
+        }
         // A check due now that could not start (migrating) is retried by the input that ends
         // the obstacle, never by a timer at `now`, which would spin.
         match self.detector.next_check(&self.cfg, self.draining) {
@@ -457,6 +466,8 @@ impl Node {
             Timer::Reserve => self.on_reserve_expired(now),
             Timer::Renew => self.leader_renew(now),
             Timer::Phase => self.leader_phase_timeout(now),
+            Timer::Outgoing => self.on_outgoing_timer(now),
+            Timer::Incoming => self.on_incoming_timer(now),
         }
     }
 
@@ -484,8 +495,16 @@ impl Node {
                 self.on_join_reply(now, from, partition, version, granted);
             }
             Msg::View { view, absorbed } => self.on_view(now, from, view, absorbed),
-            Msg::Renew { partition, version } => self.on_renew(now, from, partition, version),
-            Msg::Dissolve { partition, reason } => self.on_dissolve(now, from, partition, reason),
+            Msg::Renew {
+                partition,
+                epoch,
+                version,
+            } => self.on_renew(now, from, partition, epoch, version),
+            Msg::Dissolve {
+                partition,
+                epoch,
+                reason,
+            } => self.on_dissolve(now, from, partition, epoch, reason),
             Msg::MergeRequest {
                 absorber,
                 target,
@@ -502,6 +521,7 @@ impl Node {
             }
             Msg::Migrate {
                 partition,
+                epoch,
                 migration,
                 vm,
                 to,
@@ -510,6 +530,7 @@ impl Node {
                 let cmd = MigrationCmd {
                     id: migration,
                     partition,
+                    epoch,
                     vm,
                     to,
                     mem_mib,
@@ -518,27 +539,50 @@ impl Node {
             }
             Msg::MigrateDone {
                 partition,
+                epoch,
                 migration,
                 ok,
             } => {
-                self.leader_on_migrate_done(now, from, partition, migration, ok);
+                self.leader_on_migrate_done(now, from, partition, epoch, migration, ok);
             }
             Msg::Leave { partition } => self.leader_on_member_lost(now, from, Some(partition)),
-            Msg::StateRequest { partition, version } => {
-                self.on_state_request(now, from, partition, version);
+            Msg::StateRequest {
+                partition,
+                epoch,
+                version,
+            } => {
+                self.on_state_request(now, from, partition, epoch, version);
             }
             Msg::State {
                 partition,
                 version,
                 host,
             } => self.leader_on_state(now, from, partition, version, host),
-            Msg::Incoming { vm, demand } => {
-                let deadline = now + self.cfg.migrate_timeout;
-                self.incoming.announce(vm, demand, deadline);
+            Msg::Incoming {
+                partition,
+                epoch,
+                migration,
+                vm,
+                demand,
+            } => self.on_incoming(now, from, partition, epoch, migration, vm, demand),
+            Msg::IncomingAck {
+                migration,
+                vm,
+                granted,
+            } => self.on_incoming_ack(now, from, migration, vm, granted),
+            Msg::IncomingQuery { migration, vm } => self.on_incoming_query(from, migration, vm),
+            Msg::IncomingStatus {
+                migration,
+                vm,
+                running,
+            } => {
+                if !running {
+                    self.incoming.release(vm, from, Some(migration));
+                }
             }
-            Msg::IncomingCancelled { vm } => self.incoming.clear(vm),
+            Msg::IncomingCancelled { vm } => self.incoming.release(vm, from, None),
             Msg::Handoff { vm, moves } => {
-                self.incoming.clear(vm);
+                self.incoming.release(vm, from, None);
                 let max = self.cfg.cooldown_max;
                 self.cooldowns.record_arrival(vm, moves, now, max);
             }
@@ -546,6 +590,7 @@ impl Node {
     }
 
     fn on_unreachable(&mut self, now: Time, peer: NodeId) {
+        self.migrations_on_unreachable(now, peer);
         match &self.role {
             Role::Free => {}
             Role::Reserved { view, .. } => {
@@ -560,112 +605,6 @@ impl Node {
             }
             Role::Leader(_) => self.leader_on_member_lost(now, peer, None),
         }
-    }
-
-    /// A migration this host ran finished: report to its leader, hand the history over.
-    fn on_migration(&mut self, now: Time, id: MigrationId, outcome: MigrationOutcome) {
-        let Some(run) = self.running.remove(&id) else {
-            return self.ignore("unknown migration");
-        };
-        let ok = matches!(outcome, MigrationOutcome::Done);
-        let cmd = run.cmd;
-        if ok {
-            self.stats.migrations_ok += 1;
-            info!(node = %self.id, vm = %cmd.vm, to = %cmd.to, partition = %cmd.partition, "migration finished");
-            let moves = self
-                .cooldowns
-                .moves(cmd.vm, now, self.cfg.cooldown_max)
-                .saturating_add(1);
-            self.cooldowns.forget(cmd.vm);
-            self.send(cmd.to, Msg::Handoff { vm: cmd.vm, moves });
-        } else {
-            self.stats.migrations_failed += 1;
-            self.send(cmd.to, Msg::IncomingCancelled { vm: cmd.vm });
-            if let MigrationOutcome::Failed { reason } = &outcome {
-                tracing::warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, error = %reason, "migration failed, vm stays");
-            }
-        }
-        self.emit(Event::MigrationFinished {
-            migration: id,
-            vm: cmd.vm,
-            to: cmd.to,
-            ok,
-        });
-        self.cooldowns.prune(now, self.cfg.cooldown_max);
-        if run.leader == self.id {
-            self.leader_on_migrate_done(now, self.id, cmd.partition, id, ok);
-        } else {
-            if self.reported.len() >= REPORTED_KEPT {
-                self.reported.pop_front();
-            }
-            self.reported.push_back((id, cmd.partition, ok));
-            self.send(
-                run.leader,
-                Msg::MigrateDone {
-                    partition: cmd.partition,
-                    migration: id,
-                    ok,
-                },
-            );
-        }
-    }
-
-    /// A leader asks this host to migrate one of its VMs (`docs/protocol.md` §9).
-    pub(crate) fn on_migrate_request(&mut self, now: Time, from: NodeId, cmd: MigrationCmd) {
-        // The leader re-sends unreported migrations (§9.2): one under way will report by
-        // itself, one already finished reports its outcome again.
-        let same = |id: MigrationId, p: PartitionId| id == cmd.id && p == cmd.partition;
-        if self
-            .running
-            .values()
-            .any(|r| same(r.cmd.id, r.cmd.partition))
-        {
-            return self.ignore("duplicate migration request");
-        }
-        if let Some(&(_, _, ok)) = self.reported.iter().find(|r| same(r.0, r.1)) {
-            let done = Msg::MigrateDone {
-                partition: cmd.partition,
-                migration: cmd.id,
-                ok,
-            };
-            return self.send(from, done);
-        }
-        let member_of = self
-            .partition()
-            .is_some_and(|v| v.id == cmd.partition && v.leader == from);
-        let local = self
-            .sample
-            .as_ref()
-            .is_some_and(|s| s.vms.iter().any(|v| v.id == cmd.vm));
-        let busy_vm = self.running.values().any(|r| r.cmd.vm == cmd.vm);
-        let target_member = self.partition().is_some_and(|v| v.contains(cmd.to));
-        if !(member_of && local && !busy_vm && target_member) {
-            self.ignore("migration request refused");
-            let done = Msg::MigrateDone {
-                partition: cmd.partition,
-                migration: cmd.id,
-                ok: false,
-            };
-            if from == self.id {
-                return self.leader_on_migrate_done(now, self.id, cmd.partition, cmd.id, false);
-            }
-            return self.send(from, done);
-        }
-        self.start_migration(from, cmd);
-    }
-
-    /// Runs a migration of a local VM for `leader`: announce it to the destination (§9.4), then
-    /// hand it to the actuator.
-    pub(crate) fn start_migration(&mut self, leader: NodeId, cmd: MigrationCmd) {
-        let demand = self
-            .sample
-            .as_ref()
-            .and_then(|s| s.vms.iter().find(|v| v.id == cmd.vm))
-            .map_or(Resources::new(0, cmd.mem_mib), |v| v.demand);
-        self.send(cmd.to, Msg::Incoming { vm: cmd.vm, demand });
-        self.running.insert(cmd.id, Running { leader, cmd });
-        info!(node = %self.id, vm = %cmd.vm, to = %cmd.to, partition = %cmd.partition, "migration started");
-        self.push(Output::Migrate(cmd));
     }
 
     /// A fresh query id.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    LoadSummary, MigrationId, NodeId, PartitionId, Problem, QueryId, SolveId, VmId,
+    Epoch, LoadSummary, MigrationId, NodeId, PartitionId, Problem, QueryId, SolveId, VmId,
 };
 use crate::msg::{DissolveReason, EventKind, Msg};
 
@@ -41,8 +41,23 @@ pub enum Output {
         problem: Problem,
     },
     /// Live-migrate a local VM; answer with
-    /// [`Node::handle_migration`](crate::Node::handle_migration).
+    /// [`Node::handle_migration`](crate::Node::handle_migration). Emitted only once the
+    /// destination has acknowledged a reservation for the VM (§9.4).
     Migrate(MigrationCmd),
+    /// Abort a migration started by an earlier [`Output::Migrate`] that has outlasted
+    /// `migrate_timeout` (§9.5): the actuator cancels the hypervisor's job (libvirt
+    /// `virDomainAbortJob`). The migration still ends with
+    /// [`Node::handle_migration`](crate::Node::handle_migration): `Aborted` if the abort took
+    /// (the VM stays on the source), `Done` if it had finished first, `Failed` otherwise. Until
+    /// that answer the destination keeps the VM's room reserved.
+    AbortMigration {
+        /// The migration, as in its [`MigrationCmd`].
+        id: MigrationId,
+        /// The VM being moved.
+        vm: VmId,
+        /// Its destination.
+        to: NodeId,
+    },
     /// An observable transition, for logs, metrics and tests.
     Event(Event),
 }
@@ -54,6 +69,8 @@ pub struct MigrationCmd {
     pub id: MigrationId,
     /// The partition whose plan asked for it.
     pub partition: PartitionId,
+    /// The epoch of the leader that asked for it.
+    pub epoch: Epoch,
     /// The local VM to move.
     pub vm: VmId,
     /// The destination host.
@@ -72,6 +89,9 @@ pub enum MigrationOutcome {
         /// The hypervisor's error, for logs.
         reason: String,
     },
+    /// The migration was aborted after an [`Output::AbortMigration`]; the VM still runs on the
+    /// source.
+    Aborted,
 }
 
 /// An observable transition of a node.
@@ -161,6 +181,16 @@ pub enum Event {
         to: NodeId,
         /// True on success.
         ok: bool,
+    },
+    /// A migration this host runs outlasted `migrate_timeout`: it asked the actuator to abort it
+    /// (§9.5).
+    MigrationAborting {
+        /// The migration.
+        migration: MigrationId,
+        /// The VM.
+        vm: VmId,
+        /// The destination.
+        to: NodeId,
     },
     /// An input was ignored (stale, unexpected, from an unknown peer).
     Ignored {

@@ -17,9 +17,13 @@ pub(crate) enum Timer {
     Phase,
     /// A pending gossip publication held back by the rate limit.
     Gossip,
+    /// The next deadline of a migration this host runs (reservation retry, abort, §9.4–§9.5).
+    Outgoing,
+    /// The next query about a reservation this host holds (§9.4).
+    Incoming,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 8;
 
 impl Timer {
     const ALL: [Timer; SLOTS] = [
@@ -29,6 +33,8 @@ impl Timer {
         Timer::Reserve,
         Timer::Phase,
         Timer::Gossip,
+        Timer::Outgoing,
+        Timer::Incoming,
     ];
 
     fn slot(self) -> usize {

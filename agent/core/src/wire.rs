@@ -4,9 +4,11 @@
 //! Every message from a peer is untrusted: [`decode`] checks the size before parsing and the
 //! collection bounds after, and never panics.
 
+use std::collections::BTreeSet;
+
 use crate::config::MAX_PARTITION_SIZE;
-use crate::model::{LoadSummary, Resources};
-use crate::msg::Msg;
+use crate::model::{LoadSummary, Resources, Thresholds};
+use crate::msg::{HostState, Msg, PartitionView};
 
 /// The format version this build speaks.
 pub const VERSION: u8 = 1;
@@ -16,6 +18,12 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The most VMs one host may report in an ISP.
 pub const MAX_VMS_PER_HOST: usize = 1024;
+
+/// The largest CPU amount a peer may announce, in milli-cores (a million cores).
+pub const MAX_CPU_MILLI: u64 = 1_000_000_000;
+
+/// The largest memory amount a peer may announce, in MiB (a pebibyte).
+pub const MAX_MEM_MIB: u64 = 1 << 30;
 
 /// Why bytes from a peer were refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +55,15 @@ pub enum DecodeError {
         len: usize,
         /// The bound.
         max: usize,
+    },
+    /// A number or an id cannot be real (a capacity beyond any host, a threshold above 100 %,
+    /// a leader outside its partition, a VM listed twice).
+    #[error("{field}: {reason}")]
+    Value {
+        /// Which value.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A gossip record has the wrong size.
     #[error("summary record of {len} bytes, expected {expected}")]
@@ -102,6 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<Msg, DecodeError> {
     }
     let msg: Msg = ciborium::from_reader(body).map_err(DecodeError::Body)?;
     check_bounds(&msg)?;
+    check_values(&msg)?;
     Ok(msg)
 }
 
@@ -125,6 +143,65 @@ fn check_bounds(msg: &Msg) -> Result<(), DecodeError> {
         }
         Msg::View { view, .. } => bound("view.members", view.members.len(), MAX_PARTITION_SIZE),
         Msg::State { host, .. } => bound("host.vms", host.vms.len(), MAX_VMS_PER_HOST),
+        _ => Ok(()),
+    }
+}
+
+fn value(ok: bool, field: &'static str, reason: &'static str) -> Result<(), DecodeError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::Value { field, reason })
+    }
+}
+
+fn check_resources(field: &'static str, r: Resources) -> Result<(), DecodeError> {
+    value(r.cpu_milli <= MAX_CPU_MILLI, field, "cpu above any host")?;
+    value(r.mem_mib <= MAX_MEM_MIB, field, "memory above any host")
+}
+
+fn check_thresholds(t: Thresholds) -> Result<(), DecodeError> {
+    value(
+        (1..=100).contains(&t.cpu_pct) && (1..=100).contains(&t.mem_pct),
+        "thresholds",
+        "outside 1..=100 %",
+    )
+}
+
+fn check_view(view: &PartitionView) -> Result<(), DecodeError> {
+    let unique: BTreeSet<_> = view.members.iter().collect();
+    value(!view.members.is_empty(), "view.members", "empty")?;
+    value(unique.len() == view.members.len(), "view.members", "a host listed twice")?;
+    value(view.contains(view.leader), "view.leader", "not a member")?;
+    value(
+        view.epoch.leader == view.leader,
+        "view.epoch",
+        "names another leader than the view",
+    )
+}
+
+fn check_host(h: &HostState) -> Result<(), DecodeError> {
+    check_resources("host.capacity", h.capacity)?;
+    check_thresholds(h.thresholds)?;
+    let mut seen = BTreeSet::new();
+    for v in &h.vms {
+        check_resources("host.vms[].demand", v.demand)?;
+        value(seen.insert(v.id), "host.vms[].id", "a vm listed twice")?;
+    }
+    Ok(())
+}
+
+/// Range checks on every number of a message from a peer (`docs/protocol.md` §11).
+fn check_values(msg: &Msg) -> Result<(), DecodeError> {
+    match msg {
+        Msg::Isp { view, hosts } => {
+            check_view(view)?;
+            hosts.iter().try_for_each(check_host)
+        }
+        Msg::View { view, .. } => check_view(view),
+        Msg::State { host, .. } => check_host(host),
+        Msg::Migrate { mem_mib, .. } => value(*mem_mib <= MAX_MEM_MIB, "mem_mib", "above any host"),
+        Msg::Incoming { demand, .. } => check_resources("demand", *demand),
         _ => Ok(()),
     }
 }
@@ -169,6 +246,9 @@ pub fn decode_summary(bytes: &[u8]) -> Result<LoadSummary, DecodeError> {
         u64::from_le_bytes(w)
     };
     let flags = bytes[SUMMARY_BYTES - 1];
+    check_resources("summary.capacity", Resources::new(word(0), word(1)))?;
+    check_resources("summary.demand", Resources::new(word(2), word(3)))?;
+    value(flags < 16, "summary.flags", "unknown flag")?;
     Ok(LoadSummary {
         capacity: Resources::new(word(0), word(1)),
         demand: Resources::new(word(2), word(3)),
@@ -195,6 +275,7 @@ mod tests {
                     seq: 1,
                 },
                 version: 3,
+                epoch: crate::model::Epoch::first(NodeId(0)),
                 leader: NodeId(0),
                 members: ids.clone(),
                 state: PartitionState::Growing,
@@ -278,6 +359,73 @@ mod tests {
         let mut bad = bytes;
         bad[0] = 7;
         assert!(matches!(decode_summary(&bad), Err(DecodeError::Version(7))));
+    }
+
+    fn framed(msg: &Msg) -> Vec<u8> {
+        let mut bytes = vec![VERSION];
+        ciborium::into_writer(msg, &mut bytes).unwrap();
+        bytes
+    }
+
+    // Reference: protocol.md §11 (every number range-checked at decode time).
+    #[test]
+    fn numbers_that_cannot_be_real_are_refused() {
+        let field = |msg: &Msg| match decode(&framed(msg)) {
+            Err(DecodeError::Value { field, .. }) => field,
+            other => panic!("accepted or wrong error: {other:?}"),
+        };
+        let mut m = isp(2, 2);
+        if let Msg::Isp { hosts, .. } = &mut m {
+            hosts[1].capacity = Resources::new(u64::MAX, 1024);
+        }
+        assert_eq!(field(&m), "host.capacity");
+        let mut m = isp(2, 2);
+        if let Msg::Isp { hosts, .. } = &mut m {
+            hosts[0].vms[1].demand.mem_mib = MAX_MEM_MIB + 1;
+        }
+        assert_eq!(field(&m), "host.vms[].demand");
+        let mut m = isp(2, 2);
+        if let Msg::Isp { hosts, .. } = &mut m {
+            hosts[0].thresholds.cpu_pct = 200;
+        }
+        assert_eq!(field(&m), "thresholds");
+        let mut m = isp(2, 2);
+        if let Msg::Isp { hosts, .. } = &mut m {
+            hosts[0].vms[1].id = hosts[0].vms[0].id;
+        }
+        assert_eq!(field(&m), "host.vms[].id");
+        let mut m = isp(2, 0);
+        if let Msg::Isp { view, .. } = &mut m {
+            view.leader = NodeId(77);
+        }
+        assert_eq!(field(&m), "view.leader");
+        let mut m = isp(2, 0);
+        if let Msg::Isp { view, .. } = &mut m {
+            view.members[1] = view.members[0];
+        }
+        assert_eq!(field(&m), "view.members");
+        let mut m = isp(2, 0);
+        if let Msg::Isp { view, .. } = &mut m {
+            view.epoch.leader = NodeId(1);
+        }
+        assert_eq!(field(&m), "view.epoch");
+        let incoming = Msg::Incoming {
+            partition: PartitionId {
+                initiator: NodeId(0),
+                seq: 1,
+            },
+            epoch: crate::model::Epoch::first(NodeId(0)),
+            migration: crate::model::MigrationId(1),
+            vm: VmId(1),
+            demand: Resources::new(MAX_CPU_MILLI + 1, 1),
+        };
+        assert_eq!(field(&incoming), "demand");
+        let mut summary = encode_summary(&LoadSummary::default());
+        summary[1..9].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_summary(&summary),
+            Err(DecodeError::Value { .. })
+        ));
     }
 
     proptest! {

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::{Leader, Phase, Step};
 use crate::Time;
 use crate::model::{
-    Constraint, MigrationId, NodeId, PartitionId, Plan, Problem, Resources, VmId, VmSpec,
+    Constraint, Epoch, MigrationId, NodeId, PartitionId, Plan, Problem, Resources, VmId, VmSpec,
 };
 use crate::msg::{DissolveReason, EventKind, HostState, Msg, PartitionState};
 use crate::node::{Node, Role};
@@ -23,7 +23,13 @@ impl Node {
             return self.after_unsolvable(now, l);
         }
         let gain = badness(l, &Plan::default()).saturating_sub(badness(l, &plan));
-        if gain < self.cfg.improvement_margin_milli {
+        // An overload or an evacuation is always worth ending; the margin only keeps
+        // consolidation from moving VMs for little (§5.5).
+        let needed = match l.view.kind {
+            EventKind::Underload => self.cfg.improvement_margin_milli.max(1),
+            EventKind::Overload | EventKind::Evacuate => 1,
+        };
+        if gain < needed {
             return Step::Dissolve(DissolveReason::NotWorthIt);
         }
         l.view.state = PartitionState::Finishing;
@@ -42,7 +48,7 @@ impl Node {
             plan,
             step: 0,
             pending: BTreeMap::new(),
-            failed: false,
+            failure: None,
         };
         self.start_step(now, l)
     }
@@ -65,22 +71,24 @@ impl Node {
         let Some(migrations) = plan.steps.get(*step).cloned() else {
             return Step::Dissolve(DissolveReason::Solved);
         };
-        let partition = l.view.id;
+        let (partition, epoch) = (l.view.id, l.view.epoch);
         for m in migrations {
             let id = MigrationId(self.fresh_id());
             pending.insert(id, m);
             let cmd = MigrationCmd {
                 id,
                 partition,
+                epoch,
                 vm: m.vm,
                 to: m.to,
                 mem_mib: m.mem_mib,
             };
             if m.from == self.id {
-                self.start_migration(self.id, cmd);
+                self.start_migration(now, self.id, cmd);
             } else {
                 let msg = Msg::Migrate {
                     partition,
+                    epoch,
                     migration: id,
                     vm: m.vm,
                     to: m.to,
@@ -89,8 +97,10 @@ impl Node {
                 self.send(m.from, msg);
             }
         }
-        self.timers
-            .set(Timer::Phase, now + self.cfg.migrate_timeout);
+        // Sources reserve (up to a lease), migrate (up to `migrate_timeout`), then abort and
+        // report (§9.4, §9.5): the leader waits for all of it.
+        let deadline = now + self.cfg.migrate_timeout + self.cfg.lease * 3;
+        self.timers.set(Timer::Phase, deadline);
         Step::Stay
     }
 
@@ -100,11 +110,12 @@ impl Node {
         now: Time,
         from: NodeId,
         id: PartitionId,
+        epoch: Epoch,
         migration: MigrationId,
         ok: bool,
     ) {
         let current = matches!(&self.role, Role::Leader(l)
-            if l.view.id == id && matches!(&l.phase, Phase::Applying { pending, .. } if pending.get(&migration).is_some_and(|m| m.from == from)));
+            if l.view.id == id && l.view.epoch == epoch && matches!(&l.phase, Phase::Applying { pending, .. } if pending.get(&migration).is_some_and(|m| m.from == from)));
         if !current {
             return self.ignore("stale migration report");
         }
@@ -112,21 +123,23 @@ impl Node {
             let Phase::Applying {
                 step,
                 pending,
-                failed,
+                failure,
                 ..
             } = &mut l.phase
             else {
                 return Step::Stay;
             };
             pending.remove(&migration);
-            *failed |= !ok;
+            if !ok && failure.is_none() {
+                *failure = Some(DissolveReason::MigrationFailed);
+            }
             if !pending.is_empty() {
                 // The other migrations of the step are in flight: their hosts stay members until
                 // they report, so no host leaves while a VM is moving to or from it (§9.3).
                 return Step::Stay;
             }
-            if *failed {
-                return Step::Dissolve(DissolveReason::MigrationFailed);
+            if let Some(reason) = *failure {
+                return Step::Dissolve(reason);
             }
             *step += 1;
             node.start_step(now, l)
@@ -233,11 +246,15 @@ fn badness(l: &Leader, plan: &Plan) -> u64 {
                 .unwrap_or_default()
                 .saturating_sub(spec.limit());
             let left = if drained.contains(&h.id) {
-                count.get(&h.id).copied().unwrap_or(0) * 1_000_000
+                count
+                    .get(&h.id)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_mul(1_000_000)
             } else {
                 0
             };
-            over.cpu_milli + over.mem_mib + left
+            over.cpu_milli.saturating_add(over.mem_mib).saturating_add(left)
         })
-        .sum()
+        .fold(0u64, u64::saturating_add)
 }

@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::model::{
-    Candidate, Constraint, HostSample, LoadSummary, Migration, NodeId, Plan, Problem, QueryId,
-    Resources, SolveId, Unsolvable, VmId, VmLoad,
+    Candidate, Constraint, HostSample, LoadSummary, Migration, MigrationId, NodeId, Plan, Problem,
+    QueryId, Resources, SolveId, Unsolvable, VmId, VmLoad,
 };
 use crate::msg::Msg;
 use crate::output::{Event, MigrationCmd, MigrationOutcome, Output};
@@ -46,6 +46,12 @@ enum Ev {
         dst_life: u64,
         cmd: MigrationCmd,
         refused: bool,
+    },
+    /// The actuator aborted a migration (after `Output::AbortMigration`).
+    MigrationAborted {
+        node: NodeId,
+        life: u64,
+        cmd: MigrationCmd,
     },
     Unreachable {
         node: NodeId,
@@ -125,24 +131,46 @@ pub(crate) struct Cluster {
     pub(crate) foreign_destinations: Vec<String>,
     /// Events processed since the start.
     pub(crate) steps: u64,
+    /// Migrations handed to the actuator and not finished, with the load generations of their
+    /// source and destination at the start.
+    in_flight: BTreeMap<MigrationId, (MigrationCmd, u64, u64)>,
+    /// Load generations of source and destination when a migration's first `Incoming` left:
+    /// the destination judged its room then.
+    reserve_gen: BTreeMap<MigrationId, (u64, u64)>,
+    /// Migrations aborted by the actuator: their completion event is void.
+    aborted: BTreeSet<MigrationId>,
+    /// Bumped by every load change of a host (`set_load`, `set_vm`).
+    load_gen: Vec<u64>,
+    /// Capacity broken by a plan: a destination over its memory, or over its CPU when no load
+    /// changed on either host since the migration started.
+    pub(crate) capacity_violations: Vec<String>,
+    /// Output::AbortMigration seen.
+    pub(crate) aborts: u64,
+    /// How long the actuator takes to confirm an abort.
+    pub(crate) abort_latency: Duration,
 }
 
 impl Cluster {
     /// `loads[i]` are the CPU demands (milli) of host i's VMs; hosts have 1,000 milli and 10 GiB.
     pub(crate) fn new(loads: &[&[u64]], cfg: Config) -> Cluster {
+        Cluster::with_memory(loads, cfg, 10240, 1024)
+    }
+
+    /// Like [`Cluster::new`] with `host_mib` of memory per host and `vm_mib` per VM.
+    pub(crate) fn with_memory(loads: &[&[u64]], cfg: Config, host_mib: u64, vm_mib: u64) -> Cluster {
         let cfg = cfg.validate().expect("test config is valid");
         let mut next_vm = 0;
         let hosts: Vec<HostSample> = loads
             .iter()
             .map(|vms| HostSample {
-                capacity: Resources::new(1000, 10240),
+                capacity: Resources::new(1000, host_mib),
                 vms: vms
                     .iter()
                     .map(|&cpu| {
                         next_vm += 1;
                         VmLoad {
                             id: VmId(next_vm),
-                            demand: Resources::new(cpu, 1024),
+                            demand: Resources::new(cpu, vm_mib),
                             migratable: true,
                         }
                     })
@@ -176,6 +204,13 @@ impl Cluster {
             bad_migrations: Vec::new(),
             foreign_destinations: Vec::new(),
             steps: 0,
+            in_flight: BTreeMap::new(),
+            reserve_gen: BTreeMap::new(),
+            aborted: BTreeSet::new(),
+            load_gen: vec![0; n],
+            capacity_violations: Vec::new(),
+            aborts: 0,
+            abort_latency: Duration::from_millis(1),
         };
         for i in 0..n {
             c.resample(NodeId(i as u64));
@@ -218,6 +253,10 @@ impl Cluster {
         match out {
             Output::Send { to, msg } => {
                 self.sent.push((from, to, msg.kind()));
+                if let Msg::Incoming { migration, .. } = &msg {
+                    let gens = (self.load_gen[from.0 as usize], self.load_gen[to.0 as usize]);
+                    self.reserve_gen.entry(*migration).or_insert(gens);
+                }
                 let mut lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
                 if let Some(k) = self.drop_once.iter().position(|&k| k == msg.kind()) {
                     self.drop_once.remove(k);
@@ -291,8 +330,26 @@ impl Cluster {
                     },
                 );
             }
+            Output::AbortMigration { id, .. } => {
+                self.aborts += 1;
+                if let Some((cmd, _, _)) = self.in_flight.remove(&id) {
+                    self.aborted.insert(id);
+                    let life = self.lives[from.0 as usize];
+                    let ev = Ev::MigrationAborted {
+                        node: from,
+                        life,
+                        cmd,
+                    };
+                    self.schedule(self.now + self.abort_latency, ev);
+                }
+            }
             Output::Migrate(cmd) => {
                 self.check_migration_start(from, cmd);
+                let gens = self.reserve_gen.remove(&cmd.id).unwrap_or((
+                    self.load_gen[from.0 as usize],
+                    self.load_gen[cmd.to.0 as usize],
+                ));
+                self.in_flight.insert(cmd.id, (cmd, gens.0, gens.1));
                 let (life, dst_life) = (self.lives[from.0 as usize], self.lives[cmd.to.0 as usize]);
                 let refused = self.fail_vm == Some(cmd.vm);
                 let after = if refused {
@@ -322,7 +379,11 @@ impl Cluster {
                 .is_some_and(|v| v.id == cmd.partition && v.contains(who))
         };
         let src_node = self.nodes[src.0 as usize].as_ref();
-        if !(in_partition(src_node, src) && in_partition(src_node, cmd.to)) {
+        // §7.6: a source acts only for the leadership it follows.
+        let same_epoch = src_node
+            .and_then(Node::partition)
+            .is_some_and(|v| v.epoch == cmd.epoch);
+        if !(in_partition(src_node, src) && in_partition(src_node, cmd.to) && same_epoch) {
             let view = src_node.and_then(Node::partition);
             self.bad_migrations.push(format!(
                 "t={:?} {src} -> {} for {}: source view {view:?}",
@@ -355,15 +416,33 @@ impl Cluster {
         self.with_node(id, |n| n.handle_sample(now, sample));
     }
 
+    /// Load drift: the host of the `k`-th VM of `host` changed, and so does the destination of
+    /// a migration of that VM under way.
+    fn load_changed(&mut self, host: u64, k: usize) {
+        let vm = self.hosts[host as usize].vms[k].id;
+        self.load_gen[host as usize] += 1;
+        let to: Vec<usize> = self
+            .in_flight
+            .values()
+            .filter(|(cmd, _, _)| cmd.vm == vm)
+            .map(|(cmd, _, _)| cmd.to.0 as usize)
+            .collect();
+        for t in to {
+            self.load_gen[t] += 1;
+        }
+    }
+
     /// Sets the CPU demand of the `k`-th VM of `host`.
     pub(crate) fn set_load(&mut self, host: u64, k: usize, cpu: u64) {
         self.hosts[host as usize].vms[k].demand.cpu_milli = cpu;
+        self.load_changed(host, k);
         self.resample(NodeId(host));
     }
 
     /// Sets the CPU demand and memory of the `k`-th VM of `host` before the run starts.
     pub(crate) fn set_vm(&mut self, host: u64, k: usize, cpu: u64, mem_mib: u64) {
         self.hosts[host as usize].vms[k].demand = Resources::new(cpu, mem_mib);
+        self.load_changed(host, k);
         self.resample(NodeId(host));
     }
 
@@ -505,20 +584,25 @@ impl Cluster {
                 dst_life,
                 cmd,
                 refused,
-            } if self.lives[node.0 as usize] == life => {
+            } if self.lives[node.0 as usize] == life && !self.aborted.remove(&cmd.id) => {
                 let ok = !refused && self.lives[cmd.to.0 as usize] == dst_life;
                 self.finish_migration(node, cmd, ok);
+            }
+            Ev::MigrationAborted { node, life, cmd } if self.lives[node.0 as usize] == life => {
+                self.with_node(node, |n| n.handle_migration(now, cmd.id, MigrationOutcome::Aborted));
             }
             // The host crashed since: its pending answers are lost, its migrations did not
             // happen (the VM stays on the crashed source).
             Ev::Plan { .. }
             | Ev::Candidates { .. }
             | Ev::Unreachable { .. }
+            | Ev::MigrationAborted { .. }
             | Ev::MigrationDone { .. } => {}
         }
     }
 
     fn finish_migration(&mut self, src: NodeId, cmd: MigrationCmd, possible: bool) {
+        let gens = self.in_flight.remove(&cmd.id).map(|(_, s, d)| (s, d));
         let dst_up = possible && self.nodes[cmd.to.0 as usize].is_some();
         let outcome = if dst_up && !self.fail_migrations {
             let vms = &mut self.hosts[src.0 as usize].vms;
@@ -527,7 +611,18 @@ impl Cluster {
                 .position(|v| v.id == cmd.vm)
                 .expect("migrated vm is on its source");
             let vm = vms.remove(k);
-            self.hosts[cmd.to.0 as usize].vms.push(vm);
+            let dst = &mut self.hosts[cmd.to.0 as usize];
+            dst.vms.push(vm);
+            let (used, cap) = (dst.demand(), dst.capacity);
+            let unchanged = gens.is_some_and(|(s, d)| {
+                s == self.load_gen[src.0 as usize] && d == self.load_gen[cmd.to.0 as usize]
+            });
+            if used.mem_mib > cap.mem_mib || (unchanged && used.cpu_milli > cap.cpu_milli) {
+                self.capacity_violations.push(format!(
+                    "t={:?} {} received {} from {src}: {used:?} on {cap:?}",
+                    self.now, cmd.to, cmd.vm
+                ));
+            }
             self.resample(src);
             self.resample(cmd.to);
             MigrationOutcome::Done
@@ -577,6 +672,14 @@ impl Cluster {
     /// When an overload present from the start raises its event: after the hysteresis hold.
     pub(crate) fn start(&self) -> Time {
         Time::ZERO + self.cfg.detect_hold
+    }
+
+    /// Hosts whose true memory exceeds their capacity.
+    pub(crate) fn memory_overfull(&self) -> Vec<u64> {
+        (0..self.hosts.len())
+            .filter(|&i| self.hosts[i].demand().mem_mib > self.hosts[i].capacity.mem_mib)
+            .map(|i| i as u64)
+            .collect()
     }
 
     /// The config the nodes run with.

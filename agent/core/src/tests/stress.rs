@@ -41,6 +41,8 @@ use crate::output::Event;
 use crate::{Config, Time};
 
 const SEEDS: u64 = 300;
+/// Seeds of the long, ignored run (`cargo test -p dvms-core --release -- --ignored`).
+const MANY_SEEDS: u64 = 20_000;
 /// Events allowed in the quiet period: far more than a calm cluster needs.
 const QUIET_STEP_CAP: u64 = 50_000;
 
@@ -62,6 +64,17 @@ fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
 /// Checks the safety invariants; `strict` adds those that hold only without message loss.
 fn check_safety(c: &Cluster, vms: usize, strict: bool) {
     assert_eq!(c.placement().len(), vms, "a vm was lost");
+    // Capacity, on every seed: no host ever holds more memory than it has, and no plan puts a
+    // host over its CPU (loads that changed since the migration started excepted).
+    let overfull = c.memory_overfull();
+    if !overfull.is_empty() {
+        dump(c);
+    }
+    assert!(overfull.is_empty(), "memory over capacity on {overfull:?}");
+    if !c.capacity_violations.is_empty() {
+        dump(c);
+    }
+    assert!(c.capacity_violations.is_empty(), "{:?}", c.capacity_violations);
     let live: Vec<_> = (0..c.size() as u64)
         .filter_map(|i| c.node(NodeId(i)))
         .collect();
@@ -76,10 +89,27 @@ fn check_safety(c: &Cluster, vms: usize, strict: bool) {
         .filter(|n| n.is_leader())
         .filter_map(|n| n.partition())
         .collect();
+    // Epochs, on every seed: two live leaders of one partition never share an epoch, and a
+    // host is held by at most one leader of the leadership it follows (§7.6).
+    for (i, a) in leaders.iter().enumerate() {
+        for b in &leaders[i + 1..] {
+            assert!(
+                !(a.id == b.id && a.epoch == b.epoch),
+                "two leaders of {} share epoch {}",
+                a.id,
+                a.epoch
+            );
+        }
+    }
     for h in &live {
         let Some(mine) = h.partition() else {
             continue;
         };
+        let same_epoch = leaders
+            .iter()
+            .filter(|l| l.id == mine.id && l.epoch == mine.epoch && l.contains(h.id()))
+            .count();
+        assert!(same_epoch <= 1, "{} held by {same_epoch} leaders of {}", h.id(), mine.epoch);
         let same_id = leaders
             .iter()
             .filter(|l| l.id == mine.id && l.contains(h.id()))
@@ -183,15 +213,17 @@ fn run_seed(seed: u64) {
         max_consolidation_size: max.min(8),
         ..Config::default()
     };
-    let mut c = Cluster::new(&refs, cfg);
+    // Memory is tight on a third of the seeds: 4.5 GiB hosts with 2–4 VMs of 1 GiB.
+    let host_mib = if seed % 3 == 1 { 4608 } else { 10240 };
+    let mut c = Cluster::with_memory(&refs, cfg, host_mib, 1024);
     // Even seeds run without message loss, where the strict invariants must hold.
     let lossy = seed % 2 == 1;
     let mut chaos = Chaos::new(seed);
     chaos.loss_permille = if lossy { 10 + below(&mut rng, 200) } else { 0 };
     chaos.jitter = Duration::from_millis(below(&mut rng, 40));
     chaos.unreachable_permille = 500;
-    // Lossy seeds also reorder messages on a link; see the module doc.
-    chaos.fifo = !lossy;
+    // Every other lossless seed, and every lossy one, reorders messages on a link (§7.6).
+    chaos.fifo = !lossy && seed % 4 == 0;
     c.chaos = Some(chaos);
     c.migration_time = Duration::from_millis(100 + below(&mut rng, 3000));
     let strict = !lossy;
@@ -231,6 +263,8 @@ fn run_seed(seed: u64) {
     // The chaos stops: no more loss, every crashed host but one comes back, loads calm down.
     if let Some(ch) = c.chaos.as_mut() {
         ch.loss_permille = 0;
+        // The overlay notices hosts that stay down.
+        ch.unreachable_permille = 1000;
     }
     let stay_down = down
         .iter()
@@ -326,6 +360,15 @@ fn random_chaos_keeps_vms_and_exclusivity_and_quiesces() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(SEEDS);
     for seed in 0..seeds {
+        run_seed(seed);
+    }
+}
+
+// Reference: as above, on 20,000 seeds (issue 10: seeds 3361, 12156 and 18507 used to fail).
+#[test]
+#[ignore = "long: run with --release -- --ignored"]
+fn random_chaos_on_many_seeds() {
+    for seed in 0..MANY_SEEDS {
         run_seed(seed);
     }
 }
