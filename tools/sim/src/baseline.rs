@@ -387,7 +387,7 @@ impl Driver for Oracle {
             Call::Event(SchedEv::Apply { run }) => {
                 self.runs.next_step(sim, run);
             }
-            Call::Event(SchedEv::Round) => {}
+            Call::Event(_) => {}
             Call::HostChanged(h) | Call::Restarted(h) => {
                 self.refile(sim, h);
                 self.trigger(sim, h);

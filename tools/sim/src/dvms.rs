@@ -15,6 +15,8 @@ use dvms_core::{Event, Node, Output, Time};
 
 use crate::engine::{Episode, Ev, Owner, Sim};
 use crate::net::Fate;
+use crate::observe::Seen;
+use crate::sched::SchedEv;
 
 fn node_id(h: usize) -> NodeId {
     NodeId(h as u64)
@@ -56,7 +58,7 @@ impl Sim {
             return;
         };
         let next = node.poll_timeout();
-        crate::invariants::refresh_node(self, h);
+        self.observe_node(h);
         let host = &mut self.hosts[h];
         if next != host.timer_at {
             host.timer_gen += 1;
@@ -65,10 +67,10 @@ impl Sim {
                 let generation = host.timer_gen;
                 self.schedule(
                     at,
-                    Ev::Timer {
+                    Ev::Sched(SchedEv::Timer {
                         host: h as u32,
                         generation,
-                    },
+                    }),
                 );
             }
         }
@@ -96,10 +98,10 @@ impl Sim {
             );
             self.schedule(
                 at,
-                Ev::Timer {
+                Ev::Sched(SchedEv::Timer {
                     host: h as u32,
                     generation,
-                },
+                }),
             );
         }
     }
@@ -115,11 +117,11 @@ impl Sim {
             let epoch = self.hosts[from].epoch;
             self.schedule(
                 self.now + wait,
-                Ev::Unreachable {
+                Ev::Sched(SchedEv::Unreachable {
                     host: from as u32,
                     epoch,
                     peer: to as u32,
-                },
+                }),
             );
             return;
         }
@@ -178,21 +180,24 @@ impl Sim {
             } => self.find_candidates(h, query, near, &exclude, count),
             Output::Solve { id, problem } => {
                 // The node's state is already the one after this input: index it before checking.
-                crate::invariants::refresh_node(self, h);
-                crate::invariants::check_solve(self, h, &problem);
+                self.observe_node(h);
+                self.observe(Seen::Solve { host: h });
                 let (result, delay) = self.solve(&problem, dvms_placement::Mode::Full);
                 if let Ok(plan) = &result {
-                    crate::invariants::check_plan(self, &problem, plan);
+                    self.observe(Seen::Plan {
+                        problem: &problem,
+                        plan,
+                    });
                 }
                 let epoch = self.hosts[h].epoch;
                 self.schedule(
                     self.now + delay,
-                    Ev::Plan {
+                    Ev::Sched(SchedEv::Plan {
                         host: h as u32,
                         epoch,
                         id,
                         result,
-                    },
+                    }),
                 );
             }
             Output::Migrate(cmd) => self.migrate(h, cmd),
@@ -219,11 +224,11 @@ impl Sim {
                 self.in_flight_msgs += 1;
                 self.schedule(
                     self.now + d,
-                    Ev::Deliver {
+                    Ev::Sched(SchedEv::Deliver {
                         to: t as u32,
                         from: h as u32,
                         msg,
-                    },
+                    }),
                 );
             }
             Fate::Lost => {
@@ -235,18 +240,23 @@ impl Sim {
                 let epoch = self.hosts[h].epoch;
                 self.schedule(
                     self.now + d,
-                    Ev::Unreachable {
+                    Ev::Sched(SchedEv::Unreachable {
                         host: h as u32,
                         epoch,
                         peer: t as u32,
-                    },
+                    }),
                 );
             }
         }
     }
 
     fn migrate(&mut self, h: usize, cmd: dvms_core::MigrationCmd) {
-        crate::invariants::check_migrate(self, h, &cmd);
+        let view = self.node_view(h);
+        self.observe(Seen::Migrate {
+            host: h,
+            cmd: &cmd,
+            view,
+        });
         let v = usize::try_from(cmd.vm.0)
             .ok()
             .filter(|&v| v < self.vms.len());
@@ -257,12 +267,12 @@ impl Sim {
             // Answered as a separate input, after this drain.
             sim.schedule(
                 sim.now,
-                Ev::MigrationRefused {
+                Ev::Sched(SchedEv::MigrationRefused {
                     host: h as u32,
                     epoch,
                     id: cmd.id,
                     reason: reason.to_owned(),
-                },
+                }),
             );
         };
         match (v, to) {

@@ -2,7 +2,40 @@
 //! functions of `crate::dvms`.
 
 use crate::engine::{Owner, Sim};
-use crate::sched::{Call, Driver, Ended};
+use crate::sched::{Call, Driver, Ended, SchedEv};
+
+/// One of the protocol's own events.
+fn event(sim: &mut Sim, e: SchedEv) {
+    match e {
+        SchedEv::Timer { host, generation } => sim.on_timer(host as usize, generation),
+        SchedEv::Deliver { to, from, msg } => {
+            sim.in_flight_msgs = sim.in_flight_msgs.saturating_sub(1);
+            sim.on_deliver(to as usize, from as usize, msg);
+        }
+        SchedEv::Unreachable { host, epoch, peer } => {
+            sim.on_unreachable(host as usize, epoch, peer as usize);
+        }
+        SchedEv::Candidates {
+            host,
+            epoch,
+            query,
+            list,
+        } => sim.on_candidates(host as usize, epoch, query, list),
+        SchedEv::Plan {
+            host,
+            epoch,
+            id,
+            result,
+        } => sim.on_plan(host as usize, epoch, id, result),
+        SchedEv::MigrationRefused {
+            host,
+            epoch,
+            id,
+            reason,
+        } => sim.on_migration_refused(host as usize, epoch, id, reason),
+        SchedEv::Round | SchedEv::Apply { .. } => {}
+    }
+}
 
 /// The DVMS protocol on every host.
 #[derive(Debug)]
@@ -61,7 +94,8 @@ impl Driver for DvmsDriver {
                     sim.node_input(from, |n, now| n.handle_migration(now, id, outcome));
                 }
             }
-            Call::MigrationEnded(_) | Call::Event(_) => {}
+            Call::Event(e) => event(sim, e),
+            Call::MigrationEnded(_) => {}
         }
     }
 

@@ -9,17 +9,12 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use dvms_core::model::{
-    Candidate, HostSample, MigrationId, PartitionId, Plan, QueryId, Resources, SolveId, Unsolvable,
-    VmId, VmLoad,
-};
-use dvms_core::msg::Msg;
+use dvms_core::model::{HostSample, MigrationId, PartitionId, Resources, VmId, VmLoad};
 use dvms_core::{Node, Time};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{SimConfig, Workload};
 use crate::gossip::Gossip;
-use crate::invariants::Checker;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::net::Net;
@@ -31,36 +26,9 @@ use crate::workload::{Setup, Traces};
 /// Something that happens at an instant.
 #[derive(Debug)]
 pub(crate) enum Ev {
-    /// A node's timer, valid if `generation` is still the host's current one.
-    Timer { host: u32, generation: u64 },
-    /// A message arrives.
-    Deliver { to: u32, from: u32, msg: Msg },
-    /// The sender learns that `peer` could not be reached.
-    Unreachable { host: u32, epoch: u32, peer: u32 },
-    /// The overlay answers a candidate query.
-    Candidates {
-        host: u32,
-        epoch: u32,
-        query: QueryId,
-        list: Vec<Candidate>,
-    },
-    /// The solver answers.
-    Plan {
-        host: u32,
-        epoch: u32,
-        id: SolveId,
-        result: Result<Plan, Unsolvable>,
-    },
     /// A phase (pre-copy round or stop-and-copy) of a live migration ends, if `generation`
     /// is still the migration's (a rate change reschedules it).
     MigrationStep { slot: u32, generation: u32 },
-    /// A migration command was refused at once.
-    MigrationRefused {
-        host: u32,
-        epoch: u32,
-        id: MigrationId,
-        reason: String,
-    },
     /// The next VMPlaceS load change.
     LoadChange,
     /// The next PlanetLab sample of one VM.
@@ -181,7 +149,8 @@ pub struct Sim {
     pub(crate) keys: Keys,
     pub(crate) gossip: Gossip,
     pub(crate) metrics: Metrics,
-    pub(crate) checker: Checker,
+    /// Who watches the run (the invariant checker).
+    pub(crate) observers: Vec<Box<dyn crate::observe::Observer>>,
     pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
     pub(crate) free_migs: Vec<u32>,
     /// The scheduler, and the calls queued while it is busy (see `crate::sched`).
@@ -317,7 +286,7 @@ impl Sim {
         }
         let end = Time::ZERO + cfg.duration;
         let cfg_scheduler = cfg.scheduler;
-        let checker = Checker::new(&cfg.protocol);
+        let observers = crate::observe::observers_for(&cfg);
         let mut sim = Sim {
             cfg,
             now: Time::ZERO,
@@ -333,7 +302,7 @@ impl Sim {
             keys,
             gossip,
             metrics: Metrics::default(),
-            checker,
+            observers,
             migs: Vec::new(),
             free_migs: Vec::new(),
             driver: Some(crate::sched::driver_for(cfg_scheduler)),
@@ -454,33 +423,7 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Timer { host, generation } => self.on_timer(host as usize, generation),
-            Ev::Deliver { to, from, msg } => {
-                self.in_flight_msgs = self.in_flight_msgs.saturating_sub(1);
-                self.on_deliver(to as usize, from as usize, msg);
-            }
-            Ev::Unreachable { host, epoch, peer } => {
-                self.on_unreachable(host as usize, epoch, peer as usize);
-            }
-            Ev::Candidates {
-                host,
-                epoch,
-                query,
-                list,
-            } => self.on_candidates(host as usize, epoch, query, list),
-            Ev::Plan {
-                host,
-                epoch,
-                id,
-                result,
-            } => self.on_plan(host as usize, epoch, id, result),
             Ev::MigrationStep { slot, generation } => self.on_migration_step(slot, generation),
-            Ev::MigrationRefused {
-                host,
-                epoch,
-                id,
-                reason,
-            } => self.on_migration_refused(host as usize, epoch, id, reason),
             Ev::LoadChange => self.on_load_change(),
             Ev::TraceTick => self.on_trace_tick(),
             Ev::Crash => self.on_crash_stream(),

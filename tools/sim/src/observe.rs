@@ -1,14 +1,18 @@
 //! What the engine and the schedulers let observers see, and the observers' interface.
 //!
-//! The engine and the drivers report what happens ([`Seen`]) and never call a check by name;
-//! the invariant checker (`crate::invariants`) looks at it and the violations it finds go to
-//! the metrics.
+//! The invariant checker (`crate::invariants`) is an observer: the engine and the drivers
+//! report what happens ([`Seen`]) and never call a check by name. An observer answers with
+//! the violations it found; the engine records them in the metrics.
 
 use std::time::Duration;
 
-use dvms_core::model::{PartitionId, Plan, Problem};
+use dvms_core::MigrationCmd;
+use dvms_core::model::{NodeId, PartitionId, Plan, Problem};
 
 use crate::engine::Sim;
+
+/// A node's partition as it sees it: id, leader and members.
+pub(crate) type NodeView = (PartitionId, NodeId, Vec<NodeId>);
 
 /// Something an observer may check.
 #[derive(Debug)]
@@ -22,6 +26,16 @@ pub(crate) enum Seen<'a> {
         problem: &'a Problem,
         plan: &'a Plan,
     },
+    /// Host `host`'s node handled an input; `view` is its partition now.
+    Node { host: usize, view: Option<NodeView> },
+    /// Leader `host` asks the solver about its partition.
+    Solve { host: usize },
+    /// Host `host` emits a migration command; `view` is its partition.
+    Migrate {
+        host: usize,
+        cmd: &'a MigrationCmd,
+        view: Option<NodeView>,
+    },
     /// A migration of `partition` will take `by` longer than expected so far.
     Lengthened {
         partition: PartitionId,
@@ -33,34 +47,77 @@ pub(crate) enum Seen<'a> {
     End,
 }
 
+/// Something that watches a run.
+pub(crate) trait Observer: std::fmt::Debug {
+    /// Looks at `seen`; pushes a description of every violation found.
+    fn observe(&mut self, sim: &Sim, seen: &Seen<'_>, violations: &mut Vec<String>);
+    /// True when the observer knows of nothing in progress (no partition alive).
+    fn quiet(&self) -> bool {
+        true
+    }
+    /// False when the observer knows partition `p` is gone.
+    fn partition_alive(&self, _p: PartitionId) -> bool {
+        true
+    }
+    /// Hosts the observer knows are in a partition (scenario reports).
+    fn hosts_in_partition(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+/// The observers of every run: the invariant checker.
+pub(crate) fn observers_for(cfg: &crate::config::SimConfig) -> Vec<Box<dyn Observer>> {
+    vec![Box::new(crate::invariants::Checker::new(&cfg.protocol))]
+}
+
 impl Sim {
-    /// Shows `seen` to the invariant checker and records the violations it found.
-    // Bridge until the checker implements [`Observer`] (it lives in `crate::invariants`).
+    /// Shows `seen` to every observer and records the violations they found.
     pub(crate) fn observe(&mut self, seen: Seen<'_>) {
-        match seen {
-            Seen::Tick => self.checker.sweep(self.now, &mut self.metrics),
-            Seen::Moved { vm, from, to } => crate::invariants::check_move(self, vm, from, to),
-            Seen::Plan { problem, plan } => {
-                crate::invariants::check_plan(self, problem, plan);
-            }
-            Seen::Lengthened { partition, by } => self.checker.extend_bound(partition, by),
-            Seen::Gone { host } => self.checker.node_gone(host),
-            Seen::End => crate::invariants::check_placement(self),
+        let mut observers = std::mem::take(&mut self.observers);
+        let mut found = Vec::new();
+        for o in &mut observers {
+            o.observe(self, &seen, &mut found);
+        }
+        self.observers = observers;
+        for v in found {
+            self.metrics.violation(self.now, v);
         }
     }
 
     /// No observer knows of anything in progress.
     pub(crate) fn observers_quiet(&self) -> bool {
-        self.checker.alive_partitions() == 0
+        self.observers.iter().all(|o| o.quiet())
     }
 
     /// No observer knows partition `p` is gone.
     pub(crate) fn partition_alive(&self, p: PartitionId) -> bool {
-        self.checker.is_alive(p)
+        self.observers.iter().all(|o| o.partition_alive(p))
     }
 
     /// Hosts some observer knows are in a partition.
     pub(crate) fn hosts_in_partition(&self) -> Vec<u32> {
-        self.checker.hosts_in_partition()
+        let mut v: Vec<u32> = self
+            .observers
+            .iter()
+            .flat_map(|o| o.hosts_in_partition())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Shows host `h`'s node's partition to the observers.
+    pub(crate) fn observe_node(&mut self, h: usize) {
+        let view = self.node_view(h);
+        self.observe(Seen::Node { host: h, view });
+    }
+
+    /// Host `h`'s node's partition view (for [`Seen::Node`] and [`Seen::Migrate`]).
+    pub(crate) fn node_view(&self, h: usize) -> Option<NodeView> {
+        self.hosts[h]
+            .node
+            .as_ref()
+            .and_then(|n| n.partition())
+            .map(|v| (v.id, v.leader, v.members.clone()))
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use dvms_core::model::{Candidate, LoadSummary, NodeId, QueryId};
 
 use crate::engine::{Ev, Sim};
+use crate::sched::SchedEv;
 
 /// Kademlia's bucket size: each lookup round narrows the search by about this factor.
 pub const KADEMLIA_K: usize = 20;
@@ -90,12 +91,12 @@ impl Sim {
         let epoch = self.hosts[h].epoch;
         self.schedule(
             now + delay,
-            Ev::Candidates {
+            Ev::Sched(SchedEv::Candidates {
                 host: h as u32,
                 epoch,
                 query,
                 list,
-            },
+            }),
         );
     }
 }

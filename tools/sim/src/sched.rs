@@ -11,6 +11,9 @@
 //! migration whose bookkeeping calls back, say) is queued and delivered, in order, as soon as
 //! the running call returns: a driver never re-enters itself.
 
+use dvms_core::model::{Candidate, MigrationId, Plan, QueryId, SolveId, Unsolvable};
+use dvms_core::msg::Msg;
+
 use crate::config::Scheduler;
 use crate::engine::{Owner, Sim};
 
@@ -23,6 +26,33 @@ pub(crate) enum SchedEv {
     Apply {
         /// The run.
         run: u32,
+    },
+    /// dvms: a node's timer, valid if `generation` is still the host's current one.
+    Timer { host: u32, generation: u64 },
+    /// dvms: a message arrives.
+    Deliver { to: u32, from: u32, msg: Msg },
+    /// dvms: the sender learns that `peer` could not be reached.
+    Unreachable { host: u32, epoch: u32, peer: u32 },
+    /// dvms: the overlay answers a candidate query.
+    Candidates {
+        host: u32,
+        epoch: u32,
+        query: QueryId,
+        list: Vec<Candidate>,
+    },
+    /// dvms: the solver answers.
+    Plan {
+        host: u32,
+        epoch: u32,
+        id: SolveId,
+        result: Result<Plan, Unsolvable>,
+    },
+    /// dvms: a migration command was refused at once.
+    MigrationRefused {
+        host: u32,
+        epoch: u32,
+        id: MigrationId,
+        reason: String,
     },
 }
 
