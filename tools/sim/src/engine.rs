@@ -28,7 +28,7 @@ use crate::workload::{Setup, Traces};
 pub(crate) enum Ev {
     /// A phase (pre-copy round or stop-and-copy) of a live migration ends, if `generation`
     /// is still the migration's (a rate change reschedules it).
-    MigrationStep { slot: u32, generation: u32 },
+    MigrationStep { slot: u32, generation: u64 },
     /// The next VMPlaceS load change.
     LoadChange,
     /// The next PlanetLab sample of one VM.
@@ -153,6 +153,8 @@ pub struct Sim {
     pub(crate) observers: Vec<Box<dyn crate::observe::Observer>>,
     pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
     pub(crate) free_migs: Vec<u32>,
+    /// Last generation given to a migration's step event.
+    pub(crate) mig_generation: u64,
     /// The scheduler, and the calls queued while it is busy (see `crate::sched`).
     pub(crate) driver: Option<Box<dyn Driver>>,
     pub(crate) deferred: VecDeque<Call>,
@@ -305,6 +307,7 @@ impl Sim {
             observers,
             migs: Vec::new(),
             free_migs: Vec::new(),
+            mig_generation: 0,
             driver: Some(crate::sched::driver_for(cfg_scheduler)),
             deferred: VecDeque::new(),
             driving: false,

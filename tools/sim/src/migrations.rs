@@ -34,8 +34,9 @@ pub(crate) struct InFlight {
     last: Time,
     /// Current rate, MiB/s.
     rate: f64,
-    /// Generation of the scheduled `MigrationStep`.
-    generation: u32,
+    /// Generation of the scheduled `MigrationStep` (unique in the run, so that an event
+    /// left over from an earlier migration in the same slot never matches).
+    generation: u64,
     /// Expected end at the current rate (the lease bound is extended when it moves later).
     expected_end: Time,
 }
@@ -85,8 +86,9 @@ impl Sim {
             return;
         };
         m.rate = rate;
-        m.generation = m.generation.wrapping_add(1);
-        let generation = m.generation;
+        self.mig_generation += 1;
+        let generation = self.mig_generation;
+        m.generation = generation;
         let at = now + secs(m.copy.phase_left_s(rate));
         let end = now + secs(m.copy.remaining_s(rate));
         let later = end.saturating_since(m.expected_end);
@@ -159,7 +161,7 @@ impl Sim {
     }
 
     /// The end of a phase of migration `slot`.
-    pub(crate) fn on_migration_step(&mut self, slot: u32, generation: u32) {
+    pub(crate) fn on_migration_step(&mut self, slot: u32, generation: u64) {
         let now = self.now;
         let Some(m) = self.migs.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
@@ -177,10 +179,9 @@ impl Sim {
         }
     }
 
-    fn end_migration(&mut self, slot: u32) {
-        let Some(m) = self.migs.get_mut(slot as usize).and_then(Option::take) else {
-            return;
-        };
+    /// Takes migration `slot` out of the network: its hosts' other migrations get its share.
+    fn release(&mut self, slot: u32) -> Option<InFlight> {
+        let m = self.migs.get_mut(slot as usize).and_then(Option::take)?;
         self.free_migs.push(slot);
         let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
         self.settle_host(from);
@@ -192,6 +193,33 @@ impl Sim {
         self.hosts[to].migs.retain(|&s| s != slot);
         self.reschedule_host(from);
         self.reschedule_host(to);
+        Some(m)
+    }
+
+    /// Aborts the migration `id` that host `h`'s node started, if it still runs (the VM stays
+    /// on its source); returns its VM and destination.
+    pub(crate) fn abort_node_migration(
+        &mut self,
+        h: usize,
+        id: dvms_core::model::MigrationId,
+    ) -> Option<(usize, usize)> {
+        let slot = self.hosts.get(h)?.migs.iter().copied().find(|&s| {
+            self.migs
+                .get(s as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|m| {
+                    m.from as usize == h && matches!(m.owner, Owner::Node { id: i, .. } if i == id)
+                })
+        })?;
+        let m = self.release(slot)?;
+        Some((m.vm as usize, m.to as usize))
+    }
+
+    fn end_migration(&mut self, slot: u32) {
+        let Some(m) = self.release(slot) else {
+            return;
+        };
+        let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
         let src_ok = self.hosts[from].up && self.hosts[from].epoch == m.from_epoch;
         let dst_ok = self.hosts[to].up && self.hosts[to].epoch == m.to_epoch;
         let ok = src_ok && dst_ok;
