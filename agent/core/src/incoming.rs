@@ -92,7 +92,11 @@ impl Incoming {
     }
 
     /// Reservations whose source is due a query at `now`; their next query moves to `next`.
-    pub(crate) fn due_queries(&mut self, now: Time, next: Time) -> Vec<(NodeId, MigrationId, VmId)> {
+    pub(crate) fn due_queries(
+        &mut self,
+        now: Time,
+        next: Time,
+    ) -> Vec<(NodeId, MigrationId, VmId)> {
         let mut due = Vec::new();
         for (&vm, r) in &mut self.entries {
             if r.next_query <= now {

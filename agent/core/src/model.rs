@@ -450,7 +450,10 @@ mod tests {
         let a = Epoch::first(NodeId(9));
         let b = a.next(NodeId(1));
         let c = a.next(NodeId(2));
-        assert!(a < b && b < c, "a later term wins; the leader id breaks ties");
+        assert!(
+            a < b && b < c,
+            "a later term wins; the leader id breaks ties"
+        );
         assert_ne!(b, c, "concurrent leaderships never share an epoch");
     }
 

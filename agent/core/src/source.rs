@@ -59,7 +59,10 @@ impl RunState {
 impl Node {
     /// The earliest deadline of the migrations this host runs.
     pub(crate) fn outgoing_deadline(&self) -> Option<Time> {
-        self.running.values().filter_map(|r| r.state.deadline()).min()
+        self.running
+            .values()
+            .filter_map(|r| r.state.deadline())
+            .min()
     }
 
     /// A leader asks this host to migrate one of its VMs (§9.1).
@@ -89,7 +92,8 @@ impl Node {
             .as_ref()
             .is_some_and(|s| s.vms.iter().any(|v| v.id == cmd.vm));
         let busy_vm = self.running.values().any(|r| r.cmd.vm == cmd.vm);
-        let target_member = cmd.to != self.id && self.partition().is_some_and(|v| v.contains(cmd.to));
+        let target_member =
+            cmd.to != self.id && self.partition().is_some_and(|v| v.contains(cmd.to));
         if !(member_of && local && !busy_vm && target_member) {
             self.ignore("migration request refused");
             return self.report_to(now, from, cmd, false);
@@ -149,7 +153,9 @@ impl Node {
         let Some(run) = self.running.get_mut(&migration) else {
             return self.ignore("ack for an unknown migration");
         };
-        if run.cmd.to != from || run.cmd.vm != vm || !matches!(run.state, RunState::Reserving { .. })
+        if run.cmd.to != from
+            || run.cmd.vm != vm
+            || !matches!(run.state, RunState::Reserving { .. })
         {
             return self.ignore("stale reservation ack");
         }
@@ -162,9 +168,13 @@ impl Node {
             self.push(Output::Migrate(cmd));
         } else {
             warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, "destination refused the reservation, vm stays");
-            self.finish_run(now, migration, &MigrationOutcome::Failed {
-                reason: "destination refused the reservation".into(),
-            });
+            self.finish_run(
+                now,
+                migration,
+                &MigrationOutcome::Failed {
+                    reason: "destination refused the reservation".into(),
+                },
+            );
         }
     }
 
@@ -184,9 +194,13 @@ impl Node {
             match state {
                 RunState::Reserving { since, .. } if now >= since + self.cfg.lease => {
                     warn!(node = %self.id, vm = %run.cmd.vm, to = %run.cmd.to, "destination never acknowledged the reservation, vm stays");
-                    self.finish_run(now, id, &MigrationOutcome::Failed {
-                        reason: "no reservation".into(),
-                    });
+                    self.finish_run(
+                        now,
+                        id,
+                        &MigrationOutcome::Failed {
+                            reason: "no reservation".into(),
+                        },
+                    );
                 }
                 RunState::Reserving { since, .. } => {
                     self.send(run.cmd.to, incoming_msg(&run.cmd, run.demand));
@@ -265,8 +279,7 @@ impl Node {
             if self.reported.len() >= REPORTED_KEPT {
                 self.reported.pop_front();
             }
-            self.reported
-                .push_back((id, cmd.partition, cmd.epoch, ok));
+            self.reported.push_back((id, cmd.partition, cmd.epoch, ok));
         }
         self.report_to(now, run.leader, cmd, ok);
     }
@@ -283,9 +296,13 @@ impl Node {
             .map(|(&id, _)| id)
             .collect();
         for id in waiting {
-            self.finish_run(now, id, &MigrationOutcome::Failed {
-                reason: "destination unreachable".into(),
-            });
+            self.finish_run(
+                now,
+                id,
+                &MigrationOutcome::Failed {
+                    reason: "destination unreachable".into(),
+                },
+            );
         }
     }
 

@@ -171,7 +171,11 @@ fn check_thresholds(t: Thresholds) -> Result<(), DecodeError> {
 fn check_view(view: &PartitionView) -> Result<(), DecodeError> {
     let unique: BTreeSet<_> = view.members.iter().collect();
     value(!view.members.is_empty(), "view.members", "empty")?;
-    value(unique.len() == view.members.len(), "view.members", "a host listed twice")?;
+    value(
+        unique.len() == view.members.len(),
+        "view.members",
+        "a host listed twice",
+    )?;
     value(view.contains(view.leader), "view.leader", "not a member")?;
     value(
         view.epoch.leader == view.leader,

@@ -48,7 +48,7 @@ pub struct RunArgs {
     /// VMs per host, placed round-robin (0..=1000; default 10, or 20 with planetlab).
     #[arg(long)]
     pub vms_per_host: Option<usize>,
-    /// CPU cores per host (default 7 as VMPlaceS, or 3 with planetlab; at most 1024).
+    /// CPU cores per host (default 7 as VMPlaceS, or 3 with planetlab; at most 1000000).
     #[arg(long)]
     pub host_cores: Option<f64>,
     /// Memory per host, GiB.
@@ -78,6 +78,12 @@ pub struct RunArgs {
     /// Probability that a message (or a gossip publication) is lost.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
+    /// Extra one-way delay per message, uniform in 0..=JITTER (e.g. 5ms).
+    #[arg(long, default_value = "0ms")]
+    pub jitter: String,
+    /// With --jitter, let a message overtake an earlier one on the same link.
+    #[arg(long)]
+    pub reorder: bool,
     /// Share of hosts crashing per simulated hour.
     #[arg(long, default_value_t = 0.0)]
     pub crash_rate: f64,
@@ -275,7 +281,7 @@ impl RunArgs {
         let mut protocol = dvms_core::Config::default();
         if let Some(l) = &self.lease {
             protocol.lease = flag_duration("lease", l, proto_max)?;
-            protocol.renew_period = protocol.renew_period.min(protocol.lease / 2);
+            protocol.renew_period = protocol.renew_period.min(protocol.lease / 5);
         }
         if let Some(d) = &self.detect_hold {
             protocol.detect_hold = flag_duration("detect-hold", d, proto_max)?;
@@ -311,6 +317,8 @@ impl RunArgs {
         cfg.net.inter_site_latency =
             flag_duration("inter-site-latency", &self.inter_site_latency, lat_max)?;
         cfg.net.loss = share("loss", self.loss)?;
+        cfg.net.jitter = flag_duration("jitter", &self.jitter, lat_max)?;
+        cfg.net.reorder = self.reorder;
         let (bw_lo, bw_hi) = (input::MIN_BANDWIDTH_MBS, input::MAX_BANDWIDTH_MBS);
         cfg.net.bandwidth_mbs = ranged("bandwidth-mbs", self.bandwidth_mbs, bw_lo, bw_hi, false)?;
         cfg.net.inter_site_bandwidth_mbs = ranged(

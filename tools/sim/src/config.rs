@@ -83,6 +83,10 @@ pub struct NetParams {
     pub inter_site_latency: Duration,
     /// Probability that a message is silently lost.
     pub loss: f64,
+    /// Extra one-way delay, uniform in `0..=jitter`, drawn per message.
+    pub jitter: Duration,
+    /// With jitter, a message may overtake an earlier one on the same link.
+    pub reorder: bool,
     /// How long a sender waits before it is told a peer is unreachable.
     pub request_timeout: Duration,
     /// Period of the gossip heartbeat (a summary is visible after a phase of it plus latency).
@@ -112,6 +116,8 @@ impl Default for NetParams {
             latency: Duration::from_millis(1),
             inter_site_latency: Duration::from_millis(10),
             loss: 0.0,
+            jitter: Duration::ZERO,
+            reorder: false,
             request_timeout: Duration::from_secs(1),
             gossip_period: Duration::from_secs(1),
             failure_detection: Duration::from_secs(5),

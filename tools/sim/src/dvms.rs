@@ -18,6 +18,9 @@ use crate::net::Fate;
 use crate::observe::Seen;
 use crate::sched::SchedEv;
 
+/// The reason a modelled abort reports (answered as `MigrationOutcome::Aborted`).
+const ABORTED: &str = "aborted";
+
 fn node_id(h: usize) -> NodeId {
     NodeId(h as u64)
 }
@@ -201,6 +204,7 @@ impl Sim {
                 );
             }
             Output::Migrate(cmd) => self.migrate(h, cmd),
+            Output::AbortMigration { id, .. } => self.abort_migration(h, id),
             Output::Event(ev) => self.core_event(h, ev),
             other => {
                 self.metrics
@@ -215,11 +219,19 @@ impl Sim {
         let Some(t) = self.host_index(to) else {
             return;
         };
+        if let Msg::Incoming { migration, vm, .. } = &msg {
+            // The destination judges its room when this arrives: remember the loads it sees.
+            self.observe(Seen::Reserve {
+                migration: *migration,
+                vm: vm.0,
+                dest: t,
+            });
+        }
         if self.net.inter_site(h, t) {
             self.metrics.inter_site_messages += 1;
         }
         let up = self.hosts[t].up;
-        match self.net.fate(h, t, up) {
+        match self.net.fate_at(self.now, h, t, up) {
             Fate::Deliver(d) => {
                 self.in_flight_msgs += 1;
                 self.schedule(
@@ -296,6 +308,38 @@ impl Sim {
         }
     }
 
+    /// Models the hypervisor aborting a migration (`virDomainAbortJob`): if it still runs, it
+    /// stops, the VM stays on its source, and the node hears `Aborted` one latency later; if it
+    /// already ended, its outcome is on its way and the abort does nothing.
+    fn abort_migration(&mut self, h: usize, id: dvms_core::model::MigrationId) {
+        self.metrics.migrations_aborted += 1;
+        // Its hosts' other migrations get its share of the NICs at once.
+        let Some((v, to)) = self.abort_node_migration(h, id) else {
+            return;
+        };
+        self.metrics.migrations_failed += 1;
+        let from = h;
+        if self.cfg.trace {
+            eprintln!(
+                "{} n{from} (sim) migration of vm{v} to n{to} aborted",
+                self.now
+            );
+        }
+        self.metrics
+            .hash
+            .record(self.now, from, "aborted", &[v as u64, to as u64]);
+        let epoch = self.hosts[h].epoch;
+        self.schedule(
+            self.now + self.net.latency(from, from),
+            Ev::Sched(SchedEv::MigrationRefused {
+                host: h as u32,
+                epoch,
+                id,
+                reason: ABORTED.to_owned(),
+            }),
+        );
+    }
+
     fn core_event(&mut self, h: usize, ev: Event) {
         let now = self.now;
         let text = format!("{ev:?}");
@@ -338,9 +382,10 @@ impl Sim {
         }
     }
 
-    /// Classifies an ended event: `Solved`, `NotNeeded`, `NotWorthIt` are solved; `Unsolvable`
-    /// and `GaveUp` unsolvable; `Expired`, `InitiatorLost`, `MigrationFailed` expired. (An event
-    /// whose initiator crashes before it ends is also counted expired, at the crash.)
+    /// Classifies an ended event by its real reason: `Solved` and `NotNeeded` are solved;
+    /// `Unsolvable`, `GaveUp` and `NotWorthIt` unsolvable (nothing was fixed); `Expired`,
+    /// `InitiatorLost`, `MigrationFailed` expired. (An event whose initiator crashes before it
+    /// ends is also counted expired, at the crash.) `events_ended_by_reason` has every reason.
     fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
         *self
             .metrics
@@ -353,10 +398,10 @@ impl Sim {
         }
         let m = &mut self.metrics;
         match reason {
-            DissolveReason::Solved | DissolveReason::NotNeeded | DissolveReason::NotWorthIt => {
-                m.events_solved += 1;
+            DissolveReason::Solved | DissolveReason::NotNeeded => m.events_solved += 1,
+            DissolveReason::Unsolvable | DissolveReason::GaveUp | DissolveReason::NotWorthIt => {
+                m.events_unsolvable += 1;
             }
-            DissolveReason::Unsolvable | DissolveReason::GaveUp => m.events_unsolvable += 1,
             DissolveReason::Expired
             | DissolveReason::InitiatorLost
             | DissolveReason::MigrationFailed => m.events_expired += 1,
@@ -372,7 +417,11 @@ impl Sim {
         reason: String,
     ) {
         if self.hosts[h].epoch == epoch {
-            let outcome = dvms_core::MigrationOutcome::Failed { reason };
+            let outcome = if reason == ABORTED {
+                dvms_core::MigrationOutcome::Aborted
+            } else {
+                dvms_core::MigrationOutcome::Failed { reason }
+            };
             self.node_input(h, |n, now| n.handle_migration(now, id, outcome));
         }
     }

@@ -14,14 +14,16 @@ pub const MAX_HOSTS: usize = 200_000;
 pub const MAX_VMS_PER_HOST: usize = 1_000;
 /// Most VMs in a run or scenario.
 pub const MAX_VMS: usize = 4_000_000;
-/// Largest host, in cores (`--host-cores`, scenario `cores`).
-pub const MAX_HOST_CORES: f64 = 1_024.0;
+/// Largest host, in cores (`--host-cores`, scenario `cores`): the most the protocol's wire
+/// accepts (`dvms_core::wire::MAX_CPU_MILLI`).
+pub const MAX_HOST_CORES: f64 = 1_000_000.0;
 /// Largest VM CPU demand, in cores (scenario `cpu`).
-pub const MAX_VM_CORES: f64 = 1_024.0;
-/// Largest host memory, GiB (`--host-mem-gib`, scenario `mem_gib` of a host).
-pub const MAX_HOST_MEM_GIB: f64 = 65_536.0;
+pub const MAX_VM_CORES: f64 = 1_000_000.0;
+/// Largest host memory, GiB (`--host-mem-gib`, scenario `mem_gib` of a host): 1 PiB, the
+/// wire's `MAX_MEM_MIB`.
+pub const MAX_HOST_MEM_GIB: f64 = 1_048_576.0;
 /// Largest VM memory, GiB (`--vm-mem-gib`, scenario `mem_gib` of a VM).
-pub const MAX_VM_MEM_GIB: f64 = 4_096.0;
+pub const MAX_VM_MEM_GIB: f64 = 1_048_576.0;
 /// Longest simulated time (`--duration`, scenario times).
 pub const MAX_DURATION_S: f64 = 30.0 * 86_400.0;
 /// Longest one-way latency (`--latency`, `--inter-site-latency`, scenario `latency`).

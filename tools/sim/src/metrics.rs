@@ -148,6 +148,8 @@ pub struct Metrics {
     pub merges: u64,
     /// Leaders that took over after a lost leader or member.
     pub takeovers: u64,
+    /// Migrations a node asked to abort (`Output::AbortMigration`).
+    pub migrations_aborted: u64,
     /// Events the nodes reported as `Ignored`.
     pub ignored: u64,
     /// Load changes applied.

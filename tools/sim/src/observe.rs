@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use dvms_core::MigrationCmd;
-use dvms_core::model::{NodeId, PartitionId, Plan, Problem};
+use dvms_core::model::{Epoch, MigrationId, NodeId, PartitionId, Plan, Problem};
 
 use crate::engine::Sim;
 
 /// A node's partition as it sees it: id, leader and members.
-pub(crate) type NodeView = (PartitionId, NodeId, Vec<NodeId>);
+pub(crate) type NodeView = (PartitionId, Epoch, NodeId, Vec<NodeId>);
 
 /// Something an observer may check.
 #[derive(Debug)]
@@ -35,6 +35,13 @@ pub(crate) enum Seen<'a> {
         host: usize,
         cmd: &'a MigrationCmd,
         view: Option<NodeView>,
+    },
+    /// A source asks `dest` to reserve room for VM `vm` (the destination judges its room on
+    /// the loads of now).
+    Reserve {
+        migration: MigrationId,
+        vm: u64,
+        dest: usize,
     },
     /// A migration of `partition` will take `by` longer than expected so far.
     Lengthened {
@@ -118,6 +125,6 @@ impl Sim {
             .node
             .as_ref()
             .and_then(|n| n.partition())
-            .map(|v| (v.id, v.leader, v.members.clone()))
+            .map(|v| (v.id, v.epoch, v.leader, v.members.clone()))
     }
 }

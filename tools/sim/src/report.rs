@@ -81,6 +81,8 @@ pub struct Report {
     pub merges: u64,
     /// Takeovers after a lost leader or member.
     pub takeovers: u64,
+    /// Migrations the nodes asked to abort after `migrate_timeout`.
+    pub migrations_aborted: u64,
     /// Inputs the nodes ignored.
     pub ignored: u64,
     /// Solver calls.
@@ -175,6 +177,7 @@ impl Sim {
             load_changes: m.load_changes,
             merges: m.merges,
             takeovers: m.takeovers,
+            migrations_aborted: m.migrations_aborted,
             ignored: m.ignored,
             solver_calls: m.solver_calls,
             solver_work_units: m.solver_work_units,
@@ -259,11 +262,12 @@ impl Report {
         let _ = writeln!(s, "  partition size:     {}", dist(&self.partition_size));
         let _ = writeln!(
             s,
-            "  migrations:    {} done ({} MiB, {} between sites), {} failed, {} ended after their partition",
+            "  migrations:    {} done ({} MiB, {} between sites), {} failed ({} aborted), {} ended after their partition",
             self.migrations,
             self.migrated_mib,
             self.inter_site_migrations,
             self.migrations_failed,
+            self.migrations_aborted,
             self.migrations_after_dissolve
         );
         let _ = writeln!(s, "  migration time (s): {}", dist(&self.migration_time_s));

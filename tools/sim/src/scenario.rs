@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! seed = 1
-//! lease = "3s"            # optional protocol settings, see `RawScenario`
+//! lease = "5s"            # optional protocol settings, see `RawScenario`
+//! jitter = "20ms"         # optional: per-message jitter; reorder = true lets messages overtake
 //! [[host]]
 //! id = "h1"
 //! cores = 7
@@ -54,6 +55,9 @@ struct RawScenario {
     max_partition_size: Option<usize>,
     latency: Option<String>,
     loss: Option<f64>,
+    jitter: Option<String>,
+    reorder: Option<bool>,
+    migrate_timeout: Option<String>,
     keys: Option<String>,
     settle: Option<String>,
     max_time: Option<String>,
@@ -188,7 +192,7 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         p.lease = proto_dur("lease", v)?;
         // Keep the renew period valid unless given.
         if raw.renew_period.is_none() {
-            p.renew_period = p.renew_period.min(p.lease / 2);
+            p.renew_period = p.renew_period.min(p.lease / 5);
         }
     }
     if let Some(v) = &raw.renew_period {
@@ -202,6 +206,9 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     }
     if let Some(v) = &raw.blocked_budget {
         p.blocked_budget = proto_dur("blocked_budget", v)?;
+    }
+    if let Some(v) = &raw.migrate_timeout {
+        p.migrate_timeout = proto_dur("migrate_timeout", v)?;
     }
     if let Some(v) = raw.min_partition_size {
         p.min_partition_size = v;
@@ -223,6 +230,10 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         }
         cfg.net.loss = v;
     }
+    if let Some(v) = &raw.jitter {
+        cfg.net.jitter = dur_max("jitter", v, input::MAX_LATENCY_S)?;
+    }
+    cfg.net.reorder = raw.reorder.unwrap_or(false);
     if let Some(k) = &raw.keys {
         cfg.keys = crate::cli::parse_keys(k).map_err(|e| invalid(format!("keys: {e}")))?;
     } else {

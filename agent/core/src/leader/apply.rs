@@ -254,7 +254,9 @@ fn badness(l: &Leader, plan: &Plan) -> u64 {
             } else {
                 0
             };
-            over.cpu_milli.saturating_add(over.mem_mib).saturating_add(left)
+            over.cpu_milli
+                .saturating_add(over.mem_mib)
+                .saturating_add(left)
         })
         .fold(0u64, u64::saturating_add)
 }

@@ -131,18 +131,17 @@ pub(crate) struct Cluster {
     pub(crate) foreign_destinations: Vec<String>,
     /// Events processed since the start.
     pub(crate) steps: u64,
-    /// Migrations handed to the actuator and not finished, with the load generations of their
-    /// source and destination at the start.
-    in_flight: BTreeMap<MigrationId, (MigrationCmd, u64, u64)>,
-    /// Load generations of source and destination when a migration's first `Incoming` left:
-    /// the destination judged its room then.
-    reserve_gen: BTreeMap<MigrationId, (u64, u64)>,
+    /// Migrations handed to the actuator and not finished.
+    in_flight: BTreeMap<MigrationId, MigrationCmd>,
+    /// The destination's VMs' CPU when a migration's latest `Incoming` left: the destination
+    /// judged its room on these loads.
+    room_seen: BTreeMap<MigrationId, BTreeMap<VmId, u64>>,
+    /// The CPU each VM had reserved for it by its latest `Incoming`.
+    reserved_cpu: BTreeMap<VmId, u64>,
     /// Migrations aborted by the actuator: their completion event is void.
     aborted: BTreeSet<MigrationId>,
-    /// Bumped by every load change of a host (`set_load`, `set_vm`).
-    load_gen: Vec<u64>,
-    /// Capacity broken by a plan: a destination over its memory, or over its CPU when no load
-    /// changed on either host since the migration started.
+    /// Capacity broken by a plan: a destination over its memory, or over its CPU with the loads
+    /// as it saw them when it granted the reservation (drift since then excepted).
     pub(crate) capacity_violations: Vec<String>,
     /// Output::AbortMigration seen.
     pub(crate) aborts: u64,
@@ -157,7 +156,12 @@ impl Cluster {
     }
 
     /// Like [`Cluster::new`] with `host_mib` of memory per host and `vm_mib` per VM.
-    pub(crate) fn with_memory(loads: &[&[u64]], cfg: Config, host_mib: u64, vm_mib: u64) -> Cluster {
+    pub(crate) fn with_memory(
+        loads: &[&[u64]],
+        cfg: Config,
+        host_mib: u64,
+        vm_mib: u64,
+    ) -> Cluster {
         let cfg = cfg.validate().expect("test config is valid");
         let mut next_vm = 0;
         let hosts: Vec<HostSample> = loads
@@ -205,9 +209,9 @@ impl Cluster {
             foreign_destinations: Vec::new(),
             steps: 0,
             in_flight: BTreeMap::new(),
-            reserve_gen: BTreeMap::new(),
+            room_seen: BTreeMap::new(),
+            reserved_cpu: BTreeMap::new(),
             aborted: BTreeSet::new(),
-            load_gen: vec![0; n],
             capacity_violations: Vec::new(),
             aborts: 0,
             abort_latency: Duration::from_millis(1),
@@ -253,9 +257,20 @@ impl Cluster {
         match out {
             Output::Send { to, msg } => {
                 self.sent.push((from, to, msg.kind()));
-                if let Msg::Incoming { migration, .. } = &msg {
-                    let gens = (self.load_gen[from.0 as usize], self.load_gen[to.0 as usize]);
-                    self.reserve_gen.entry(*migration).or_insert(gens);
+                if let Msg::Incoming {
+                    migration,
+                    vm,
+                    demand,
+                    ..
+                } = &msg
+                {
+                    let seen = self.hosts[to.0 as usize]
+                        .vms
+                        .iter()
+                        .map(|v| (v.id, v.demand.cpu_milli))
+                        .collect();
+                    self.room_seen.insert(*migration, seen);
+                    self.reserved_cpu.insert(*vm, demand.cpu_milli);
                 }
                 let mut lost = self.cut.contains(&(from, to)) || self.cut.contains(&(to, from));
                 if let Some(k) = self.drop_once.iter().position(|&k| k == msg.kind()) {
@@ -332,7 +347,7 @@ impl Cluster {
             }
             Output::AbortMigration { id, .. } => {
                 self.aborts += 1;
-                if let Some((cmd, _, _)) = self.in_flight.remove(&id) {
+                if let Some(cmd) = self.in_flight.remove(&id) {
                     self.aborted.insert(id);
                     let life = self.lives[from.0 as usize];
                     let ev = Ev::MigrationAborted {
@@ -345,11 +360,7 @@ impl Cluster {
             }
             Output::Migrate(cmd) => {
                 self.check_migration_start(from, cmd);
-                let gens = self.reserve_gen.remove(&cmd.id).unwrap_or((
-                    self.load_gen[from.0 as usize],
-                    self.load_gen[cmd.to.0 as usize],
-                ));
-                self.in_flight.insert(cmd.id, (cmd, gens.0, gens.1));
+                self.in_flight.insert(cmd.id, cmd);
                 let (life, dst_life) = (self.lives[from.0 as usize], self.lives[cmd.to.0 as usize]);
                 let refused = self.fail_vm == Some(cmd.vm);
                 let after = if refused {
@@ -416,33 +427,17 @@ impl Cluster {
         self.with_node(id, |n| n.handle_sample(now, sample));
     }
 
-    /// Load drift: the host of the `k`-th VM of `host` changed, and so does the destination of
-    /// a migration of that VM under way.
-    fn load_changed(&mut self, host: u64, k: usize) {
-        let vm = self.hosts[host as usize].vms[k].id;
-        self.load_gen[host as usize] += 1;
-        let to: Vec<usize> = self
-            .in_flight
-            .values()
-            .filter(|(cmd, _, _)| cmd.vm == vm)
-            .map(|(cmd, _, _)| cmd.to.0 as usize)
-            .collect();
-        for t in to {
-            self.load_gen[t] += 1;
-        }
-    }
-
     /// Sets the CPU demand of the `k`-th VM of `host`.
     pub(crate) fn set_load(&mut self, host: u64, k: usize, cpu: u64) {
         self.hosts[host as usize].vms[k].demand.cpu_milli = cpu;
-        self.load_changed(host, k);
+
         self.resample(NodeId(host));
     }
 
     /// Sets the CPU demand and memory of the `k`-th VM of `host` before the run starts.
     pub(crate) fn set_vm(&mut self, host: u64, k: usize, cpu: u64, mem_mib: u64) {
         self.hosts[host as usize].vms[k].demand = Resources::new(cpu, mem_mib);
-        self.load_changed(host, k);
+
         self.resample(NodeId(host));
     }
 
@@ -589,7 +584,9 @@ impl Cluster {
                 self.finish_migration(node, cmd, ok);
             }
             Ev::MigrationAborted { node, life, cmd } if self.lives[node.0 as usize] == life => {
-                self.with_node(node, |n| n.handle_migration(now, cmd.id, MigrationOutcome::Aborted));
+                self.with_node(node, |n| {
+                    n.handle_migration(now, cmd.id, MigrationOutcome::Aborted);
+                });
             }
             // The host crashed since: its pending answers are lost, its migrations did not
             // happen (the VM stays on the crashed source).
@@ -602,7 +599,8 @@ impl Cluster {
     }
 
     fn finish_migration(&mut self, src: NodeId, cmd: MigrationCmd, possible: bool) {
-        let gens = self.in_flight.remove(&cmd.id).map(|(_, s, d)| (s, d));
+        self.in_flight.remove(&cmd.id);
+        let seen = self.room_seen.remove(&cmd.id).unwrap_or_default();
         let dst_up = possible && self.nodes[cmd.to.0 as usize].is_some();
         let outcome = if dst_up && !self.fail_migrations {
             let vms = &mut self.hosts[src.0 as usize].vms;
@@ -614,10 +612,19 @@ impl Cluster {
             let dst = &mut self.hosts[cmd.to.0 as usize];
             dst.vms.push(vm);
             let (used, cap) = (dst.demand(), dst.capacity);
-            let unchanged = gens.is_some_and(|(s, d)| {
-                s == self.load_gen[src.0 as usize] && d == self.load_gen[cmd.to.0 as usize]
-            });
-            if used.mem_mib > cap.mem_mib || (unchanged && used.cpu_milli > cap.cpu_milli) {
+            // The CPU as the destination judged it: its VMs' loads when it granted the room,
+            // the reserved loads of VMs that arrived since.
+            let planned: u64 = dst
+                .vms
+                .iter()
+                .map(|v| {
+                    seen.get(&v.id)
+                        .or_else(|| self.reserved_cpu.get(&v.id))
+                        .copied()
+                        .unwrap_or(v.demand.cpu_milli)
+                })
+                .sum();
+            if used.mem_mib > cap.mem_mib || planned > cap.cpu_milli {
                 self.capacity_violations.push(format!(
                     "t={:?} {} received {} from {src}: {used:?} on {cap:?}",
                     self.now, cmd.to, cmd.vm

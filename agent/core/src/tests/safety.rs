@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use super::cluster::{Chaos, Cluster};
-use crate::model::{
-    Epoch, HostSample, MigrationId, NodeId, PartitionId, Resources, VmId, VmLoad,
-};
+use crate::model::{Epoch, HostSample, MigrationId, NodeId, PartitionId, Resources, VmId, VmLoad};
 use crate::msg::{DissolveReason, EventKind, Msg, PartitionState, PartitionView};
 use crate::output::{Event, Output};
 use crate::{Config, Node, Time};
@@ -90,9 +88,19 @@ fn member(id: u64) -> Node {
         },
     );
     assert!(n.is_leader());
-    let takeover = Epoch { term: 2, leader: NodeId(1) };
+    let takeover = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
     let v = view(takeover, 3, &[1, 5, 6, id]);
-    n.handle_message(Time::ZERO, NodeId(1), Msg::View { view: v, absorbed: None });
+    n.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Msg::View {
+            view: v,
+            absorbed: None,
+        },
+    );
     assert!(!n.is_leader() && n.partition().is_some_and(|v| v.epoch == takeover));
     drain(&mut n);
     n
@@ -139,7 +147,11 @@ fn finding1_slow_migration_is_aborted_and_its_room_stays_reserved_until_confirme
     assert_eq!(demand(&c), 100, "room released once the abort is confirmed");
     assert_eq!(c.hosts[1].vms.len(), 1, "the vm stayed on its source");
     assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::MigrationFailed));
-    assert!(c.capacity_violations.is_empty(), "{:?}", c.capacity_violations);
+    assert!(
+        c.capacity_violations.is_empty(),
+        "{:?}",
+        c.capacity_violations
+    );
 }
 
 // --- Finding 2: reservations ride on one unacknowledged message ---
@@ -156,7 +168,11 @@ fn finding2_lost_incoming_is_retried_and_the_migration_waits_for_the_ack() {
     assert_eq!(incoming, 2, "re-sent once");
     assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
     assert_eq!(c.hosts[1].vms.len(), 2);
-    assert!(c.capacity_violations.is_empty(), "{:?}", c.capacity_violations);
+    assert!(
+        c.capacity_violations.is_empty(),
+        "{:?}",
+        c.capacity_violations
+    );
 }
 
 // Reference: protocol.md §7.4, §9.3, §9.4 (a partition that ends while its VM travels leaves the
@@ -176,7 +192,11 @@ fn finding2_partition_ending_while_the_vm_travels_keeps_the_room_reserved() {
     c.run_for(secs(20));
     assert_eq!(c.hosts[1].vms.len(), 2, "the vm arrived");
     assert_eq!(demand(&c), 700, "counted once");
-    assert!(c.capacity_violations.is_empty(), "{:?}", c.capacity_violations);
+    assert!(
+        c.capacity_violations.is_empty(),
+        "{:?}",
+        c.capacity_violations
+    );
 }
 
 // --- Finding 3: one lost renewal deposed the leader ---
@@ -192,7 +212,10 @@ fn finding3_two_lost_renewals_do_not_depose_the_leader() {
     assert!(c.drop_once.is_empty(), "two renewals were lost");
     assert_eq!(c.count(|e| matches!(e, Event::TookOver { .. })), 0);
     assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
-    assert_eq!(c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. })), 1);
+    assert_eq!(
+        c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. })),
+        1
+    );
 }
 
 // Reference: protocol.md §7.2, §7.6 (a takeover counts in-flight VMs where they are going, so an
@@ -208,8 +231,15 @@ fn finding3_lossy_links_fix_one_overload_with_one_migration() {
         c.migration_time = secs(8);
         c.run_for(secs(120));
         let moved = c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. }));
-        assert!(moved <= 1, "seed {seed}: {moved} migrations for one overload");
-        assert!(c.capacity_violations.is_empty(), "seed {seed}: {:?}", c.capacity_violations);
+        assert!(
+            moved <= 1,
+            "seed {seed}: {moved} migrations for one overload"
+        );
+        assert!(
+            c.capacity_violations.is_empty(),
+            "seed {seed}: {:?}",
+            c.capacity_violations
+        );
     }
 }
 
@@ -217,24 +247,40 @@ fn finding3_lossy_links_fix_one_overload_with_one_migration() {
 #[test]
 fn finding3_deposed_leader_commands_are_refused() {
     let mut m = member(5);
-    let stale = Epoch { term: 1, leader: NodeId(9) };
+    let stale = Epoch {
+        term: 1,
+        leader: NodeId(9),
+    };
     m.handle_message(Time::ZERO, NodeId(9), migrate(stale, 6, 1));
     let outs = drain(&mut m);
     assert!(refused(&outs, 9), "{outs:?}");
     assert!(!m.is_migrating());
     // The current leader is obeyed: the source asks the destination for room first.
-    let current = Epoch { term: 2, leader: NodeId(1) };
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
     m.handle_message(Time::ZERO, NodeId(1), migrate(current, 6, 2));
     let outs = drain(&mut m);
-    assert!(sent(&outs).iter().any(|(t, msg)| t.0 == 6 && matches!(msg, Msg::Incoming { .. })));
-    assert!(!outs.iter().any(|o| matches!(o, Output::Migrate(_))), "not before the ack");
+    assert!(
+        sent(&outs)
+            .iter()
+            .any(|(t, msg)| t.0 == 6 && matches!(msg, Msg::Incoming { .. }))
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Migrate(_))),
+        "not before the ack"
+    );
 }
 
 // Reference: protocol.md §9.4, §7.6 (a destination refuses room to an older leadership).
 #[test]
 fn finding3_destination_refuses_room_to_an_older_leadership() {
     let mut d = member(6);
-    let stale = Epoch { term: 1, leader: NodeId(9) };
+    let stale = Epoch {
+        term: 1,
+        leader: NodeId(9),
+    };
     let ask = |epoch| Msg::Incoming {
         partition: P,
         epoch,
@@ -244,12 +290,25 @@ fn finding3_destination_refuses_room_to_an_older_leadership() {
     };
     d.handle_message(Time::ZERO, NodeId(5), ask(stale));
     let outs = sent(&drain(&mut d));
-    assert!(outs.iter().any(|(_, m)| matches!(m, Msg::IncomingAck { granted: false, .. })));
-    let current = Epoch { term: 2, leader: NodeId(1) };
+    assert!(
+        outs.iter()
+            .any(|(_, m)| matches!(m, Msg::IncomingAck { granted: false, .. }))
+    );
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
     d.handle_message(Time::ZERO, NodeId(5), ask(current));
     let outs = sent(&drain(&mut d));
-    assert!(outs.iter().any(|(_, m)| matches!(m, Msg::IncomingAck { granted: true, .. })));
-    assert_eq!(d.summary().demand, Resources::new(200, 2048), "room reserved");
+    assert!(
+        outs.iter()
+            .any(|(_, m)| matches!(m, Msg::IncomingAck { granted: true, .. }))
+    );
+    assert_eq!(
+        d.summary().demand,
+        Resources::new(200, 2048),
+        "room reserved"
+    );
     // No room: refused, whatever the epoch.
     let big = Msg::Incoming {
         partition: P,
@@ -260,7 +319,10 @@ fn finding3_destination_refuses_room_to_an_older_leadership() {
     };
     d.handle_message(Time::ZERO, NodeId(5), big);
     let outs = sent(&drain(&mut d));
-    assert!(outs.iter().any(|(_, m)| matches!(m, Msg::IncomingAck { granted: false, .. })));
+    assert!(
+        outs.iter()
+            .any(|(_, m)| matches!(m, Msg::IncomingAck { granted: false, .. }))
+    );
 }
 
 // --- Finding 4: versions fork; epochs do not ---
@@ -270,14 +332,42 @@ fn finding3_destination_refuses_room_to_an_older_leadership() {
 fn finding4_stale_leader_view_with_a_higher_version_is_ignored() {
     let mut m = member(5);
     // The deposed leader's `Finishing` view carries a higher version than the takeover's.
-    let mut stale = view(Epoch { term: 1, leader: NodeId(9) }, 9, &[1, 5, 9]);
+    let mut stale = view(
+        Epoch {
+            term: 1,
+            leader: NodeId(9),
+        },
+        9,
+        &[1, 5, 9],
+    );
     stale.state = PartitionState::Finishing;
-    m.handle_message(Time::ZERO, NodeId(9), Msg::View { view: stale, absorbed: None });
+    m.handle_message(
+        Time::ZERO,
+        NodeId(9),
+        Msg::View {
+            view: stale,
+            absorbed: None,
+        },
+    );
     let v = m.partition().expect("member");
     assert_eq!(v.leader, NodeId(1), "still follows the takeover's leader");
     // A later leadership wins even with a lower version.
-    let later = view(Epoch { term: 3, leader: NodeId(6) }, 1, &[1, 5, 6]);
-    m.handle_message(Time::ZERO, NodeId(6), Msg::View { view: later, absorbed: None });
+    let later = view(
+        Epoch {
+            term: 3,
+            leader: NodeId(6),
+        },
+        1,
+        &[1, 5, 6],
+    );
+    m.handle_message(
+        Time::ZERO,
+        NodeId(6),
+        Msg::View {
+            view: later,
+            absorbed: None,
+        },
+    );
     assert_eq!(m.partition().expect("member").leader, NodeId(6));
 }
 
@@ -299,7 +389,10 @@ fn finding5_overload_smaller_than_the_margin_is_fixed() {
 #[test]
 fn finding6_migrate_to_itself_is_refused() {
     let mut m = member(5);
-    let current = Epoch { term: 2, leader: NodeId(1) };
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
     m.handle_message(Time::ZERO, NodeId(1), migrate(current, 5, 1));
     let outs = drain(&mut m);
     assert!(refused(&outs, 1), "{outs:?}");
@@ -311,7 +404,10 @@ fn finding6_migrate_to_itself_is_refused() {
 #[test]
 fn finding6_migration_ids_of_two_leaderships_never_collide() {
     let mut m = member(u64::MAX);
-    let e2 = Epoch { term: 2, leader: NodeId(1) };
+    let e2 = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
     m.handle_message(Time::ZERO, NodeId(1), migrate(e2, 6, 7));
     drain(&mut m);
     let ack = Msg::IncomingAck {
@@ -321,9 +417,15 @@ fn finding6_migration_ids_of_two_leaderships_never_collide() {
     };
     m.handle_message(Time::ZERO, NodeId(6), ack);
     drain(&mut m);
-    assert!(!m.is_migrating(), "refused by the destination: reported failed");
+    assert!(
+        !m.is_migrating(),
+        "refused by the destination: reported failed"
+    );
     // A later leader uses the same migration id: a new request, not the old outcome.
-    let e3 = Epoch { term: 3, leader: NodeId(6) };
+    let e3 = Epoch {
+        term: 3,
+        leader: NodeId(6),
+    };
     m.handle_message(Time::ZERO, NodeId(6), migrate(e3, 1, 7));
     let outs = drain(&mut m);
     assert!(!refused(&outs, 6), "{outs:?}");
@@ -337,7 +439,10 @@ fn finding6_migration_ids_of_two_leaderships_never_collide() {
 #[test]
 fn finding7_dissolve_overtaking_its_view_frees_the_member() {
     let mut m = member(5);
-    let later = Epoch { term: 3, leader: NodeId(6) };
+    let later = Epoch {
+        term: 3,
+        leader: NodeId(6),
+    };
     let dissolve = Msg::Dissolve {
         partition: P,
         epoch: later,
@@ -346,13 +451,23 @@ fn finding7_dissolve_overtaking_its_view_frees_the_member() {
     m.handle_message(Time::ZERO, NodeId(6), dissolve);
     assert!(!m.is_busy(), "dissolved");
     let late = view(later, 4, &[1, 5, 6]);
-    m.handle_message(Time::ZERO, NodeId(6), Msg::View { view: late, absorbed: None });
+    m.handle_message(
+        Time::ZERO,
+        NodeId(6),
+        Msg::View {
+            view: late,
+            absorbed: None,
+        },
+    );
     assert!(!m.is_busy(), "the late view is ignored");
     // A dissolution from an older leadership is ignored.
     let mut m = member(5);
     let stale = Msg::Dissolve {
         partition: P,
-        epoch: Epoch { term: 1, leader: NodeId(9) },
+        epoch: Epoch {
+            term: 1,
+            leader: NodeId(9),
+        },
         reason: DissolveReason::Solved,
     };
     m.handle_message(Time::ZERO, NodeId(9), stale);
@@ -363,7 +478,10 @@ fn finding7_dissolve_overtaking_its_view_frees_the_member() {
 #[test]
 fn finding7_reordering_links_solve_without_double_moves() {
     for seed in 0..40 {
-        let mut c = Cluster::new(&[&[600, 600], &[100], &[600, 600], &[100], &[0]], Config::default());
+        let mut c = Cluster::new(
+            &[&[600, 600], &[100], &[600, 600], &[100], &[0]],
+            Config::default(),
+        );
         let mut chaos = Chaos::new(seed);
         chaos.jitter = Duration::from_millis(50);
         chaos.fifo = false;
@@ -371,9 +489,17 @@ fn finding7_reordering_links_solve_without_double_moves() {
         c.migration_time = secs(3);
         c.run_for(secs(60));
         assert!(c.overloaded().is_empty(), "seed {seed}");
-        assert!(c.busy_hosts().is_empty(), "seed {seed}: {:?}", c.busy_hosts());
+        assert!(
+            c.busy_hosts().is_empty(),
+            "seed {seed}: {:?}",
+            c.busy_hosts()
+        );
         let moved = c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. }));
         assert_eq!(moved, 2, "seed {seed}");
-        assert!(c.capacity_violations.is_empty(), "seed {seed}: {:?}", c.capacity_violations);
+        assert!(
+            c.capacity_violations.is_empty(),
+            "seed {seed}: {:?}",
+            c.capacity_violations
+        );
     }
 }

@@ -74,7 +74,11 @@ fn check_safety(c: &Cluster, vms: usize, strict: bool) {
     if !c.capacity_violations.is_empty() {
         dump(c);
     }
-    assert!(c.capacity_violations.is_empty(), "{:?}", c.capacity_violations);
+    assert!(
+        c.capacity_violations.is_empty(),
+        "{:?}",
+        c.capacity_violations
+    );
     let live: Vec<_> = (0..c.size() as u64)
         .filter_map(|i| c.node(NodeId(i)))
         .collect();
@@ -109,7 +113,12 @@ fn check_safety(c: &Cluster, vms: usize, strict: bool) {
             .iter()
             .filter(|l| l.id == mine.id && l.epoch == mine.epoch && l.contains(h.id()))
             .count();
-        assert!(same_epoch <= 1, "{} held by {same_epoch} leaders of {}", h.id(), mine.epoch);
+        assert!(
+            same_epoch <= 1,
+            "{} held by {same_epoch} leaders of {}",
+            h.id(),
+            mine.epoch
+        );
         let same_id = leaders
             .iter()
             .filter(|l| l.id == mine.id && l.contains(h.id()))
@@ -368,7 +377,12 @@ fn random_chaos_keeps_vms_and_exclusivity_and_quiesces() {
 #[test]
 #[ignore = "long: run with --release -- --ignored"]
 fn random_chaos_on_many_seeds() {
-    for seed in 0..MANY_SEEDS {
+    // `STRESS_FROM=n` resumes at seed n.
+    let from = std::env::var("STRESS_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in from..MANY_SEEDS {
         run_seed(seed);
     }
 }

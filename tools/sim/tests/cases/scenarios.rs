@@ -97,18 +97,116 @@ fn initiator_crash_dissolves_its_partition() {
     solved("crash_initiator", &r, 1);
 }
 
+fn ended_by(r: &Report, reason: &str) -> u64 {
+    r.events_ended_by_reason.get(reason).copied().unwrap_or(0)
+}
+
 #[test]
 fn leader_crash_is_taken_over() {
     let r = run("crash_leader.toml");
     assert_eq!(r.crashes, 1);
+    // The crashed host led the partition and was no migration's destination: the initiator
+    // took over and the plan moved the VM to a live host.
+    assert!(r.takeovers >= 1, "no takeover: {}", r.to_text());
+    assert_eq!(ended_by(&r, "migration_failed"), 0, "{}", r.to_text());
     solved("crash_leader", &r, 1);
+    if solver_is_real() {
+        assert_eq!(r.migrations, 1, "{}", r.to_text());
+        assert_eq!(placement(&r).values().filter(|h| *h == "h5").count(), 3);
+    }
 }
 
 #[test]
 fn member_crash_does_not_stop_the_partition() {
     let r = run("crash_member.toml");
     assert_eq!(r.crashes, 1);
+    // Its leader lived: no takeover, and the first event is solved without a failed migration.
+    assert_eq!(r.takeovers, 0, "{}", r.to_text());
+    assert_eq!(r.events_started, 1, "{}", r.to_text());
+    assert_eq!(ended_by(&r, "migration_failed"), 0, "{}", r.to_text());
     solved("crash_member", &r, 1);
+}
+
+// Issue 10, finding 1 (protocol.md §9.5): a migration that outlasts `migrate_timeout` is aborted,
+// its VM stays, and the destination's room stays reserved meanwhile (no capacity violation).
+#[test]
+fn finding1_slow_migration_is_aborted() {
+    let r = run("finding1_slow_migration_is_aborted.toml");
+    assert!(r.migrations_aborted >= 1, "{}", r.to_text());
+    assert_eq!(placement(&r)["big"], "h1", "the 40 GiB vm never left");
+    assert!(ended_by(&r, "migration_failed") >= 1, "{}", r.to_text());
+    if solver_is_real() {
+        assert!(
+            ended_by(&r, "solved") >= 1,
+            "h3's overload was fixed: {}",
+            r.to_text()
+        );
+    }
+}
+
+// Issue 10, finding 2 (protocol.md §9.4): acknowledged reservations on tight memory with 20 %
+// loss: every overload fixed, no host over its memory.
+#[test]
+fn finding2_lost_reservations_on_tight_memory() {
+    let r = run("finding2_lost_reservations_on_tight_memory.toml");
+    solved("finding2", &r, 4);
+}
+
+// Issue 10, finding 3 (protocol.md §7.2, §7.6): at 10 % loss an overload that needs one
+// migration gets one, on every seed.
+#[test]
+fn finding3_lost_renewals_one_migration() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios/finding3_lost_renewals_one_migration.toml");
+    let text = std::fs::read_to_string(path).expect("scenario file readable");
+    for seed in 1..=12 {
+        let text = text.replace("seed = 1\n", &format!("seed = {seed}\n"));
+        let r = dvms_sim::run_scenario(&text, None, false).expect("scenario valid");
+        assert_eq!(
+            r.invariant_violations, 0,
+            "seed {seed}: {:#?}",
+            r.violations
+        );
+        if solver_is_real() {
+            assert_eq!(r.migrations, 1, "seed {seed}: {}", r.to_text());
+            assert_eq!(r.overloaded_at_end.as_deref(), Some(&[][..]), "seed {seed}");
+        }
+    }
+}
+
+// Issue 10, finding 4 (protocol.md §7.6): a takeover on lossy, reordering links; the
+// exclusivity invariant compares epochs within one partition id too.
+#[test]
+fn finding4_takeover_epochs() {
+    let r = run("finding4_takeover_epochs.toml");
+    assert!(r.takeovers >= 1, "{}", r.to_text());
+    solved("finding4", &r, 1);
+}
+
+// Issue 10, finding 5 (protocol.md §5.5): an overload below the margin is fixed, and the report
+// counts endings by their real reason.
+#[test]
+fn finding5_tiny_overload_is_fixed() {
+    let r = run("finding5_tiny_overload_is_fixed.toml");
+    assert_eq!(ended_by(&r, "not_worth_it"), 0, "{}", r.to_text());
+    solved("finding5", &r, 1);
+    if solver_is_real() {
+        assert_eq!(ended_by(&r, "solved"), 1, "{}", r.to_text());
+    }
+}
+
+// Issue 10, finding 6 (protocol.md §11): values at the wire's bounds, no overflow.
+#[test]
+fn finding6_extreme_values() {
+    let r = run("finding6_extreme_values.toml");
+    solved("finding6", &r, 1);
+}
+
+// Issue 10, finding 7 (protocol.md §7.6, §8): reordering links.
+#[test]
+fn finding7_reordering_links() {
+    let r = run("finding7_reordering_links.toml");
+    solved("finding7", &r, 3);
 }
 
 #[test]
