@@ -2,7 +2,9 @@
 """Reproduces the simulator figures of docs/results.md.
 
 Runs the release `dvms-sim` on each configuration and prints Markdown tables with the exact
-commands. Usage: `tools/results.py [--quick]` (`--quick` skips the 50k and 100k-host runs).
+commands. Usage: `tools/results.py [--quick] [--seed-only]` (`--quick` skips the 50k and
+100k-host runs; `--seed-only` prints only the seed's comparison: dvms, entropy, centralized and
+oracle at 128, 256, 512, 1,024 and 10,000 hosts, and the 100,000-host run).
 Needs python3 (standard on Debian) and the Rust toolchain.
 """
 import json
@@ -61,9 +63,68 @@ HEADER = (
 )
 
 
+SEED_HEADER = (
+    "| command | hosts | scheduler | overload (host-s) | vs oracle | computations | computation mean / max (s) "
+    "| migrations | migration time mean / max (s) | stale candidates | invariant violations | wall (s) | RSS (MiB) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def seed_row(r, oracle):
+    c, m = r["computation_s"], r["migration_time_s"]
+    stale = f"{r['candidate_stale_share']:.1%}" if r["scheduler"] == "dvms" else "-"
+    cells = [
+        f"`{r['_cmd']}`",
+        f"{r['hosts']:,}",
+        r["scheduler"],
+        f"{r['cumulated_violation_s']:,.0f}",
+        f"{r['cumulated_violation_s'] / max(oracle, 1e-9):.2f}x",
+        str(c["count"]),
+        f"{c['mean']:.3f} / {c['max']:.3f}",
+        str(r["migrations"]),
+        f"{m['mean']:.1f} / {m['max']:.1f}",
+        stale,
+        str(r["invariant_violations"]),
+        f"{r['wall_s']:.1f}",
+        f"{r['_rss_mib']:.0f}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def seed_comparison(binary, quick):
+    """The seed's experiment (VMPlaceS workload, 10 VMs per host, 1 h) and the 10,000-host goals."""
+    print("### The seed's comparison (vmplaces, 10 VMs/host, 1 h, seed 1)\n")
+    print(SEED_HEADER)
+    by = {}
+    for hosts in (128, 256, 512, 1024, 10000):
+        rows = {}
+        for sched in ("oracle", "dvms", "entropy", "centralized"):
+            rows[sched] = run(binary, ["--hosts", str(hosts), "--duration", "1h", "--scheduler", sched])
+        by[hosts] = rows
+        for sched in ("dvms", "entropy", "centralized", "oracle"):
+            print(seed_row(rows[sched], rows["oracle"]["cumulated_violation_s"]), flush=True)
+    print()
+    for hosts, rows in by.items():
+        ov = {k: v["cumulated_violation_s"] for k, v in rows.items()}
+        print(
+            f"- {hosts:,} hosts: dvms / oracle = {ov['dvms'] / ov['oracle']:.2f}, "
+            f"entropy / dvms = {ov['entropy'] / ov['dvms']:.2f}, "
+            f"centralized / dvms = {ov['centralized'] / ov['dvms']:.2f}, "
+            f"migrations dvms {rows['dvms']['migrations']} vs oracle {rows['oracle']['migrations']}"
+        )
+    if not quick:
+        r = run(binary, ["--hosts", "100000", "--duration", "1h"])
+        print(f"\n- 100,000 hosts, dvms: `{r['_cmd']}`: {r['wall_s']:.0f} s wall, {r['_rss_mib']:.0f} MiB RSS, "
+              f"overload {r['cumulated_violation_s']:,.0f} host-s, {r['invariant_violations']} invariant violations")
+
+
 def main():
     quick = "--quick" in sys.argv
     binary = sim_binary()
+    seed_comparison(binary, quick)
+    if "--seed-only" in sys.argv:
+        return
+    print()
     print("### Schedulers at 1,000 and 10,000 hosts (vmplaces, 1 h, seed 1)\n")
     print(HEADER)
     by = {}

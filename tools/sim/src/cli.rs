@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{ChargeSolver, Scheduler, SimConfig, Workload, parse_duration};
+use crate::input;
 use crate::keys::KeysMode;
 use crate::workload::Shape;
 
@@ -39,16 +40,17 @@ pub enum Format {
 
 /// `dvms-sim run`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
-    /// Number of hosts.
+    /// Number of hosts (1..=200000).
     #[arg(long, default_value_t = 1000)]
     pub hosts: usize,
-    /// VMs per host (placed round-robin).
-    #[arg(long, default_value_t = 10)]
-    pub vms_per_host: usize,
-    /// CPU cores per host (VMPlaceS: 7 usable cores).
-    #[arg(long, default_value_t = 7.0)]
-    pub host_cores: f64,
+    /// VMs per host, placed round-robin (0..=1000; default 10, or 20 with planetlab).
+    #[arg(long)]
+    pub vms_per_host: Option<usize>,
+    /// CPU cores per host (default 7 as VMPlaceS, or 3 with planetlab; at most 1000000).
+    #[arg(long)]
+    pub host_cores: Option<f64>,
     /// Memory per host, GiB.
     #[arg(long, default_value_t = 32.0)]
     pub host_mem_gib: f64,
@@ -61,7 +63,7 @@ pub struct RunArgs {
     /// Seed of every random stream.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// dvms, centralized, oracle or none.
+    /// dvms, entropy, centralized, oracle or none.
     #[arg(long, default_value = "dvms")]
     pub scheduler: String,
     /// vmplaces, or planetlab:DIR (a directory of per-VM traces).
@@ -94,9 +96,19 @@ pub struct RunArgs {
     /// Overlay keys: random, or topology (site in the top bits).
     #[arg(long, default_value = "random")]
     pub keys: String,
-    /// Migration bandwidth within a site, MB/s.
+    /// Largest bandwidth of one migration within a site, MB/s.
     #[arg(long, default_value_t = 125.0)]
     pub bandwidth_mbs: f64,
+    /// NIC bandwidth of every host, MB/s, shared by the migrations in and out of it
+    /// (VMPlaceS: 125, later 1250).
+    #[arg(long, default_value_t = 125.0)]
+    pub nic_mbs: f64,
+    /// Hosts whose gossiped summaries each host keeps: its closest by overlay key (1..=256).
+    #[arg(long, default_value_t = crate::config::DEFAULT_VIEW_SIZE)]
+    pub view_size: usize,
+    /// Gossip fan-out (mesh degree): a summary reaches everyone in ceil(log_F hosts) hops.
+    #[arg(long, default_value_t = crate::config::DEFAULT_GOSSIP_FANOUT)]
+    pub gossip_fanout: usize,
     /// Migration bandwidth between sites, MB/s.
     #[arg(long, default_value_t = 40.0)]
     pub inter_site_bandwidth_mbs: f64,
@@ -121,6 +133,9 @@ pub struct RunArgs {
     /// Print every protocol event, migration and fault to stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Show progress on stderr (the default when stderr is a terminal).
+    #[arg(long)]
+    pub progress: bool,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub report: Format,
@@ -169,11 +184,12 @@ fn usage(s: String) -> UsageError {
 pub fn parse_scheduler(s: &str) -> Result<Scheduler, UsageError> {
     match s {
         "dvms" => Ok(Scheduler::Dvms),
+        "entropy" => Ok(Scheduler::Entropy),
         "centralized" => Ok(Scheduler::Centralized),
         "oracle" => Ok(Scheduler::Oracle),
         "none" => Ok(Scheduler::None),
         _ => Err(usage(format!(
-            "unknown scheduler {s:?} (expected dvms, centralized, oracle or none)"
+            "unknown scheduler {s:?} (expected dvms, entropy, centralized, oracle or none)"
         ))),
     }
 }
@@ -189,37 +205,36 @@ pub fn parse_keys(s: &str) -> Result<KeysMode, UsageError> {
     }
 }
 
-fn flag_duration(flag: &str, v: &str) -> Result<std::time::Duration, UsageError> {
-    parse_duration(v).map_err(|e| usage(format!("--{flag}: {e}")))
+fn flag_duration(flag: &str, v: &str, max_s: f64) -> Result<std::time::Duration, UsageError> {
+    let d = parse_duration(v).map_err(|e| usage(format!("--{flag}: {e}")))?;
+    if d.as_secs_f64() > max_s {
+        return Err(usage(format!("--{flag} {v}: expected at most {max_s} s")));
+    }
+    Ok(d)
 }
 
-fn positive(flag: &str, v: f64) -> Result<f64, UsageError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(usage(format!("--{flag} {v}: expected a positive number")))
-    }
+fn ranged(flag: &str, v: f64, lo: f64, hi: f64, open_lo: bool) -> Result<f64, UsageError> {
+    input::check_range(&format!("--{flag}"), v, lo, hi, open_lo).map_err(usage)
 }
 
 fn share(flag: &str, v: f64) -> Result<f64, UsageError> {
-    if (0.0..=1.0).contains(&v) {
+    ranged(flag, v, 0.0, 1.0, false)
+}
+
+fn count(flag: &str, v: usize, lo: usize, hi: usize) -> Result<usize, UsageError> {
+    if (lo..=hi).contains(&v) {
         Ok(v)
     } else {
-        Err(usage(format!(
-            "--{flag} {v}: expected a share between 0 and 1"
-        )))
+        Err(usage(format!("--{flag} {v}: expected {lo}..={hi}")))
     }
 }
 
 impl RunArgs {
-    /// Validates the flags into a configuration and a cluster shape.
+    /// Validates the flags into a configuration and a cluster shape. Every value is checked
+    /// against its bound in [`crate::input`]; the error names the flag.
     pub fn to_config(&self) -> Result<(SimConfig, Shape), UsageError> {
-        if self.hosts == 0 {
-            return Err(usage("--hosts 0: expected at least one host".into()));
-        }
-        if self.sites == 0 || self.sites > 256 {
-            return Err(usage(format!("--sites {}: expected 1..=256", self.sites)));
-        }
+        let hosts = count("hosts", self.hosts, 1, input::MAX_HOSTS)?;
+        let sites = count("sites", self.sites, 1, 256)?;
         let workload = match self.workload.as_str() {
             "vmplaces" => Workload::Vmplaces,
             w => match w.strip_prefix("planetlab:") {
@@ -231,6 +246,21 @@ impl RunArgs {
                 }
             },
         };
+        // PlanetLab VMs use 9-12 % of a core: 20 of them on 3 cores load hosts like VMPlaceS.
+        let planetlab = matches!(workload, Workload::Planetlab(_));
+        let vms_per_host = count(
+            "vms-per-host",
+            self.vms_per_host.unwrap_or(if planetlab { 20 } else { 10 }),
+            0,
+            input::MAX_VMS_PER_HOST,
+        )?;
+        if hosts.saturating_mul(vms_per_host) > input::MAX_VMS {
+            return Err(usage(format!(
+                "--hosts {hosts} --vms-per-host {vms_per_host}: more than {} VMs in all",
+                input::MAX_VMS
+            )));
+        }
+        let host_cores = self.host_cores.unwrap_or(if planetlab { 3.0 } else { 7.0 });
         let charge_solver = match self.charge_solver.as_str() {
             "model" => ChargeSolver::Model,
             "wall" => ChargeSolver::Wall,
@@ -240,19 +270,21 @@ impl RunArgs {
                 )));
             }
         };
-        if !self.crash_rate.is_finite() || self.crash_rate < 0.0 {
-            return Err(usage(format!(
-                "--crash-rate {}: expected a non-negative share per hour",
-                self.crash_rate
-            )));
-        }
+        let crash_rate = ranged(
+            "crash-rate",
+            self.crash_rate,
+            0.0,
+            input::MAX_CRASH_RATE,
+            false,
+        )?;
+        let proto_max = input::MAX_PROTOCOL_S;
         let mut protocol = dvms_core::Config::default();
         if let Some(l) = &self.lease {
-            protocol.lease = flag_duration("lease", l)?;
+            protocol.lease = flag_duration("lease", l, proto_max)?;
             protocol.renew_period = protocol.renew_period.min(protocol.lease / 5);
         }
         if let Some(d) = &self.detect_hold {
-            protocol.detect_hold = flag_duration("detect-hold", d)?;
+            protocol.detect_hold = flag_duration("detect-hold", d, proto_max)?;
         }
         if let Some(n) = self.min_partition_size {
             protocol.min_partition_size = n;
@@ -263,45 +295,64 @@ impl RunArgs {
         let protocol = protocol
             .validate()
             .map_err(|e| usage(format!("protocol settings: {e}")))?;
+        let max_d = input::MAX_DURATION_S;
         let mut cfg = SimConfig {
             seed: self.seed,
-            duration: flag_duration("duration", &self.duration)?,
+            duration: flag_duration("duration", &self.duration, max_d)?,
             scheduler: parse_scheduler(&self.scheduler)
                 .map_err(|e| usage(format!("--scheduler: {e}")))?,
             workload,
-            crash_rate: self.crash_rate,
-            restart_after: flag_duration("restart-after", &self.restart_after)?,
+            crash_rate,
+            restart_after: flag_duration("restart-after", &self.restart_after, max_d)?,
             keys: parse_keys(&self.keys).map_err(|e| usage(format!("--keys: {e}")))?,
             charge_solver,
-            central_period: flag_duration("central-period", &self.central_period)?,
+            central_period: flag_duration("central-period", &self.central_period, 86_400.0)?,
             protocol,
             trace: self.trace,
+            progress: self.progress,
             ..SimConfig::default()
         };
-        cfg.net.latency = flag_duration("latency", &self.latency)?;
-        cfg.net.inter_site_latency = flag_duration("inter-site-latency", &self.inter_site_latency)?;
+        let lat_max = input::MAX_LATENCY_S;
+        cfg.net.latency = flag_duration("latency", &self.latency, lat_max)?;
+        cfg.net.inter_site_latency =
+            flag_duration("inter-site-latency", &self.inter_site_latency, lat_max)?;
         cfg.net.loss = share("loss", self.loss)?;
-        cfg.net.jitter = flag_duration("jitter", &self.jitter)?;
-        if cfg.net.jitter > std::time::Duration::from_secs(60) {
-            return Err(usage(format!(
-                "--jitter {}: expected at most 60s",
-                self.jitter
-            )));
-        }
+        cfg.net.jitter = flag_duration("jitter", &self.jitter, lat_max)?;
         cfg.net.reorder = self.reorder;
-        cfg.net.bandwidth_mbs = positive("bandwidth-mbs", self.bandwidth_mbs)?;
-        cfg.net.inter_site_bandwidth_mbs =
-            positive("inter-site-bandwidth-mbs", self.inter_site_bandwidth_mbs)?;
+        let (bw_lo, bw_hi) = (input::MIN_BANDWIDTH_MBS, input::MAX_BANDWIDTH_MBS);
+        cfg.net.bandwidth_mbs = ranged("bandwidth-mbs", self.bandwidth_mbs, bw_lo, bw_hi, false)?;
+        cfg.net.inter_site_bandwidth_mbs = ranged(
+            "inter-site-bandwidth-mbs",
+            self.inter_site_bandwidth_mbs,
+            bw_lo,
+            bw_hi,
+            false,
+        )?;
+        cfg.net.nic_mbs = ranged("nic-mbs", self.nic_mbs, bw_lo, bw_hi, false)?;
+        cfg.net.view_size = count("view-size", self.view_size, 1, 256)?;
+        cfg.net.gossip_fanout = count("gossip-fanout", self.gossip_fanout, 2, 64)?;
         if cfg.central_period.is_zero() {
             return Err(usage("--central-period: expected more than zero".into()));
         }
         let shape = Shape {
-            hosts: self.hosts,
-            vms_per_host: self.vms_per_host,
-            host_cores: positive("host-cores", self.host_cores)?,
-            host_mem_gib: positive("host-mem-gib", self.host_mem_gib)?,
-            vm_mem_gib: positive("vm-mem-gib", self.vm_mem_gib)?,
-            sites: self.sites,
+            hosts,
+            vms_per_host,
+            host_cores: ranged("host-cores", host_cores, 0.0, input::MAX_HOST_CORES, true)?,
+            host_mem_gib: ranged(
+                "host-mem-gib",
+                self.host_mem_gib,
+                0.0,
+                input::MAX_HOST_MEM_GIB,
+                true,
+            )?,
+            vm_mem_gib: ranged(
+                "vm-mem-gib",
+                self.vm_mem_gib,
+                0.0,
+                input::MAX_VM_MEM_GIB,
+                true,
+            )?,
+            sites,
         };
         Ok((cfg, shape))
     }

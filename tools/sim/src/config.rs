@@ -9,7 +9,10 @@ use crate::keys::KeysMode;
 pub enum Scheduler {
     /// The real DVMS protocol (`dvms-core`) on every host.
     Dvms,
-    /// Entropy-style periodic solving of the whole cluster.
+    /// The seed's baseline: Entropy run on the whole cluster every period, charged the
+    /// computation time the original took (see `crate::baseline::entropy_time`).
+    Entropy,
+    /// Our solver on the whole cluster every period, charged its own (modelled) time.
     Centralized,
     /// Instant decisions with perfect knowledge: only migrations take time.
     Oracle,
@@ -22,6 +25,7 @@ impl Scheduler {
     pub fn name(self) -> &'static str {
         match self {
             Scheduler::Dvms => "dvms",
+            Scheduler::Entropy => "entropy",
             Scheduler::Centralized => "centralized",
             Scheduler::Oracle => "oracle",
             Scheduler::None => "none",
@@ -89,11 +93,22 @@ pub struct NetParams {
     pub gossip_period: Duration,
     /// How long a crashed host stays in the candidate table before its failure is noticed.
     pub failure_detection: Duration,
-    /// Migration bandwidth within a site, MB/s.
+    /// Largest bandwidth of one migration within a site, MB/s.
     pub bandwidth_mbs: f64,
-    /// Migration bandwidth between sites, MB/s.
+    /// Largest bandwidth of one migration between sites, MB/s.
     pub inter_site_bandwidth_mbs: f64,
+    /// NIC bandwidth of every host, MB/s, shared by all migrations in and out of it.
+    pub nic_mbs: f64,
+    /// How many hosts' summaries each host keeps (its closest by overlay key).
+    pub view_size: usize,
+    /// Gossip mesh degree: a publication reaches every host in `ceil(log_F(hosts))` hops.
+    pub gossip_fanout: usize,
 }
+
+/// Default of [`NetParams::view_size`]: as many as one candidate query returns.
+pub const DEFAULT_VIEW_SIZE: usize = 32;
+/// Default of [`NetParams::gossip_fanout`]: gossipsub's mesh degree D.
+pub const DEFAULT_GOSSIP_FANOUT: usize = 6;
 
 impl Default for NetParams {
     fn default() -> Self {
@@ -108,6 +123,9 @@ impl Default for NetParams {
             failure_detection: Duration::from_secs(5),
             bandwidth_mbs: 125.0,
             inter_site_bandwidth_mbs: 40.0,
+            nic_mbs: 125.0,
+            view_size: DEFAULT_VIEW_SIZE,
+            gossip_fanout: DEFAULT_GOSSIP_FANOUT,
         }
     }
 }
@@ -141,6 +159,8 @@ pub struct SimConfig {
     pub protocol: dvms_core::Config,
     /// Print every protocol event, migration and fault to stderr.
     pub trace: bool,
+    /// Print progress to stderr (simulated time, events, wall time) about once a second.
+    pub progress: bool,
 }
 
 impl Default for SimConfig {
@@ -159,6 +179,7 @@ impl Default for SimConfig {
             central_period: Duration::from_secs(30),
             protocol: dvms_core::Config::default(),
             trace: false,
+            progress: false,
         }
     }
 }

@@ -3,39 +3,20 @@
 //! After every input the node's outputs are drained and its timer re-armed from
 //! `poll_timeout` (a per-host generation number makes superseded timer events no-ops). Outputs:
 //! - `Send` goes through the [`crate::net`] model;
-//! - `Publish` goes to the [`crate::gossip`] table;
-//! - `FindCandidates` is answered at the same instant from the overlay keys
-//!   ([`crate::keys`]) with the gossip-visible summaries; the asking host is never returned (as
-//!   Kademlia never returns the local peer); a crashed host stays in the answers until
-//!   `failure_detection` after its crash;
-//! - `Solve` runs `dvms_placement::solve` inline; the answer arrives after the charged solve time;
+//! - `Publish` and `FindCandidates` go to the overlay model (`crate::overlay`): per-host
+//!   gossip views, Kademlia lookups;
+//! - `Solve` runs `dvms_placement::solve` inline (`crate::solver`); the answer arrives after
+//!   the charged solve time;
 //! - `Migrate` starts the migration model; `Event` feeds the metrics and the trace hash.
 
 use dvms_core::model::{Candidate, NodeId, Plan, QueryId, SolveId, Unsolvable, VmId};
 use dvms_core::msg::{DissolveReason, EventKind, Msg};
 use dvms_core::{Event, Node, Output, Time};
 
-use crate::config::ChargeSolver;
 use crate::engine::{Episode, Ev, Owner, Sim};
 use crate::net::Fate;
-
-/// Simulated nanoseconds charged per solver work unit (`--charge-solver model`).
-///
-/// The model is `work_units * NS_PER_WORK_UNIT + (hosts + VMs) * NS_PER_PROBLEM_ITEM`: the
-/// solver's work units do not count compiling the problem, which dominates on a whole cluster.
-/// Fitted on the project's 2-core machine (release build, main at c7a333b) from
-/// `dvms-sim run --hosts 10000 --scheduler dvms|centralized|oracle` with the measured
-/// `solver_wall_s`: partition solves of ~22 items and ~200 units took 30 µs, centralized repairs
-/// of 110,000 items and 222,000 units 88 ms, oracle solves of ~190 items and ~400 units 71 µs.
-/// The fit is within about ±50 % of each; use `--charge-solver wall` for measured times.
-pub const NS_PER_WORK_UNIT: u64 = 100;
-
-/// Work units a whole-cluster repair (`centralized`) may spend per host and per VM, when that
-/// is more than the default budget.
-pub const REPAIR_UNITS_PER_ITEM: u64 = 50;
-
-/// Simulated nanoseconds charged per host and per VM of a problem (see [`NS_PER_WORK_UNIT`]).
-pub const NS_PER_PROBLEM_ITEM: u64 = 400;
+use crate::observe::Seen;
+use crate::sched::SchedEv;
 
 /// The reason a modelled abort reports (answered as `MigrationOutcome::Aborted`).
 const ABORTED: &str = "aborted";
@@ -80,7 +61,7 @@ impl Sim {
             return;
         };
         let next = node.poll_timeout();
-        crate::invariants::refresh_node(self, h);
+        self.observe_node(h);
         let host = &mut self.hosts[h];
         if next != host.timer_at {
             host.timer_gen += 1;
@@ -89,10 +70,10 @@ impl Sim {
                 let generation = host.timer_gen;
                 self.schedule(
                     at,
-                    Ev::Timer {
+                    Ev::Sched(SchedEv::Timer {
                         host: h as u32,
                         generation,
-                    },
+                    }),
                 );
             }
         }
@@ -120,10 +101,10 @@ impl Sim {
             );
             self.schedule(
                 at,
-                Ev::Timer {
+                Ev::Sched(SchedEv::Timer {
                     host: h as u32,
                     generation,
-                },
+                }),
             );
         }
     }
@@ -139,11 +120,11 @@ impl Sim {
             let epoch = self.hosts[from].epoch;
             self.schedule(
                 self.now + wait,
-                Ev::Unreachable {
+                Ev::Sched(SchedEv::Unreachable {
                     host: from as u32,
                     epoch,
                     peer: to as u32,
-                },
+                }),
             );
             return;
         }
@@ -193,15 +174,7 @@ impl Sim {
     fn output(&mut self, h: usize, out: Output) {
         match out {
             Output::Send { to, msg } => self.send(h, to, msg),
-            Output::Publish(summary) => {
-                // One global table: with several sites, everyone sees it at the slower latency.
-                let lat = if self.setup.sites.len() > 1 {
-                    self.net.params.inter_site_latency
-                } else {
-                    self.net.params.latency
-                };
-                self.gossip.publish(h, self.now, summary, lat);
-            }
+            Output::Publish(summary) => self.publish(h, summary),
             Output::FindCandidates {
                 query,
                 near,
@@ -210,21 +183,24 @@ impl Sim {
             } => self.find_candidates(h, query, near, &exclude, count),
             Output::Solve { id, problem } => {
                 // The node's state is already the one after this input: index it before checking.
-                crate::invariants::refresh_node(self, h);
-                crate::invariants::check_solve(self, h, &problem);
+                self.observe_node(h);
+                self.observe(Seen::Solve { host: h });
                 let (result, delay) = self.solve(&problem, dvms_placement::Mode::Full);
                 if let Ok(plan) = &result {
-                    crate::invariants::check_plan(self, &problem, plan);
+                    self.observe(Seen::Plan {
+                        problem: &problem,
+                        plan,
+                    });
                 }
                 let epoch = self.hosts[h].epoch;
                 self.schedule(
                     self.now + delay,
-                    Ev::Plan {
+                    Ev::Sched(SchedEv::Plan {
                         host: h as u32,
                         epoch,
                         id,
                         result,
-                    },
+                    }),
                 );
             }
             Output::Migrate(cmd) => self.migrate(h, cmd),
@@ -245,7 +221,11 @@ impl Sim {
         };
         if let Msg::Incoming { migration, vm, .. } = &msg {
             // The destination judges its room when this arrives: remember the loads it sees.
-            crate::invariants::note_reservation(self, *migration, vm.0, t);
+            self.observe(Seen::Reserve {
+                migration: *migration,
+                vm: vm.0,
+                dest: t,
+            });
         }
         if self.net.inter_site(h, t) {
             self.metrics.inter_site_messages += 1;
@@ -256,11 +236,11 @@ impl Sim {
                 self.in_flight_msgs += 1;
                 self.schedule(
                     self.now + d,
-                    Ev::Deliver {
+                    Ev::Sched(SchedEv::Deliver {
                         to: t as u32,
                         from: h as u32,
                         msg,
-                    },
+                    }),
                 );
             }
             Fate::Lost => {
@@ -272,101 +252,23 @@ impl Sim {
                 let epoch = self.hosts[h].epoch;
                 self.schedule(
                     self.now + d,
-                    Ev::Unreachable {
+                    Ev::Sched(SchedEv::Unreachable {
                         host: h as u32,
                         epoch,
                         peer: t as u32,
-                    },
+                    }),
                 );
             }
         }
     }
 
-    fn find_candidates(
-        &mut self,
-        h: usize,
-        query: QueryId,
-        near: NodeId,
-        exclude: &[NodeId],
-        count: usize,
-    ) {
-        let near = self.host_index(near).unwrap_or(h);
-        let mut excl: Vec<u64> = exclude.iter().map(|n| n.0).collect();
-        excl.sort_unstable();
-        let now = self.now;
-        let detect = self.cfg.net.failure_detection;
-        let hosts = &self.hosts;
-        let picked = self.keys.closest(near, count, |c| {
-            c != h
-                && excl.binary_search(&(c as u64)).is_err()
-                && hosts[c].down_since.is_none_or(|t| now < t + detect)
-        });
-        let list: Vec<Candidate> = picked
-            .into_iter()
-            .map(|c| Candidate {
-                id: node_id(c as usize),
-                summary: self.gossip.visible(c as usize, now),
-            })
-            .collect();
-        let epoch = self.hosts[h].epoch;
-        self.schedule(
-            now,
-            Ev::Candidates {
-                host: h as u32,
-                epoch,
-                query,
-                list,
-            },
-        );
-    }
-
-    /// Runs the solver and returns its answer with the simulated time to charge.
-    pub(crate) fn solve(
-        &mut self,
-        problem: &dvms_core::model::Problem,
-        mode: dvms_placement::Mode,
-    ) -> (Result<Plan, Unsolvable>, std::time::Duration) {
-        // The default budget suits partitions; a whole-cluster repair gets a budget that grows
-        // with the cluster (else it gives up on 100,000 hosts), as Entropy's time limit did.
-        let default = dvms_placement::Options::default();
-        let items = (problem.hosts.len() + problem.vms.len()) as u64;
-        let budget = match mode {
-            dvms_placement::Mode::Repair => default
-                .budget
-                .work_units
-                .max(items.saturating_mul(REPAIR_UNITS_PER_ITEM)),
-            _ => default.budget.work_units,
-        };
-        let opts = dvms_placement::Options {
-            mode,
-            budget: dvms_placement::Budget { work_units: budget },
-        };
-        // Wall time is measured for the report (and `--charge-solver wall`) only.
-        let started = std::time::Instant::now();
-        let outcome = dvms_placement::solve(problem, &opts);
-        let wall = started.elapsed();
-        self.metrics.solver_calls += 1;
-        self.metrics.solver_work_units += outcome.work_units;
-        self.metrics.solver_units.push(outcome.work_units as f64);
-        self.metrics.solver_wall_s += wall.as_secs_f64();
-        let charged = match self.cfg.charge_solver {
-            ChargeSolver::Model => {
-                let items = (problem.hosts.len() + problem.vms.len()) as u64;
-                std::time::Duration::from_nanos(
-                    outcome
-                        .work_units
-                        .saturating_mul(NS_PER_WORK_UNIT)
-                        .saturating_add(items.saturating_mul(NS_PER_PROBLEM_ITEM)),
-                )
-            }
-            ChargeSolver::Wall => wall,
-        };
-        self.metrics.solver_charged_s += charged.as_secs_f64();
-        (outcome.result, charged)
-    }
-
     fn migrate(&mut self, h: usize, cmd: dvms_core::MigrationCmd) {
-        crate::invariants::check_migrate(self, h, &cmd);
+        let view = self.node_view(h);
+        self.observe(Seen::Migrate {
+            host: h,
+            cmd: &cmd,
+            view,
+        });
         let v = usize::try_from(cmd.vm.0)
             .ok()
             .filter(|&v| v < self.vms.len());
@@ -377,12 +279,12 @@ impl Sim {
             // Answered as a separate input, after this drain.
             sim.schedule(
                 sim.now,
-                Ev::MigrationRefused {
+                Ev::Sched(SchedEv::MigrationRefused {
                     host: h as u32,
                     epoch,
                     id: cmd.id,
                     reason: reason.to_owned(),
-                },
+                }),
             );
         };
         match (v, to) {
@@ -411,20 +313,12 @@ impl Sim {
     /// already ended, its outcome is on its way and the abort does nothing.
     fn abort_migration(&mut self, h: usize, id: dvms_core::model::MigrationId) {
         self.metrics.migrations_aborted += 1;
-        let slot = self.migs.iter().position(|m| {
-            m.is_some_and(|m| {
-                m.from as usize == h && matches!(m.owner, Owner::Node { id: i, .. } if i == id)
-            })
-        });
-        let Some(m) = slot.and_then(|s| self.migs[s].take()) else {
+        // Its hosts' other migrations get its share of the NICs at once.
+        let Some((v, to)) = self.abort_node_migration(h, id) else {
             return;
         };
         self.metrics.migrations_failed += 1;
-        // The slot is not reused: its pending completion event finds it empty and does nothing.
-        let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
-        self.vms[v].migrating = false;
-        self.hosts[from].outgoing -= 1;
-        self.hosts[to].incoming -= 1;
+        let from = h;
         if self.cfg.trace {
             eprintln!(
                 "{} n{from} (sim) migration of vm{v} to n{to} aborted",
@@ -437,12 +331,12 @@ impl Sim {
         let epoch = self.hosts[h].epoch;
         self.schedule(
             self.now + self.net.latency(from, from),
-            Ev::MigrationRefused {
+            Ev::Sched(SchedEv::MigrationRefused {
                 host: h as u32,
                 epoch,
                 id,
                 reason: ABORTED.to_owned(),
-            },
+            }),
         );
     }
 

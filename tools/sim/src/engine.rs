@@ -6,59 +6,29 @@
 //! insertion order, so a run is a pure function of its configuration and seed.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use dvms_core::model::{
-    Candidate, HostSample, MigrationId, PartitionId, Plan, QueryId, Resources, SolveId, Unsolvable,
-    VmId, VmLoad,
-};
-use dvms_core::msg::Msg;
+use dvms_core::model::{HostSample, MigrationId, PartitionId, Resources, VmId, VmLoad};
 use dvms_core::{Node, Time};
 use rand_chacha::ChaCha8Rng;
 
-use crate::baseline::PlanRun;
-use crate::config::{Scheduler, SimConfig, Workload};
+use crate::config::{SimConfig, Workload};
 use crate::gossip::Gossip;
-use crate::invariants::Checker;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::net::Net;
+use crate::observe::Seen;
 use crate::rng;
+use crate::sched::{Call, Driver, SchedEv};
 use crate::workload::{Setup, Traces};
 
 /// Something that happens at an instant.
 #[derive(Debug)]
 pub(crate) enum Ev {
-    /// A node's timer, valid if `generation` is still the host's current one.
-    Timer { host: u32, generation: u64 },
-    /// A message arrives.
-    Deliver { to: u32, from: u32, msg: Msg },
-    /// The sender learns that `peer` could not be reached.
-    Unreachable { host: u32, epoch: u32, peer: u32 },
-    /// The overlay answers a candidate query.
-    Candidates {
-        host: u32,
-        epoch: u32,
-        query: QueryId,
-        list: Vec<Candidate>,
-    },
-    /// The solver answers.
-    Plan {
-        host: u32,
-        epoch: u32,
-        id: SolveId,
-        result: Result<Plan, Unsolvable>,
-    },
-    /// A live migration ends.
-    MigrationDone { slot: u32 },
-    /// A migration command was refused at once.
-    MigrationRefused {
-        host: u32,
-        epoch: u32,
-        id: MigrationId,
-        reason: String,
-    },
+    /// A phase (pre-copy round or stop-and-copy) of a live migration ends, if `generation`
+    /// is still the migration's (a rate change reschedules it).
+    MigrationStep { slot: u32, generation: u64 },
     /// The next VMPlaceS load change.
     LoadChange,
     /// The next PlanetLab sample of one VM.
@@ -69,10 +39,8 @@ pub(crate) enum Ev {
     Restart { host: u32 },
     /// A scripted scenario event.
     Scripted(usize),
-    /// The centralized scheduler starts a round.
-    CentralRound,
-    /// A baseline's solve finished: start applying the plan.
-    ApplyPlan { run: u32 },
+    /// An event of the scheduler's own.
+    Sched(SchedEv),
     /// Periodic invariant sweep (lease bounds).
     Check,
 }
@@ -127,6 +95,8 @@ pub(crate) struct Host {
     /// Migrations in flight from and to this host.
     pub(crate) outgoing: u32,
     pub(crate) incoming: u32,
+    /// Their slots (they share this host's NIC).
+    pub(crate) migs: Vec<u32>,
 }
 
 /// An overload being tracked for `time_to_solve` (and, for the baselines, as an event).
@@ -160,17 +130,6 @@ pub(crate) enum Owner {
     Run(u32),
 }
 
-/// A migration in flight.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InFlight {
-    pub(crate) vm: u32,
-    pub(crate) from: u32,
-    pub(crate) to: u32,
-    pub(crate) from_epoch: u32,
-    pub(crate) to_epoch: u32,
-    pub(crate) owner: Owner,
-}
-
 /// The simulator.
 #[derive(Debug)]
 pub struct Sim {
@@ -190,24 +149,29 @@ pub struct Sim {
     pub(crate) keys: Keys,
     pub(crate) gossip: Gossip,
     pub(crate) metrics: Metrics,
-    pub(crate) checker: Checker,
-    pub(crate) migs: Vec<Option<InFlight>>,
-    free_migs: Vec<u32>,
-    pub(crate) runs: Vec<Option<PlanRun>>,
-    /// Up hosts by CPU demand (kept for the oracle only).
-    pub(crate) by_load: BTreeSet<(u64, u32)>,
+    /// Who watches the run (the invariant checker).
+    pub(crate) observers: Vec<Box<dyn crate::observe::Observer>>,
+    pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
+    pub(crate) free_migs: Vec<u32>,
+    /// Last generation given to a migration's step event.
+    pub(crate) mig_generation: u64,
+    /// The scheduler, and the calls queued while it is busy (see `crate::sched`).
+    pub(crate) driver: Option<Box<dyn Driver>>,
+    pub(crate) deferred: VecDeque<Call>,
+    pub(crate) driving: bool,
     pub(crate) n_overloaded: u64,
     pub(crate) workload_rng: ChaCha8Rng,
     pub(crate) crash_rng: ChaCha8Rng,
     pub(crate) traces: Option<Traces>,
     pub(crate) trace_cursor: u64,
-    pub(crate) scripted: Vec<crate::scenario::Scripted>,
+    pub(crate) scripted: Vec<crate::events::Action>,
     pub(crate) in_flight_msgs: u64,
     /// Start time of every open dvms event, and whether it was decided.
     pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
-    /// When the current centralized round started.
-    pub(crate) central_started: Time,
     end: Time,
+    /// Events dispatched so far.
+    pub(crate) events: u64,
+    progress: Option<crate::progress::Progress>,
 }
 
 /// Why a run could not start.
@@ -224,6 +188,17 @@ impl std::fmt::Display for SetupError {
         match self {
             SetupError::Traces(_) => f.write_str("cannot load the PlanetLab traces"),
             SetupError::Cluster(what) => write!(f, "invalid cluster: {what}"),
+        }
+    }
+}
+
+impl SetupError {
+    /// True when an input exists but is malformed (exit 65), false when it is missing or
+    /// unreadable (exit 66).
+    pub fn is_malformed(&self) -> bool {
+        match self {
+            SetupError::Traces(e) => e.is_malformed(),
+            SetupError::Cluster(_) => true,
         }
     }
 }
@@ -258,9 +233,11 @@ impl Sim {
         let net = Net::new(cfg.net, sites.clone(), cfg.seed);
         let keys = Keys::new(&sites, cfg.keys);
         let gossip = Gossip::new(
-            setup.hosts.len(),
+            &keys,
+            cfg.net.view_size,
             cfg.net.gossip_period,
             cfg.net.loss,
+            cfg.net.gossip_fanout,
             cfg.seed,
         );
         let mut workload_rng = rng::stream(cfg.seed, rng::Stream::Workload);
@@ -285,6 +262,7 @@ impl Sim {
                 episode: None,
                 outgoing: 0,
                 incoming: 0,
+                migs: Vec::new(),
             })
             .collect();
         let mut vms = Vec::with_capacity(setup.vms.len());
@@ -309,7 +287,8 @@ impl Sim {
             });
         }
         let end = Time::ZERO + cfg.duration;
-        let checker = Checker::new(&cfg.protocol);
+        let cfg_scheduler = cfg.scheduler;
+        let observers = crate::observe::observers_for(&cfg);
         let mut sim = Sim {
             cfg,
             now: Time::ZERO,
@@ -325,11 +304,13 @@ impl Sim {
             keys,
             gossip,
             metrics: Metrics::default(),
-            checker,
+            observers,
             migs: Vec::new(),
             free_migs: Vec::new(),
-            runs: Vec::new(),
-            by_load: BTreeSet::new(),
+            mig_generation: 0,
+            driver: Some(crate::sched::driver_for(cfg_scheduler)),
+            deferred: VecDeque::new(),
+            driving: false,
             n_overloaded: 0,
             workload_rng,
             crash_rng: rng::stream(0, rng::Stream::Crash),
@@ -337,10 +318,14 @@ impl Sim {
             trace_cursor: 0,
             scripted: Vec::new(),
             in_flight_msgs: 0,
-            central_started: Time::ZERO,
             starts: std::collections::BTreeMap::new(),
             end,
+            events: 0,
+            progress: None,
         };
+        if sim.cfg.progress {
+            sim.progress = Some(crate::progress::Progress::new());
+        }
         sim.crash_rng = rng::stream(sim.cfg.seed, rng::Stream::Crash);
         sim.start();
         Ok(sim)
@@ -349,14 +334,6 @@ impl Sim {
     fn start(&mut self) {
         for h in 0..self.hosts.len() {
             self.refresh_host(h);
-            if self.cfg.scheduler == Scheduler::Oracle {
-                self.by_load.insert((self.hosts[h].cpu, h as u32));
-            }
-        }
-        if self.cfg.scheduler == Scheduler::Dvms {
-            for h in 0..self.hosts.len() {
-                self.boot_node(h);
-            }
         }
         match self.cfg.workload {
             Workload::Vmplaces => self.schedule_load_change(),
@@ -366,17 +343,7 @@ impl Sim {
         if self.cfg.crash_rate > 0.0 {
             self.schedule_crash();
         }
-        match self.cfg.scheduler {
-            Scheduler::Centralized => {
-                self.schedule(Time::ZERO + self.cfg.central_period, Ev::CentralRound);
-            }
-            Scheduler::Oracle => {
-                for h in 0..self.hosts.len() {
-                    self.oracle_trigger(h);
-                }
-            }
-            Scheduler::Dvms | Scheduler::None => {}
-        }
+        self.drive(Call::Start);
         self.schedule(Time::from_secs(1), Ev::Check);
     }
 
@@ -423,6 +390,15 @@ impl Sim {
             self.free_pending.push(s.slot);
             self.advance(s.at);
             self.dispatch(ev);
+            self.events += 1;
+            if self.events & 0x3FFF == 0 {
+                if let Some(p) = self.progress.as_mut() {
+                    p.tick(self.now, end, self.events);
+                }
+            }
+        }
+        if let Some(p) = self.progress.as_mut() {
+            p.done(self.now, end, self.events);
         }
         if quiet_after.is_none() || self.now < end {
             let t = if quiet_after.is_some() { self.now } else { end };
@@ -436,8 +412,8 @@ impl Sim {
         self.in_flight_msgs == 0
             && self.n_overloaded == 0
             && self.migs.iter().all(Option::is_none)
-            && self.runs.iter().all(Option::is_none)
-            && self.checker.alive_partitions() == 0
+            && self.driver.as_ref().is_none_or(|d| d.idle())
+            && self.observers_quiet()
     }
 
     fn advance(&mut self, t: Time) {
@@ -450,42 +426,15 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Timer { host, generation } => self.on_timer(host as usize, generation),
-            Ev::Deliver { to, from, msg } => {
-                self.in_flight_msgs = self.in_flight_msgs.saturating_sub(1);
-                self.on_deliver(to as usize, from as usize, msg);
-            }
-            Ev::Unreachable { host, epoch, peer } => {
-                self.on_unreachable(host as usize, epoch, peer as usize);
-            }
-            Ev::Candidates {
-                host,
-                epoch,
-                query,
-                list,
-            } => self.on_candidates(host as usize, epoch, query, list),
-            Ev::Plan {
-                host,
-                epoch,
-                id,
-                result,
-            } => self.on_plan(host as usize, epoch, id, result),
-            Ev::MigrationDone { slot } => self.on_migration_done(slot),
-            Ev::MigrationRefused {
-                host,
-                epoch,
-                id,
-                reason,
-            } => self.on_migration_refused(host as usize, epoch, id, reason),
+            Ev::MigrationStep { slot, generation } => self.on_migration_step(slot, generation),
             Ev::LoadChange => self.on_load_change(),
             Ev::TraceTick => self.on_trace_tick(),
             Ev::Crash => self.on_crash_stream(),
             Ev::Restart { host } => self.restart(host as usize),
             Ev::Scripted(i) => self.on_scripted(i),
-            Ev::CentralRound => self.central_round(),
-            Ev::ApplyPlan { run } => self.run_next_step(run),
+            Ev::Sched(e) => self.drive(Call::Event(e)),
             Ev::Check => {
-                self.checker.sweep(self.now, &mut self.metrics);
+                self.observe(Seen::Tick);
                 self.schedule(self.now + Duration::from_secs(1), Ev::Check);
             }
         }
@@ -513,40 +462,7 @@ impl Sim {
         self.metrics
             .hash
             .record(now, h, "overload", &[u64::from(over)]);
-        if self.cfg.scheduler == Scheduler::Dvms {
-            if !over {
-                if let Some(ep) = self.hosts[h].episode.take() {
-                    self.metrics
-                        .time_to_solve
-                        .push(now.saturating_since(ep.start).as_secs_f64());
-                }
-            }
-            return;
-        }
-        // Baselines: an event is an overload occurrence of an up host.
-        if over {
-            self.metrics.events_started += 1;
-            self.hosts[h].episode = Some(Episode {
-                start: now,
-                decided: false,
-                unsolvable: false,
-            });
-        } else if let Some(ep) = self.hosts[h].episode.take() {
-            self.end_baseline_episode(ep, self.hosts[h].up);
-        }
-    }
-
-    pub(crate) fn end_baseline_episode(&mut self, ep: Episode, solved_here: bool) {
-        if ep.decided && solved_here {
-            self.metrics.events_solved += 1;
-            self.metrics
-                .time_to_solve
-                .push(self.now.saturating_since(ep.start).as_secs_f64());
-        } else if ep.unsolvable {
-            self.metrics.events_unsolvable += 1;
-        } else {
-            self.metrics.events_expired += 1;
-        }
+        self.drive(Call::Overload(h, over));
     }
 
     /// Changes VM `v`'s CPU demand.
@@ -560,24 +476,14 @@ impl Sim {
         self.metrics.load_changes += 1;
         self.metrics.hash.record(self.now, v, "load", &[cpu]);
         let host = &mut self.hosts[h];
-        let old_sum = host.cpu;
         host.cpu = host.cpu - old + cpu;
-        if self.cfg.scheduler == Scheduler::Oracle && host.up {
-            let new_sum = host.cpu;
-            self.by_load.remove(&(old_sum, h as u32));
-            self.by_load.insert((new_sum, h as u32));
-        }
         self.host_changed(h);
     }
 
     /// Host `h`'s VMs changed (their loads or the set): recheck it and tell its scheduler.
     pub(crate) fn host_changed(&mut self, h: usize) {
         self.refresh_host(h);
-        match self.cfg.scheduler {
-            Scheduler::Dvms => self.send_sample(h),
-            Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::None => {}
-        }
+        self.drive(Call::HostChanged(h));
     }
 
     /// The monitoring sample host `h` would take now.
@@ -600,143 +506,9 @@ impl Sim {
         }
     }
 
-    // === migrations ===
-
-    /// Starts migrating VM `v` to host `to`; returns its slot.
-    pub(crate) fn start_migration(&mut self, v: usize, to: usize, owner: Owner) -> u32 {
-        let from = self.vms[v].host as usize;
-        let vm = &mut self.vms[v];
-        vm.migrating = true;
-        let bw = self.net.bandwidth_mib_s(from, to);
-        let cpu_share = (vm.cpu as f64 / 1000.0).clamp(0.0, 1.0);
-        let est = crate::migration::estimate(vm.mem as f64, bw, vm.dirty * bw * cpu_share);
-        let rec = InFlight {
-            vm: v as u32,
-            from: from as u32,
-            to: to as u32,
-            from_epoch: self.hosts[from].epoch,
-            to_epoch: self.hosts[to].epoch,
-            owner,
-        };
-        self.hosts[from].outgoing += 1;
-        self.hosts[to].incoming += 1;
-        let slot = if let Some(s) = self.free_migs.pop() {
-            self.migs[s as usize] = Some(rec);
-            s
-        } else {
-            self.migs.push(Some(rec));
-            u32::try_from(self.migs.len() - 1).unwrap_or(u32::MAX)
-        };
-        if let Owner::Node { partition, .. } = owner {
-            self.checker.extend_bound(partition, est.total);
-        }
-        self.metrics
-            .hash
-            .record(self.now, from, "migrate", &[v as u64, to as u64]);
-        let at = self.now + est.total;
-        if self.cfg.trace {
-            eprintln!(
-                "{} n{from} (sim) migration of vm{v} to n{to} starts, ends at {at} ({owner:?})",
-                self.now
-            );
-        }
-        self.schedule(at, Ev::MigrationDone { slot });
-        slot
-    }
-
-    fn on_migration_done(&mut self, slot: u32) {
-        let Some(m) = self.migs.get_mut(slot as usize).and_then(Option::take) else {
-            return;
-        };
-        self.free_migs.push(slot);
-        let (v, from, to) = (m.vm as usize, m.from as usize, m.to as usize);
-        self.vms[v].migrating = false;
-        self.hosts[from].outgoing -= 1;
-        self.hosts[to].incoming -= 1;
-        let src_ok = self.hosts[from].up && self.hosts[from].epoch == m.from_epoch;
-        let dst_ok = self.hosts[to].up && self.hosts[to].epoch == m.to_epoch;
-        let ok = src_ok && dst_ok;
-        if self.cfg.trace {
-            eprintln!(
-                "{} n{from} (sim) migration of vm{v} to n{to} ends, ok={ok}",
-                self.now
-            );
-        }
-        if ok {
-            self.move_vm(v, to);
-        } else {
-            self.metrics.migrations_failed += 1;
-        }
-        self.metrics.hash.record(
-            self.now,
-            from,
-            "migrated",
-            &[v as u64, to as u64, u64::from(ok)],
-        );
-        match m.owner {
-            Owner::Node { id, partition } => {
-                if !self.checker.is_alive(partition) {
-                    self.metrics.migrations_after_dissolve += 1;
-                }
-                if src_ok {
-                    let outcome = if ok {
-                        dvms_core::MigrationOutcome::Done
-                    } else {
-                        dvms_core::MigrationOutcome::Failed {
-                            reason: "destination host down".into(),
-                        }
-                    };
-                    self.node_input(from, |n, now| n.handle_migration(now, id, outcome));
-                }
-            }
-            Owner::Run(run) => self.run_migration_done(run, from, ok),
-        }
-    }
-
-    /// Moves VM `v` to host `to` and tells both hosts.
-    fn move_vm(&mut self, v: usize, to: usize) {
-        let from = self.vms[v].host as usize;
-        let (cpu, mem) = (self.vms[v].cpu, self.vms[v].mem);
-        let vu = v as u32;
-        self.hosts[from].vms.retain(|&x| x != vu);
-        self.hosts[to].vms.push(vu);
-        let old_from = self.hosts[from].cpu;
-        let old_to = self.hosts[to].cpu;
-        self.hosts[from].cpu -= cpu;
-        self.hosts[from].mem -= mem;
-        self.hosts[to].cpu += cpu;
-        self.hosts[to].mem += mem;
-        self.vms[v].host = to as u32;
-        self.metrics.migrations += 1;
-        self.metrics.migrated_mib += mem;
-        if self.net.inter_site(from, to) {
-            self.metrics.inter_site_migrations += 1;
-        }
-        if self.cfg.scheduler == Scheduler::Oracle {
-            for (h, old) in [(from, old_from), (to, old_to)] {
-                if self.hosts[h].up {
-                    self.by_load.remove(&(old, h as u32));
-                    self.by_load.insert((self.hosts[h].cpu, h as u32));
-                }
-            }
-        }
-        crate::invariants::check_move(self, v, from, to);
-        self.host_changed(from);
-        self.host_changed(to);
-    }
-
-    // === scripted events (scenarios) ===
-
-    fn on_scripted(&mut self, i: usize) {
-        let Some(ev) = self.scripted.get(i).cloned() else {
-            return;
-        };
-        crate::scenario::apply(self, &ev);
-    }
-
     /// Finishes the run: end-of-run checks.
     fn finish(&mut self) {
-        crate::invariants::check_placement(self);
+        self.observe(Seen::End);
     }
 
     /// The simulated time now.

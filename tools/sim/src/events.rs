@@ -4,14 +4,43 @@
 use std::time::Duration;
 
 use dvms_core::Time;
-use dvms_core::model::PartitionId;
 
-use crate::config::Scheduler;
 use crate::engine::{Ev, Sim};
+use crate::observe::Seen;
 use crate::rng;
+use crate::sched::Call;
 use crate::workload::TRACE_STEP_S;
 
+/// A scripted action (scenarios), resolved to indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// VM `vm`'s CPU demand becomes `cpu_milli`.
+    Load { vm: usize, cpu_milli: u64 },
+    /// Host `host` crashes.
+    Crash { host: usize },
+    /// Host `host` comes back.
+    Restart { host: usize },
+    /// Messages between every pair of `hosts` are lost.
+    Cut { hosts: Vec<usize> },
+    /// ... and get through again.
+    Heal { hosts: Vec<usize> },
+}
+
 impl Sim {
+    /// Performs scripted action `i` (`Ev::Scripted`).
+    pub(crate) fn on_scripted(&mut self, i: usize) {
+        let Some(a) = self.scripted.get(i).cloned() else {
+            return;
+        };
+        match a {
+            Action::Load { vm, cpu_milli } => self.set_vm_load(vm, cpu_milli),
+            Action::Crash { host } => self.crash(host),
+            Action::Restart { host } => self.restart(host),
+            Action::Cut { hosts } => self.net.set_cut(&hosts, true),
+            Action::Heal { hosts } => self.net.set_cut(&hosts, false),
+        }
+    }
+
     // === workload ===
 
     pub(crate) fn schedule_load_change(&mut self) {
@@ -103,26 +132,8 @@ impl Sim {
         host.down_since = Some(self.now);
         host.timer_gen += 1;
         host.timer_at = None;
-        self.checker.node_gone(h);
-        if self.cfg.scheduler == Scheduler::Oracle {
-            self.by_load.remove(&(self.hosts[h].cpu, h as u32));
-        }
-        if let Some(ep) = self.hosts[h].episode.take() {
-            if self.cfg.scheduler != Scheduler::Dvms {
-                self.end_baseline_episode(ep, false);
-            }
-        }
-        // The events this host initiated die with its node: they count as expired.
-        let lost: Vec<PartitionId> = self
-            .starts
-            .keys()
-            .filter(|p| p.initiator.0 == h as u64)
-            .copied()
-            .collect();
-        for p in lost {
-            self.starts.remove(&p);
-            self.metrics.events_expired += 1;
-        }
+        self.observe(Seen::Gone { host: h });
+        self.drive(Call::Crashed(h));
         self.refresh_host(h);
     }
 
@@ -140,15 +151,8 @@ impl Sim {
         host.up = true;
         host.epoch += 1;
         host.down_since = None;
-        self.gossip.forget(h);
-        if self.cfg.scheduler == Scheduler::Oracle {
-            self.by_load.insert((self.hosts[h].cpu, h as u32));
-        }
+        self.gossip.reset(h);
         self.refresh_host(h);
-        match self.cfg.scheduler {
-            Scheduler::Dvms => self.boot_node(h),
-            Scheduler::Oracle => self.oracle_trigger(h),
-            Scheduler::Centralized | Scheduler::None => {}
-        }
+        self.drive(Call::Restarted(h));
     }
 }

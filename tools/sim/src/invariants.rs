@@ -1,4 +1,6 @@
-//! Invariants, checked from the simulator's global view as the run goes.
+//! Invariants, checked from the simulator's global view as the run goes. The checker is an
+//! observer (`crate::observe`): it sees what the engine and the drivers report, never the
+//! other way round.
 //!
 //! What is checked, exactly:
 //! 1. **No host in two partitions, nor twice in one.** Every node whose own view names itself
@@ -32,7 +34,7 @@ use dvms_core::Time;
 use dvms_core::model::{Epoch, MigrationId, NodeId, PartitionId, Plan, Problem};
 
 use crate::engine::Sim;
-use crate::metrics::Metrics;
+use crate::observe::{NodeView, Observer, Seen};
 
 #[derive(Clone, Debug)]
 struct Alive {
@@ -187,138 +189,147 @@ impl Checker {
         self.node_part.keys().copied().collect()
     }
 
-    pub(crate) fn sweep(&mut self, now: Time, m: &mut Metrics) {
+    fn sweep(&mut self, now: Time, out: &mut Vec<String>) {
         let base = self.base_bound;
         for (p, a) in &mut self.alive {
             if a.holders > 0 && !a.flagged && now.saturating_since(a.first_seen) > base + a.extra {
                 a.flagged = true;
-                m.violation(
-                    now,
-                    format!(
-                        "partition {p} alive since {} beyond its bound of {:?}",
-                        a.first_seen,
-                        base + a.extra
-                    ),
-                );
+                out.push(format!(
+                    "partition {p} alive since {} beyond its bound of {:?}",
+                    a.first_seen,
+                    base + a.extra
+                ));
             }
         }
     }
 }
 
-/// Re-reads host `h`'s partition after an input.
-pub(crate) fn refresh_node(sim: &mut Sim, h: usize) {
-    let now = sim.now;
-    let view = sim.hosts[h]
-        .node
-        .as_ref()
-        .and_then(|n| n.partition())
-        .map(|v| (v.id, v.epoch, v.leader, v.members.clone()));
-    let hu = h as u32;
-    match view {
-        Some((id, epoch, leader, members)) => {
-            sim.checker.set_part(hu, Some(id), now);
-            let claim = (leader == NodeId(h as u64)).then_some((id, epoch, members));
-            sim.checker.set_leader(hu, claim);
-        }
-        None => {
-            sim.checker.set_part(hu, None, now);
-            sim.checker.set_leader(hu, None);
-        }
-    }
-}
-
-/// Invariant 1, when leader `h` asks the solver.
-pub(crate) fn check_solve(sim: &mut Sim, h: usize, _problem: &Problem) {
-    for f in sim.checker.double_claims(h as u32) {
-        sim.metrics.violation(sim.now, f);
-    }
-}
-
-/// Invariant 3, when host `h` emits a migration command.
-pub(crate) fn check_migrate(sim: &mut Sim, h: usize, cmd: &dvms_core::MigrationCmd) {
-    let ok = sim.hosts[h]
-        .node
-        .as_ref()
-        .and_then(|n| n.partition())
-        .is_some_and(|v| v.id == cmd.partition && v.epoch == cmd.epoch && v.contains(cmd.to));
-    if !ok {
-        sim.metrics.violation(
-            sim.now,
-            format!(
-                "n{h} migrates {} to {} outside its partition {} at epoch {}",
-                cmd.vm, cmd.to, cmd.partition, cmd.epoch
-            ),
-        );
-    }
-}
-
-/// A source asks `dest` to reserve room for VM `vm`: remember the loads the destination will
-/// judge its room on (the first request of a migration counts).
-pub(crate) fn note_reservation(sim: &mut Sim, migration: MigrationId, vm: u64, dest: usize) {
-    let Some(v) = usize::try_from(vm).ok().filter(|&v| v < sim.vms.len()) else {
-        return;
-    };
-    let vu = v as u32;
-    if sim
-        .checker
-        .reservations
-        .get(&vu)
-        .is_some_and(|r| r.migration == migration)
-    {
-        return;
-    }
-    let dest_cpu = sim.hosts[dest]
-        .vms
-        .iter()
-        .map(|&u| (u, sim.vms[u as usize].cpu))
-        .collect();
-    let r = Reserved {
-        migration,
-        dest,
-        vm_cpu: sim.vms[v].cpu,
-        dest_cpu,
-    };
-    sim.checker.reservations.insert(vu, r);
-}
-
-/// The CPU host `to` holds after VM `v` arrived, with every load as the destination judged it
-/// when `v`'s reservation was asked; `None` when `v` came without a checked reservation.
-fn planned_cpu(sim: &mut Sim, v: usize, to: usize) -> Option<u64> {
-    let vu = v as u32;
-    let r = sim
-        .checker
-        .reservations
-        .remove(&vu)
-        .filter(|r| r.dest == to)?;
-    sim.checker.arrived_cpu.insert(vu, r.vm_cpu);
-    let total = sim.hosts[to]
-        .vms
-        .iter()
-        .map(|&u| {
-            if u == vu {
-                r.vm_cpu
-            } else if let Some(&c) = r.dest_cpu.get(&u) {
-                c
-            } else {
-                sim.checker
-                    .arrived_cpu
-                    .get(&u)
-                    .copied()
-                    .unwrap_or(sim.vms[u as usize].cpu)
+impl Checker {
+    /// Host `h`'s node is in partition `view` now (or in none).
+    fn refresh(&mut self, h: usize, view: Option<&NodeView>, now: Time) {
+        let hu = h as u32;
+        match view {
+            Some((id, epoch, leader, members)) => {
+                self.set_part(hu, Some(*id), now);
+                let claim = (*leader == NodeId(h as u64)).then(|| (*id, *epoch, members.clone()));
+                self.set_leader(hu, claim);
             }
-        })
-        .fold(0u64, u64::saturating_add);
-    Some(total)
+            None => {
+                self.set_part(hu, None, now);
+                self.set_leader(hu, None);
+            }
+        }
+    }
 }
 
-/// Invariant 4, on a plan against the problem it solves. Returns the number of violations.
-pub(crate) fn check_plan(sim: &mut Sim, problem: &Problem, plan: &Plan) -> usize {
-    let errs = plan_errors(problem, plan);
-    let n = errs.len();
-    for e in errs {
-        sim.metrics.violation(sim.now, e);
+/// Invariant 3: `cmd` from host `h` must stay within its own partition `view`, at its epoch.
+fn migrate_errors(
+    h: usize,
+    cmd: &dvms_core::MigrationCmd,
+    view: Option<&NodeView>,
+) -> Option<String> {
+    let ok = view.is_some_and(|(id, epoch, _, members)| {
+        *id == cmd.partition && *epoch == cmd.epoch && members.contains(&cmd.to)
+    });
+    (!ok).then(|| {
+        format!(
+            "n{h} migrates {} to {} outside its partition {} at epoch {}",
+            cmd.vm, cmd.to, cmd.partition, cmd.epoch
+        )
+    })
+}
+
+impl Observer for Checker {
+    fn observe(&mut self, sim: &Sim, seen: &Seen<'_>, out: &mut Vec<String>) {
+        let now = sim.now;
+        match seen {
+            Seen::Tick => self.sweep(now, out),
+            Seen::Moved { vm, from, to } => self.move_errors(sim, *vm, *from, *to, out),
+            Seen::Plan { problem, plan } => out.extend(plan_errors(problem, plan)),
+            Seen::Node { host, view } => self.refresh(*host, view.as_ref(), now),
+            Seen::Solve { host } => out.extend(self.double_claims(*host as u32)),
+            Seen::Migrate { host, cmd, view } => {
+                out.extend(migrate_errors(*host, cmd, view.as_ref()));
+            }
+            Seen::Reserve {
+                migration,
+                vm,
+                dest,
+            } => {
+                self.note_reservation(sim, *migration, *vm, *dest);
+            }
+            Seen::Lengthened { partition, by } => self.extend_bound(*partition, *by),
+            Seen::Gone { host } => self.node_gone(*host),
+            Seen::End => out.extend(placement_errors(sim)),
+        }
     }
-    n
+
+    fn quiet(&self) -> bool {
+        self.alive_partitions() == 0
+    }
+
+    fn partition_alive(&self, p: PartitionId) -> bool {
+        self.is_alive(p)
+    }
+
+    fn hosts_in_partition(&self) -> Vec<u32> {
+        Checker::hosts_in_partition(self)
+    }
+}
+
+impl Checker {
+    /// A source asks `dest` to reserve room for VM `vm`: remember the loads the destination will
+    /// judge its room on (the first request of a migration counts).
+    fn note_reservation(&mut self, sim: &Sim, migration: MigrationId, vm: u64, dest: usize) {
+        let Some(v) = usize::try_from(vm).ok().filter(|&v| v < sim.vms.len()) else {
+            return;
+        };
+        let vu = v as u32;
+        if self
+            .reservations
+            .get(&vu)
+            .is_some_and(|r| r.migration == migration)
+        {
+            return;
+        }
+        let dest_cpu = sim.hosts[dest]
+            .vms
+            .iter()
+            .map(|&u| (u, sim.vms[u as usize].cpu))
+            .collect();
+        let r = Reserved {
+            migration,
+            dest,
+            vm_cpu: sim.vms[v].cpu,
+            dest_cpu,
+        };
+        self.reservations.insert(vu, r);
+    }
+
+    /// The CPU host `to` holds after VM `v` arrived, with every load as the destination judged it
+    /// when `v`'s reservation was asked; `None` when `v` came without a checked reservation.
+    fn planned_cpu(&mut self, sim: &Sim, v: usize, to: usize) -> Option<u64> {
+        let vu = v as u32;
+        let r = self.reservations.remove(&vu).filter(|r| r.dest == to)?;
+        self.arrived_cpu.insert(vu, r.vm_cpu);
+        let total = sim.hosts[to]
+            .vms
+            .iter()
+            .map(|&u| {
+                if u == vu {
+                    r.vm_cpu
+                } else if let Some(&c) = r.dest_cpu.get(&u) {
+                    c
+                } else {
+                    self.arrived_cpu
+                        .get(&u)
+                        .copied()
+                        .unwrap_or(sim.vms[u as usize].cpu)
+                }
+            })
+            .fold(0u64, u64::saturating_add);
+        Some(total)
+    }
 }
 
 /// The ways a plan breaks capacity against its problem (empty when safe).
@@ -394,41 +405,38 @@ pub(crate) fn plan_errors(problem: &Problem, plan: &Plan) -> Vec<String> {
     errs
 }
 
-/// Invariants 2 and 4 after VM `v` moved from `from` to `to`.
-pub(crate) fn check_move(sim: &mut Sim, v: usize, from: usize, to: usize) {
-    let vu = v as u32;
-    let on_to = sim.hosts[to].vms.iter().filter(|&&x| x == vu).count();
-    let on_from = sim.hosts[from].vms.iter().filter(|&&x| x == vu).count();
-    if on_to != 1 || on_from != 0 {
-        sim.metrics.violation(
-            sim.now,
-            format!("vm{v} on n{to} {on_to} times and on n{from} {on_from} times after its move"),
+impl Checker {
+    /// Invariants 2 and 4 after VM `v` moved from `from` to `to`.
+    fn move_errors(&mut self, sim: &Sim, v: usize, from: usize, to: usize, out: &mut Vec<String>) {
+        let vu = v as u32;
+        let on_to = sim.hosts[to].vms.iter().filter(|&&x| x == vu).count();
+        let on_from = sim.hosts[from].vms.iter().filter(|&&x| x == vu).count();
+        if on_to != 1 || on_from != 0 {
+            out.push(format!(
+                "vm{v} on n{to} {on_to} times and on n{from} {on_from} times after its move"
+            ));
+        }
+        let dst = &sim.hosts[to];
+        if dst.mem > dst.capacity.mem_mib {
+            let (m, c) = (dst.mem, dst.capacity.mem_mib);
+            out.push(format!(
+                "n{to} holds {m} MiB after receiving vm{v} (capacity {c} MiB)"
+            ));
+        }
+        let limit = dvms_core::model::scale_pct(
+            sim.hosts[to].capacity.cpu_milli,
+            sim.cfg.protocol.thresholds.cpu_pct,
         );
-    }
-    let dst = &sim.hosts[to];
-    if dst.mem > dst.capacity.mem_mib {
-        let (m, c) = (dst.mem, dst.capacity.mem_mib);
-        sim.metrics.violation(
-            sim.now,
-            format!("n{to} holds {m} MiB after receiving vm{v} (capacity {c} MiB)"),
-        );
-    }
-    let limit = dvms_core::model::scale_pct(
-        sim.hosts[to].capacity.cpu_milli,
-        sim.cfg.protocol.thresholds.cpu_pct,
-    );
-    if let Some(cpu) = planned_cpu(sim, v, to).filter(|&c| c > limit) {
-        sim.metrics.violation(
-            sim.now,
-            format!(
+        if let Some(cpu) = self.planned_cpu(sim, v, to).filter(|&c| c > limit) {
+            out.push(format!(
                 "a plan put n{to} at {cpu} milli-CPU with vm{v} (limit {limit}, loads as reserved)"
-            ),
-        );
+            ));
+        }
     }
 }
 
 /// Invariant 2 over the whole cluster (end of run).
-pub(crate) fn check_placement(sim: &mut Sim) {
+fn placement_errors(sim: &Sim) -> Vec<String> {
     let mut seen = vec![0u32; sim.vms.len()];
     let mut bad = Vec::new();
     for (h, host) in sim.hosts.iter().enumerate() {
@@ -447,9 +455,7 @@ pub(crate) fn check_placement(sim: &mut Sim) {
             bad.push(format!("vm{v} on {n} hosts"));
         }
     }
-    for b in bad {
-        sim.metrics.violation(sim.now, b);
-    }
+    bad
 }
 
 #[cfg(test)]

@@ -53,6 +53,16 @@ impl Keys {
         Keys { key, sorted }
     }
 
+    /// Number of hosts.
+    pub fn len(&self) -> usize {
+        self.key.len()
+    }
+
+    /// True when there is no host.
+    pub fn is_empty(&self) -> bool {
+        self.key.is_empty()
+    }
+
     /// Host `h`'s key.
     pub fn key(&self, h: usize) -> u64 {
         self.key[h]

@@ -6,23 +6,29 @@
 //! pre-copy live-migration time model. Same configuration and seed, same `trace_hash`.
 //!
 //! # Layout
-//! - [`config`]: run settings and duration parsing; [`cli`]: the command line.
+//! - [`config`]: run settings and duration parsing; [`cli`]: the command line; [`input`]: the
+//!   bound of every input and capped file reads.
 //! - [`workload`]: generated clusters, the VMPlaceS load model, PlanetLab traces.
-//! - [`engine`]: the event queue, host and VM model, migrations; `events`: workload and crash
-//!   events.
-//! - `dvms`: driving one `dvms_core::Node` per host; `baseline`: centralized, oracle, none.
-//! - [`net`], [`gossip`], [`keys`], [`migration`]: the models.
-//! - `invariants`: what is checked during a run; [`metrics`], [`report`]: what is measured.
+//! - [`engine`]: the event queue, host and VM model; `events`: workload, crash and scripted
+//!   events; `migrations`: migrations in flight sharing the NICs ([`migration`]: the pre-copy
+//!   model); [`net`], [`gossip`] (per-host views), [`overlay`] (publishing, lookups), [`keys`].
+//! - `sched`: the one interface the engine drives schedulers through; `dvms_driver` and `dvms`:
+//!   one `dvms_core::Node` per host; `baseline`: entropy, centralized, oracle, none; `solver`:
+//!   the placement solver and its charged time.
+//! - `observe`: what the engine and drivers report; `invariants`: the checks made on it;
+//!   [`metrics`], [`report`]: what is measured; `progress`: the stderr progress line.
 //! - [`scenario`]: scripted TOML scenarios for regression tests.
 
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod gossip;
+pub mod input;
 pub mod keys;
 pub mod metrics;
 pub mod migration;
 pub mod net;
+pub mod overlay;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -30,14 +36,20 @@ pub mod workload;
 
 mod baseline;
 mod dvms;
+mod dvms_driver;
 mod events;
 mod invariants;
+mod migrations;
+mod observe;
+mod progress;
+mod sched;
+mod solver;
 
-pub use baseline::ORACLE_HELPERS;
+pub use baseline::{ORACLE_HELPERS, entropy_time};
 pub use config::{Scheduler, SimConfig};
-pub use dvms::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT, REPAIR_UNITS_PER_ITEM};
 pub use engine::{SetupError, Sim};
 pub use report::Report;
+pub use solver::{NS_PER_PROBLEM_ITEM, NS_PER_WORK_UNIT, REPAIR_UNITS_PER_ITEM};
 
 /// Generates a cluster of `shape`, runs it under `cfg` and reports (with `wall_s`).
 pub fn run(cfg: SimConfig, shape: &workload::Shape) -> Result<Report, SetupError> {

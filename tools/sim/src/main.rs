@@ -1,5 +1,6 @@
 //! `dvms-sim`: see the library's documentation.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,6 +23,19 @@ fn print_chain(err: &dyn std::error::Error) {
     eprintln!("{msg}");
 }
 
+/// Reads a scenario or instance file (UTF-8, at most `input::MAX_FILE_BYTES`): a missing or
+/// unreadable file exits 66, one too large or not UTF-8 65.
+fn read_input(path: &std::path::Path) -> Result<String, ExitCode> {
+    dvms_sim::input::read_text(path, dvms_sim::input::MAX_FILE_BYTES).map_err(|e| {
+        print_chain(&e);
+        ExitCode::from(if e.is_malformed() {
+            EX_DATAERR
+        } else {
+            EX_NOINPUT
+        })
+    })
+}
+
 fn print_report(r: &dvms_sim::Report, f: Format) {
     match f {
         Format::Text => print!("{}", r.to_text()),
@@ -40,13 +54,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => {
-            let (cfg, shape) = match args.to_config() {
+            let (mut cfg, shape) = match args.to_config() {
                 Ok(c) => c,
                 Err(e) => {
                     print_chain(&e);
                     return ExitCode::from(EX_USAGE);
                 }
             };
+            // Progress by default on a terminal (unless every event is traced there already).
+            cfg.progress |= std::io::stderr().is_terminal() && !cfg.trace;
             match dvms_sim::run(cfg, &shape) {
                 Ok(r) => {
                     print_report(&r, args.report);
@@ -54,7 +70,11 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     print_chain(&e);
-                    ExitCode::from(EX_NOINPUT)
+                    ExitCode::from(if e.is_malformed() {
+                        EX_DATAERR
+                    } else {
+                        EX_NOINPUT
+                    })
                 }
             }
         }
@@ -66,12 +86,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(EX_USAGE);
                 }
             };
-            let text = match std::fs::read_to_string(&args.file) {
+            let text = match read_input(&args.file) {
                 Ok(t) => t,
-                Err(e) => {
-                    eprintln!("dvms-sim: cannot read {}: {e}", args.file.display());
-                    return ExitCode::from(EX_NOINPUT);
-                }
+                Err(code) => return code,
             };
             match dvms_sim::run_scenario(&text, scheduler, args.trace) {
                 Ok(r) => {
@@ -91,12 +108,9 @@ fn main() -> ExitCode {
 
 /// `dvms-sim solve INSTANCE.json`: parse, solve with the default options, print the answer.
 fn solve(path: &std::path::Path) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_input(path) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("dvms-sim: cannot read {}: {e}", path.display());
-            return ExitCode::from(EX_NOINPUT);
-        }
+        Err(code) => return code,
     };
     let inst = match dvms_placement::instance::parse(&text) {
         Ok(i) => i,

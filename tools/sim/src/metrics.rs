@@ -104,6 +104,16 @@ pub struct Metrics {
     pub partition_size: Vec<f64>,
     /// Migrations completed.
     pub migrations: u64,
+    /// Start to end of each completed migration, seconds.
+    pub migration_time: Vec<f64>,
+    /// Simulated time charged for each computation (solver call), seconds.
+    pub computation: Vec<f64>,
+    /// Candidates returned to a query with a summary.
+    pub candidates_with_summary: u64,
+    /// Of which the summary was not the candidate's latest publication (stale).
+    pub candidates_stale: u64,
+    /// Candidates returned with no summary (none reached the asking host).
+    pub candidates_unknown: u64,
     /// Migrations that failed.
     pub migrations_failed: u64,
     /// dvms migrations that ended after their partition had dissolved (see NOTES-for-core §7).

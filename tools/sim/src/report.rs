@@ -19,7 +19,7 @@ pub struct Report {
     pub duration_s: f64,
     /// The seed.
     pub seed: u64,
-    /// `dvms`, `centralized`, `oracle` or `none`.
+    /// `dvms`, `entropy`, `centralized`, `oracle` or `none`.
     pub scheduler: String,
     /// The workload.
     pub workload: String,
@@ -49,6 +49,8 @@ pub struct Report {
     pub partition_size: Dist,
     /// Completed migrations.
     pub migrations: u64,
+    /// Start to end of each completed migration, seconds (sharing the NICs).
+    pub migration_time_s: Dist,
     /// Failed migrations.
     pub migrations_failed: u64,
     /// dvms migrations that ended after their partition had dissolved.
@@ -93,6 +95,16 @@ pub struct Report {
     pub solver_wall_s: f64,
     /// Simulated seconds charged for solving.
     pub solver_charged_s: f64,
+    /// Computations (solver calls) and the simulated time each was charged, seconds.
+    pub computation_s: Dist,
+    /// Candidates returned with a summary (dvms).
+    pub candidates_with_summary: u64,
+    /// Of which the summary was stale: not the candidate's latest publication.
+    pub candidates_stale: u64,
+    /// Share of candidates with a summary whose summary was stale (0 when none).
+    pub candidate_stale_share: f64,
+    /// Candidates returned with no summary: gossip had brought the asking host none.
+    pub candidates_unknown: u64,
     /// Largest number of scheduled events at once.
     pub queue_peak: usize,
     /// Wall seconds the run took.
@@ -114,10 +126,7 @@ impl Sim {
     /// Events started and not ended: dvms events without `EventEnded`; baseline overloads
     /// still going on.
     fn open_events(&self) -> u64 {
-        match self.cfg.scheduler {
-            crate::config::Scheduler::Dvms => self.starts.len() as u64,
-            _ => self.hosts.iter().filter(|h| h.episode.is_some()).count() as u64,
-        }
+        self.driver.as_ref().map_or(0, |d| d.open_events(self))
     }
 
     /// The report of the run so far. `wall_s` is left to the caller.
@@ -148,6 +157,7 @@ impl Sim {
             time_to_solve_s: Dist::of(&mut m.time_to_solve.clone()),
             partition_size: Dist::of(&mut m.partition_size.clone()),
             migrations: m.migrations,
+            migration_time_s: Dist::of(&mut m.migration_time.clone()),
             migrations_failed: m.migrations_failed,
             migrations_after_dissolve: m.migrations_after_dissolve,
             migrated_mib: m.migrated_mib,
@@ -174,6 +184,15 @@ impl Sim {
             solver_units_per_call: Dist::of(&mut m.solver_units.clone()),
             solver_wall_s: m.solver_wall_s,
             solver_charged_s: m.solver_charged_s,
+            computation_s: Dist::of(&mut m.computation.clone()),
+            candidates_with_summary: m.candidates_with_summary,
+            candidates_stale: m.candidates_stale,
+            candidate_stale_share: if m.candidates_with_summary > 0 {
+                m.candidates_stale as f64 / m.candidates_with_summary as f64
+            } else {
+                0.0
+            },
+            candidates_unknown: m.candidates_unknown,
             queue_peak: self.queue_peak,
             wall_s: 0.0,
             trace_hash: m.hash.hex(),
@@ -251,6 +270,7 @@ impl Report {
             self.migrations_aborted,
             self.migrations_after_dissolve
         );
+        let _ = writeln!(s, "  migration time (s): {}", dist(&self.migration_time_s));
         let _ = writeln!(
             s,
             "  messages:      {} sent ({} between sites), {} gossip publications",
@@ -258,8 +278,21 @@ impl Report {
         );
         let _ = writeln!(
             s,
+            "  candidates:    {} with a summary, {} of them stale ({:.1} %), {} unknown",
+            self.candidates_with_summary,
+            self.candidates_stale,
+            100.0 * self.candidate_stale_share,
+            self.candidates_unknown
+        );
+        let _ = writeln!(
+            s,
             "  solver:        {} calls, {} work units, {:.3} s wall, {:.3} s charged",
             self.solver_calls, self.solver_work_units, self.solver_wall_s, self.solver_charged_s
+        );
+        let _ = writeln!(
+            s,
+            "  computations (s charged): {}",
+            dist(&self.computation_s)
         );
         let _ = writeln!(
             s,

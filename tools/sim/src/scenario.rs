@@ -35,6 +35,8 @@ use serde::Deserialize;
 
 use crate::config::{Scheduler, SimConfig, Workload, parse_duration};
 use crate::engine::{Ev, Sim};
+use crate::events::Action;
+use crate::input;
 use crate::keys::KeysMode;
 use crate::report::Report;
 use crate::workload::{HostInit, Setup, VmInit};
@@ -96,16 +98,6 @@ struct RawEvent {
     hosts: Option<Vec<String>>,
 }
 
-/// A scripted event, resolved to indices.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Scripted {
-    Load { vm: usize, cpu_milli: u64 },
-    Crash { host: usize },
-    Restart { host: usize },
-    Cut { hosts: Vec<usize> },
-    Heal { hosts: Vec<usize> },
-}
-
 /// Why a scenario could not be run.
 #[derive(Debug)]
 pub enum ScenarioError {
@@ -140,17 +132,37 @@ fn invalid(s: String) -> ScenarioError {
     ScenarioError::Invalid(s)
 }
 
-fn dur(key: &str, v: &str) -> Result<Duration, ScenarioError> {
-    parse_duration(v).map_err(|e| invalid(format!("{key}: {e}")))
-}
-
-fn milli(key: &str, cores: f64) -> Result<u64, ScenarioError> {
-    if !(cores.is_finite() && cores >= 0.0) {
+/// A duration of at most `max_s` seconds.
+fn dur_max(key: &str, v: &str, max_s: f64) -> Result<Duration, ScenarioError> {
+    let d = parse_duration(v).map_err(|e| invalid(format!("{key}: {e}")))?;
+    if d.as_secs_f64() > max_s {
         return Err(invalid(format!(
-            "{key} = {cores}: expected a non-negative number"
+            "{key} = {v:?}: expected at most {max_s} s"
         )));
     }
-    Ok((cores * 1000.0).round() as u64)
+    Ok(d)
+}
+
+/// A time of the scenario (at most [`input::MAX_DURATION_S`]).
+fn dur(key: &str, v: &str) -> Result<Duration, ScenarioError> {
+    dur_max(key, v, input::MAX_DURATION_S)
+}
+
+/// A protocol duration (at most [`input::MAX_PROTOCOL_S`]).
+fn proto_dur(key: &str, v: &str) -> Result<Duration, ScenarioError> {
+    dur_max(key, v, input::MAX_PROTOCOL_S)
+}
+
+/// A CPU amount in cores, `0..=MAX_VM_CORES` (`positive`: more than 0), in milli-cores.
+fn milli(key: &str, cores: f64, positive: bool, max: f64) -> Result<u64, ScenarioError> {
+    let v = input::check_range(key, cores, 0.0, max, positive).map_err(invalid)?;
+    Ok((v * 1000.0).round() as u64)
+}
+
+/// A memory size in GiB, more than 0 and at most `max`, in MiB (at least 1).
+fn mib(key: &str, gib: f64, max: f64) -> Result<u64, ScenarioError> {
+    let v = input::check_range(key, gib, 0.0, max, true).map_err(invalid)?;
+    Ok(((v * 1024.0).round() as u64).max(1))
 }
 
 /// A parsed scenario, ready to run.
@@ -158,7 +170,7 @@ fn milli(key: &str, cores: f64) -> Result<u64, ScenarioError> {
 pub struct Scenario {
     cfg: SimConfig,
     setup: Setup,
-    events: Vec<(Time, Scripted)>,
+    events: Vec<(Time, Action)>,
     settle: Duration,
     max_time: Option<Duration>,
 }
@@ -177,26 +189,26 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     }
     let p = &mut cfg.protocol;
     if let Some(v) = &raw.lease {
-        p.lease = dur("lease", v)?;
+        p.lease = proto_dur("lease", v)?;
         // Keep the renew period valid unless given.
         if raw.renew_period.is_none() {
             p.renew_period = p.renew_period.min(p.lease / 5);
         }
     }
     if let Some(v) = &raw.renew_period {
-        p.renew_period = dur("renew_period", v)?;
+        p.renew_period = proto_dur("renew_period", v)?;
     }
     if let Some(v) = &raw.detect_hold {
-        p.detect_hold = dur("detect_hold", v)?;
+        p.detect_hold = proto_dur("detect_hold", v)?;
     }
     if let Some(v) = &raw.hop_timeout {
-        p.hop_timeout = dur("hop_timeout", v)?;
+        p.hop_timeout = proto_dur("hop_timeout", v)?;
     }
     if let Some(v) = &raw.blocked_budget {
-        p.blocked_budget = dur("blocked_budget", v)?;
+        p.blocked_budget = proto_dur("blocked_budget", v)?;
     }
     if let Some(v) = &raw.migrate_timeout {
-        p.migrate_timeout = dur("migrate_timeout", v)?;
+        p.migrate_timeout = proto_dur("migrate_timeout", v)?;
     }
     if let Some(v) = raw.min_partition_size {
         p.min_partition_size = v;
@@ -210,7 +222,7 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         .validate()
         .map_err(|e| invalid(e.to_string()))?;
     if let Some(v) = &raw.latency {
-        cfg.net.latency = dur("latency", v)?;
+        cfg.net.latency = dur_max("latency", v, input::MAX_LATENCY_S)?;
     }
     if let Some(v) = raw.loss {
         if !(0.0..=1.0).contains(&v) {
@@ -219,13 +231,27 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         cfg.net.loss = v;
     }
     if let Some(v) = &raw.jitter {
-        cfg.net.jitter = dur("jitter", v)?;
+        cfg.net.jitter = dur_max("jitter", v, input::MAX_LATENCY_S)?;
     }
     cfg.net.reorder = raw.reorder.unwrap_or(false);
     if let Some(k) = &raw.keys {
         cfg.keys = crate::cli::parse_keys(k).map_err(|e| invalid(format!("keys: {e}")))?;
     } else {
         cfg.keys = KeysMode::Random;
+    }
+    if raw.host.len() > input::MAX_HOSTS {
+        return Err(invalid(format!(
+            "{} hosts: expected at most {}",
+            raw.host.len(),
+            input::MAX_HOSTS
+        )));
+    }
+    if raw.vm.len() > input::MAX_VMS {
+        return Err(invalid(format!(
+            "{} VMs: expected at most {}",
+            raw.vm.len(),
+            input::MAX_VMS
+        )));
     }
     let mut setup = Setup::default();
     let mut host_idx = BTreeMap::new();
@@ -243,8 +269,17 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         };
         setup.hosts.push(HostInit {
             name: h.id.clone(),
-            cpu_milli: milli(&format!("host {} cores", h.id), h.cores)?,
-            mem_mib: (h.mem_gib.max(0.0) * 1024.0).round() as u64,
+            cpu_milli: milli(
+                &format!("host {:?} cores", h.id),
+                h.cores,
+                true,
+                input::MAX_HOST_CORES,
+            )?,
+            mem_mib: mib(
+                &format!("host {:?} mem_gib", h.id),
+                h.mem_gib,
+                input::MAX_HOST_MEM_GIB,
+            )?,
             site,
         });
     }
@@ -265,8 +300,17 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         setup.vms.push(VmInit {
             name: v.id.clone(),
             host: host_of(&v.host, &format!("vm {}", v.id))?,
-            cpu_milli: milli(&format!("vm {} cpu", v.id), v.cpu)?,
-            mem_mib: (v.mem_gib.max(0.0) * 1024.0).round() as u64,
+            cpu_milli: milli(
+                &format!("vm {:?} cpu", v.id),
+                v.cpu,
+                false,
+                input::MAX_VM_CORES,
+            )?,
+            mem_mib: mib(
+                &format!("vm {:?} mem_gib", v.id),
+                v.mem_gib,
+                input::MAX_VM_MEM_GIB,
+            )?,
         });
     }
     let mut events = Vec::new();
@@ -299,15 +343,15 @@ pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
                 let cpu = e
                     .cpu
                     .ok_or_else(|| invalid(format!("{what}: missing `cpu`")))?;
-                Scripted::Load {
+                Action::Load {
                     vm,
-                    cpu_milli: milli(&what, cpu)?,
+                    cpu_milli: milli(&format!("{what} cpu"), cpu, false, input::MAX_VM_CORES)?,
                 }
             }
-            "crash" => Scripted::Crash { host: host()? },
-            "restart" => Scripted::Restart { host: host()? },
-            "cut" => Scripted::Cut { hosts: hosts()? },
-            "heal" => Scripted::Heal { hosts: hosts()? },
+            "crash" => Action::Crash { host: host()? },
+            "restart" => Action::Restart { host: host()? },
+            "cut" => Action::Cut { hosts: hosts()? },
+            "heal" => Action::Heal { hosts: hosts()? },
             other => {
                 return Err(invalid(format!(
                     "{what}: unknown kind {other:?} (expected load, crash, restart, cut or heal)"
@@ -366,8 +410,7 @@ impl Scenario {
             .collect();
         report.final_placement = Some(placement);
         report.hosts_in_partition = Some(
-            sim.checker
-                .hosts_in_partition()
+            sim.hosts_in_partition()
                 .into_iter()
                 .map(|h| sim.setup.hosts[h as usize].name.clone())
                 .collect(),
@@ -399,17 +442,6 @@ impl Scenario {
     }
 }
 
-/// Applies a scripted event.
-pub(crate) fn apply(sim: &mut Sim, ev: &Scripted) {
-    match ev {
-        Scripted::Load { vm, cpu_milli } => sim.set_vm_load(*vm, *cpu_milli),
-        Scripted::Crash { host } => sim.crash(*host),
-        Scripted::Restart { host } => sim.restart(*host),
-        Scripted::Cut { hosts } => sim.net.set_cut(hosts, true),
-        Scripted::Heal { hosts } => sim.net.set_cut(hosts, false),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,5 +459,47 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let host = |cores: &str, mem: &str| {
+            format!("[[host]]\nid = \"h\"\ncores = {cores}\nmem_gib = {mem}\n")
+        };
+        for (text, needle) in [
+            (host("0", "32"), "cores"),
+            (host("-1", "32"), "cores"),
+            (host("1e300", "32"), "cores"),
+            (host("7", "0"), "mem_gib"),
+            (host("7", "-4"), "mem_gib"),
+            (host("7", "1e300"), "mem_gib"),
+            (
+                host("7", "32") + "[[vm]]\nid=\"v\"\nhost=\"h\"\ncpu=1e300\nmem_gib=1\n",
+                "cpu",
+            ),
+            (
+                host("7", "32") + "[[vm]]\nid=\"v\"\nhost=\"h\"\ncpu=1\nmem_gib=-1\n",
+                "mem_gib",
+            ),
+            (
+                host("7", "32") + "[[vm]]\nid=\"v\"\nhost=\"h\"\ncpu=1\nmem_gib=0\n",
+                "mem_gib",
+            ),
+            (
+                host("7", "32")
+                    + "[[vm]]\nid=\"v\"\nhost=\"h\"\ncpu=1\nmem_gib=1\n"
+                    + "[[event]]\nat=\"1s\"\nkind=\"load\"\nvm=\"v\"\ncpu=-2\n",
+                "event 1 (load) cpu -2",
+            ),
+            (
+                "latency = \"2h\"\n".to_owned() + &host("7", "32"),
+                "latency",
+            ),
+            ("lease = \"999999s\"\n".to_owned(), "lease"),
+            ("min_partition_size = -1\n".to_owned(), "min_partition_size"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 }

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::VmplacesParams;
+use crate::input::{
+    MAX_TRACE_FILE_BYTES, MAX_TRACE_FILES, MAX_TRACE_PCT, MAX_TRACE_SAMPLES, ReadError, read_text,
+};
 use crate::rng;
 
 /// One host of the initial cluster.
@@ -140,14 +143,16 @@ pub const TRACE_STEP_S: u64 = 300;
 /// Why traces could not be loaded.
 #[derive(Debug)]
 pub enum TraceError {
-    /// The directory or a file could not be read.
-    Read {
-        /// The path.
+    /// The directory or a file could not be read, is too large or is not UTF-8.
+    Read(ReadError),
+    /// The directory could not be listed.
+    Dir {
+        /// The directory.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
-    /// A line is not an integer percentage.
+    /// A line is not a percentage of one core (an integer in `0..=100`).
     Parse {
         /// The file.
         path: PathBuf,
@@ -156,6 +161,13 @@ pub enum TraceError {
         /// The text found.
         text: String,
     },
+    /// Too many files, or too many samples in one file.
+    TooMany {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is limited, and its limit.
+        what: String,
+    },
     /// The directory holds no trace file.
     Empty {
         /// The directory.
@@ -163,15 +175,30 @@ pub enum TraceError {
     },
 }
 
+impl TraceError {
+    /// True when the traces exist but are malformed (exit 65), false when unreadable (66).
+    pub fn is_malformed(&self) -> bool {
+        match self {
+            TraceError::Read(e) => e.is_malformed(),
+            TraceError::Dir { .. } => false,
+            TraceError::Parse { .. } | TraceError::TooMany { .. } | TraceError::Empty { .. } => {
+                true
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for TraceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TraceError::Read { path, .. } => write!(f, "cannot read {}", path.display()),
+            TraceError::Read(e) => write!(f, "{e}"),
+            TraceError::Dir { path, .. } => write!(f, "cannot read {}", path.display()),
             TraceError::Parse { path, line, text } => write!(
                 f,
-                "{}:{line}: expected an integer percentage, found {text:?}",
+                "{}:{line}: expected a percentage of one core (an integer in 0..={MAX_TRACE_PCT}), found {text:?}",
                 path.display()
             ),
+            TraceError::TooMany { path, what } => write!(f, "{}: {what}", path.display()),
             TraceError::Empty { path } => write!(f, "no trace file in {}", path.display()),
         }
     }
@@ -180,40 +207,61 @@ impl std::fmt::Display for TraceError {
 impl std::error::Error for TraceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TraceError::Read { source, .. } => Some(source),
+            TraceError::Read(e) => e.source(),
+            TraceError::Dir { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
 impl Traces {
-    /// Loads every regular file of `dir`, sorted by name.
+    /// Loads every regular file of `dir`, sorted by name: at most
+    /// [`MAX_TRACE_FILES`] files of at most [`MAX_TRACE_FILE_BYTES`] bytes and
+    /// [`MAX_TRACE_SAMPLES`] samples each, every sample in `0..=100`.
     pub fn load(dir: &Path) -> Result<Traces, TraceError> {
-        let read_err = |path: &Path, source| TraceError::Read {
-            path: path.to_owned(),
+        let dir_err = |source| TraceError::Dir {
+            path: dir.to_owned(),
             source,
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| read_err(dir, e))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
+        let mut files: Vec<PathBuf> = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(dir_err)? {
+            let Ok(e) = e else { continue };
+            let p = e.path();
+            if p.is_file() {
+                if files.len() >= MAX_TRACE_FILES {
+                    return Err(TraceError::TooMany {
+                        path: dir.to_owned(),
+                        what: format!("more than {MAX_TRACE_FILES} trace files"),
+                    });
+                }
+                files.push(p);
+            }
+        }
         files.sort();
         let mut series = Vec::with_capacity(files.len());
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+            let text = read_text(&path, MAX_TRACE_FILE_BYTES).map_err(TraceError::Read)?;
             let mut s = Vec::with_capacity(TRACE_LEN);
             for (i, line) in text.lines().enumerate() {
                 let l = line.trim();
                 if l.is_empty() {
                     continue;
                 }
-                let v: u16 = l.parse().map_err(|_| TraceError::Parse {
-                    path: path.clone(),
-                    line: i + 1,
-                    text: l.to_owned(),
-                })?;
+                let v = l
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&v| v <= MAX_TRACE_PCT)
+                    .ok_or_else(|| TraceError::Parse {
+                        path: path.clone(),
+                        line: i + 1,
+                        text: l.chars().take(40).collect(),
+                    })?;
+                if s.len() >= MAX_TRACE_SAMPLES {
+                    return Err(TraceError::TooMany {
+                        path: path.clone(),
+                        what: format!("more than {MAX_TRACE_SAMPLES} samples"),
+                    });
+                }
                 s.push(v);
             }
             if !s.is_empty() {
@@ -273,8 +321,24 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dvms-sim-trace-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a"), "10\nx\n").unwrap();
+        let err = Traces::load(&dir).unwrap_err();
+        assert!(
+            err.is_malformed() && err.to_string().contains(":2:"),
+            "{err}"
+        );
+        std::fs::write(dir.join("a"), "10\n65535\n").unwrap();
         let err = Traces::load(&dir).unwrap_err().to_string();
-        assert!(err.contains(":2:"), "{err}");
+        assert!(err.contains(":2:") && err.contains("65535"), "{err}");
+        std::fs::write(dir.join("a"), b"10\n\xff\n").unwrap();
+        let err = Traces::load(&dir).unwrap_err();
+        assert!(
+            err.is_malformed() && err.to_string().contains("UTF-8"),
+            "{err}"
+        );
+        std::fs::write(dir.join("a"), "101\n").unwrap();
+        assert!(Traces::load(&dir).is_err());
+        std::fs::write(dir.join("a"), "100\n0\n").unwrap();
+        assert_eq!(Traces::load(&dir).unwrap().series, vec![vec![100, 0]]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

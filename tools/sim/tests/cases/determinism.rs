@@ -24,7 +24,12 @@ fn same_seed_gives_the_same_trace_hash() {
 
 #[test]
 fn baselines_are_deterministic_too() {
-    for s in [Scheduler::Centralized, Scheduler::Oracle, Scheduler::None] {
+    for s in [
+        Scheduler::Entropy,
+        Scheduler::Centralized,
+        Scheduler::Oracle,
+        Scheduler::None,
+    ] {
         let a = small_run(30, 10, s, 5, |_, _| {});
         let b = small_run(30, 10, s, 5, |_, _| {});
         assert_eq!(a.trace_hash, b.trace_hash, "{s:?}");

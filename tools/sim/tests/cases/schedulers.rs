@@ -9,6 +9,7 @@ fn every_scheduler_runs_and_reports() {
     let mut overload = Vec::new();
     for s in [
         Scheduler::Dvms,
+        Scheduler::Entropy,
         Scheduler::Centralized,
         Scheduler::Oracle,
         Scheduler::None,
@@ -43,6 +44,10 @@ fn every_scheduler_runs_and_reports() {
             "trace_hash",
             "inter_site_migrations",
             "inter_site_messages",
+            "migration_time_s",
+            "computation_s",
+            "candidates_stale",
+            "candidate_stale_share",
         ] {
             assert!(json.get(key).is_some(), "missing {key}");
         }
@@ -55,8 +60,8 @@ fn every_scheduler_runs_and_reports() {
     }
     // The floor: no scheduler does worse than doing nothing... once the solver can move VMs.
     if solver_is_real() {
-        let none = overload[3];
-        for (i, o) in overload.iter().enumerate().take(3) {
+        let none = overload[4];
+        for (i, o) in overload.iter().enumerate().take(4) {
             assert!(*o <= none * 1.05, "scheduler {i}: {o} > none {none}");
         }
     }
@@ -129,4 +134,67 @@ fn planetlab_traces_replay() {
 fn ten_thousand_hosts_one_hour() {
     let r = small_run(10_000, 60, Scheduler::Dvms, 1, |_, _| {});
     eprintln!("{}", r.to_text());
+}
+
+#[test]
+fn views_are_per_host_bounded_and_their_staleness_is_counted() {
+    let fresh = small_run(100, 10, Scheduler::Dvms, 1, |_, _| {});
+    assert!(fresh.candidates_with_summary > 0, "{}", fresh.to_text());
+    assert_eq!(fresh.candidates_unknown, 0, "{}", fresh.to_text());
+    // Summaries gossiped every 20 s instead of every second: views lag, more are stale, and
+    // the protocol stays safe (busy hosts answer busy; invariants checked in `small_run`).
+    let slow = small_run(100, 10, Scheduler::Dvms, 1, |c, _| {
+        c.net.gossip_period = std::time::Duration::from_secs(20);
+    });
+    assert!(
+        slow.candidate_stale_share > 2.0 * fresh.candidate_stale_share,
+        "{} vs {}",
+        slow.candidate_stale_share,
+        fresh.candidate_stale_share
+    );
+    // Views of 4 hosts: candidates beyond them come back without a summary.
+    let narrow = small_run(100, 10, Scheduler::Dvms, 1, |c, _| c.net.view_size = 4);
+    assert!(narrow.candidates_unknown > 0, "{}", narrow.to_text());
+}
+
+#[test]
+fn contention_lengthens_migrations() {
+    let slow = small_run(100, 15, Scheduler::Dvms, 2, |c, _| c.net.nic_mbs = 30.0);
+    let fast = small_run(100, 15, Scheduler::Dvms, 2, |c, _| c.net.nic_mbs = 1250.0);
+    assert!(fast.migration_time_s.count > 0 && slow.migration_time_s.count > 0);
+    // 1 GiB at 30 MB/s is 36 s alone, before the pages dirtied meanwhile; the 125 MB/s link
+    // caps a migration on the fast NIC at 8.6 s plus its dirty rounds.
+    assert!(
+        slow.migration_time_s.mean > 36.0,
+        "{:?}",
+        slow.migration_time_s
+    );
+    assert!(
+        fast.migration_time_s.mean * 2.0 < slow.migration_time_s.mean,
+        "{:?} vs {:?}",
+        fast.migration_time_s,
+        slow.migration_time_s
+    );
+    assert!(slow.migration_time_s.max >= slow.migration_time_s.mean);
+}
+
+#[test]
+fn entropy_is_charged_the_seeds_computation_time() {
+    use std::time::Duration;
+    assert_eq!(dvms_sim::entropy_time(4), Duration::ZERO);
+    assert_eq!(dvms_sim::entropy_time(128), Duration::from_secs(16));
+    assert_eq!(dvms_sim::entropy_time(256), Duration::from_secs(30));
+    assert_eq!(dvms_sim::entropy_time(10_000), Duration::from_secs(30));
+    let e = small_run(128, 10, Scheduler::Entropy, 1, |_, _| {});
+    let c = small_run(128, 10, Scheduler::Centralized, 1, |_, _| {});
+    assert!(e.solver_calls > 0);
+    assert_eq!(e.computation_s.max, 16.0, "{}", e.to_text());
+    assert_eq!(e.computation_s.p50, 16.0, "{}", e.to_text());
+    // Same plans, decided 16 s later: more overload than our fast centralized solver.
+    assert!(
+        e.cumulated_violation_s > c.cumulated_violation_s,
+        "entropy {} vs centralized {}",
+        e.cumulated_violation_s,
+        c.cumulated_violation_s
+    );
 }
