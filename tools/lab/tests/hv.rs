@@ -5,6 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use dvms_host::{Monitor, MonitorConfig};
 use dvms_lab::hv::proto::{Request, Response};
 use dvms_lab::hv::{HostSpec, HvConfig, Hypervisor, VmSpec, request};
 
@@ -27,6 +28,26 @@ fn lab(test: &str, hosts: usize, bandwidth_mib_s: f64) -> (Hypervisor, PathBuf) 
         })
         .collect();
     (Hypervisor::start(&cfg, &specs).expect("start"), dir)
+}
+
+/// The real agent monitor reading host `name`'s root.
+fn monitor(hv: &Hypervisor, name: &str) -> Monitor {
+    let r = hv.roots(name).expect("roots");
+    Monitor::new(MonitorConfig {
+        cgroup_root: r.cgroup_root.clone(),
+        proc_root: r.proc_root.clone(),
+        sys_root: r.sys_root.clone(),
+        reserve_cpu_milli: 0,
+        reserve_mem_mib: 0,
+    })
+    .expect("monitor")
+}
+
+/// The VM names the monitor sees on host `name`.
+fn seen(hv: &Hypervisor, name: &str) -> Vec<String> {
+    let mut m = monitor(hv, name);
+    let s = m.sample().expect("sample");
+    s.vms.iter().map(|v| v.name.clone()).collect()
 }
 
 fn vm(name: &str, mem_mib: u64) -> VmSpec {
@@ -58,10 +79,15 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 fn migration_moves_the_vm_to_its_destination() {
     let (hv, dir) = lab("moves", 2, 10_000.0);
     hv.add_vm("h00", &vm("vm-0000", 100), 500).expect("add");
+    assert_eq!(seen(&hv, "h00"), ["vm-0000"]);
+    assert!(seen(&hv, "h01").is_empty());
     let answer = request(hv.socket(), &migrate("vm-0000", "h00", "h01")).expect("answer");
     assert!(answer.ok, "{answer:?}");
     assert!(answer.duration_ms.is_some());
     assert_eq!(hv.location("vm-0000").as_deref(), Some("h01"));
+    // The files moved: the agents' monitors see the VM on the destination only.
+    assert!(seen(&hv, "h00").is_empty());
+    assert_eq!(seen(&hv, "h01"), ["vm-0000"]);
     let audit = hv.audit().expect("audit");
     assert!(audit.lost.is_empty() && audit.duplicated.is_empty() && audit.misplaced.is_empty());
     let (stats, _, in_flight) = hv.stats();
@@ -110,6 +136,8 @@ fn abort_leaves_the_vm_on_its_source() {
     let migrated = client.join().expect("client").expect("answer");
     assert_eq!(migrated, Response::error("aborted"));
     assert_eq!(hv.location("vm-0000").as_deref(), Some("h00"));
+    assert_eq!(seen(&hv, "h00"), ["vm-0000"]);
+    assert!(seen(&hv, "h01").is_empty());
     let after = status();
     assert_eq!(after.migrating, Some(false));
     assert!(matches!(after.to, None | Some(None)), "{after:?}");
@@ -141,6 +169,7 @@ fn a_client_that_disconnects_does_not_stop_its_migration() {
     wait_until("the VM is on h01", || {
         hv.location("vm-0000").as_deref() == Some("h01")
     });
+    assert_eq!(seen(&hv, "h01"), ["vm-0000"]);
     let audit = hv.audit().expect("audit");
     assert!(audit.lost.is_empty() && audit.duplicated.is_empty() && audit.misplaced.is_empty());
     assert_eq!(hv.stats().0.migrations, 1);
@@ -187,6 +216,28 @@ fn a_saturated_host_caps_use_and_shows_the_rest_as_waiting() {
     wait_until("a tick", || hv.hosts()[0].demand_milli > 0);
     let h = &hv.hosts()[0];
     assert_eq!((h.demand_milli, h.use_milli, h.vms), (3000, 2000, 3));
+    // What the agent's own monitor reads from the files: 3 VMs wanting a core each on a
+    // 2-core host each run 2/3 of a core and wait 1/3; demand (use + wait) is a core. The
+    // ratio holds whatever the ticks' timing, so it is checked tightly.
+    let mut m = monitor(&hv, "h00");
+    let first = m.sample().expect("first sample").clone();
+    assert_eq!(first.host.cpu_capacity_milli, 2000);
+    assert_eq!(first.vms.len(), 3);
+    wait_until("counters moved", || {
+        let mut probe = monitor(&hv, "h00");
+        let _ = probe.sample();
+        std::thread::sleep(Duration::from_millis(300));
+        probe
+            .sample()
+            .is_ok_and(|s| s.vms.iter().all(|v| v.cpu_demand_milli > 0))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let s = m.sample().expect("second sample");
+    for v in &s.vms {
+        let share = v.cpu_use_milli as f64 / v.cpu_demand_milli.max(1) as f64;
+        assert!((share - 2.0 / 3.0).abs() < 0.05, "{v:?}");
+        assert!(v.cpu_use_milli < 1000, "use capped below the demand: {v:?}");
+    }
     wait_until("an overload is counted", || {
         hv.stats().0.cumulated_violation_s > 0.0
     });

@@ -429,19 +429,30 @@ impl Hypervisor {
         }
     }
 
-    /// Compares the roots' files with the ground truth: VMs lost, duplicated or misplaced.
+    /// Compares the roots' files with the ground truth: VMs lost, duplicated or misplaced. A
+    /// VM counts as present in a root when its cgroup scope and its process directory are
+    /// both there.
     pub fn audit(&self) -> Result<Audit, HvError> {
         let st = self.lock()?;
+        let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (h, host) in st.hosts.iter().enumerate() {
+            let found = host.root.on_disk().map_err(|source| HvError::Root {
+                what: format!("list the VMs of host {}", host.name),
+                source,
+            })?;
+            for (name, has_proc) in found {
+                if has_proc {
+                    seen.entry(name).or_default().push(h);
+                }
+            }
+        }
         let mut audit = Audit::default();
         for (name, v) in &st.vms {
-            let found: Vec<usize> = (0..st.hosts.len())
-                .filter(|&h| st.hosts[h].root.holds(name))
-                .collect();
-            match found.as_slice() {
-                [] => audit.lost.push(name.clone()),
-                [h] if *h == v.host => {}
-                [_] => audit.misplaced.push(name.clone()),
-                _ => audit.duplicated.push(name.clone()),
+            match seen.get(name).map(Vec::as_slice) {
+                None | Some([]) => audit.lost.push(name.clone()),
+                Some([h]) if *h == v.host => {}
+                Some([_]) => audit.misplaced.push(name.clone()),
+                Some(_) => audit.duplicated.push(name.clone()),
             }
         }
         Ok(audit)
