@@ -46,13 +46,17 @@ fn agent_without_the_cluster_key_cannot_join() {
         let Some(Response::Peers(peers)) = lab.agents[i].ask(&Request::Peers) else {
             panic!("h0{i} does not answer");
         };
-        assert!(peers.iter().all(|p| p.peer_id != h02.peer_id), "h0{i} knows h02");
+        assert!(
+            peers.iter().all(|p| p.peer_id != h02.peer_id),
+            "h0{i} knows h02"
+        );
     }
 }
 
 #[test]
 fn bad_config_is_refused_with_exit_78_naming_the_key() {
-    let dir = tempfile_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let cases = [
         ("[monitor]\nperiod = \"fast\"\n", "monitor.period"),
         ("[monitor]\nperiode = \"1s\"\n", "monitor.periode"),
@@ -124,10 +128,4 @@ fn dvmsctl_says_when_the_agent_is_not_running() {
     assert_eq!(out.status.code(), Some(69));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("dvmsd is not running"), "{err}");
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("dvms-it-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

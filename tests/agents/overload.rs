@@ -24,7 +24,10 @@ fn overload_is_resolved_without_losing_a_vm() {
         lab.overloaded().is_empty().then_some(())
     });
     let audit = lab.hv.audit().expect("audit");
-    assert!(audit.lost.is_empty() && audit.duplicated.is_empty(), "{audit:?}");
+    assert!(
+        audit.lost.is_empty() && audit.duplicated.is_empty(),
+        "{audit:?}"
+    );
     // The fix was the agents' doing: h00's agent ran migrations that succeeded.
     let s = lab.agents[0].status().expect("h00 answers");
     assert!(s.stats.migrations_ok >= 1, "{s:?}");

@@ -131,9 +131,7 @@ impl Driver {
         let id = crate::directory::node_id_of(&peer);
         // A fresh seed each start: nothing of a previous run is trusted or replayed.
         let seed = id.0
-            ^ u64::try_from(std::process::id())
-                .unwrap_or(0)
-                .rotate_left(32)
+            ^ u64::from(std::process::id()).rotate_left(32)
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0))
@@ -292,7 +290,7 @@ impl Driver {
                         bytes,
                     }),
                     Err(e) => {
-                        tracing::error!(error = %e, kind = msg.kind(), "cannot encode message")
+                        tracing::error!(error = %e, kind = msg.kind(), "cannot encode message");
                     }
                 }
             }
@@ -554,7 +552,7 @@ impl Driver {
                         self.node.handle_message(now, from, msg);
                     }
                     Err(e) => {
-                        tracing::warn!(peer = %peer, error = %e, "undecodable message dropped")
+                        tracing::warn!(peer = %peer, error = %e, "undecodable message dropped");
                     }
                 }
             }
@@ -593,7 +591,7 @@ impl Driver {
     fn answer(&mut self, req: Request) -> Response {
         let now = self.clock.now();
         match req {
-            Request::Status => Response::Status(self.status(now)),
+            Request::Status => Response::Status(Box::new(self.status(now))),
             Request::Vms => {
                 let running = &self.running;
                 Response::Vms(

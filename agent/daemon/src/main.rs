@@ -94,8 +94,9 @@ fn main() -> ExitCode {
             match rt.block_on(run::run(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = ?anyhow::Error::from(e_clone_msg(&e)), "dvmsd failed");
-                    eprintln!("dvmsd: {:#}", anyhow::Error::from(e_clone_msg(&e)));
+                    let msg = error_chain(&e);
+                    tracing::error!(error = %msg, "dvmsd failed");
+                    eprintln!("dvmsd: {msg}");
                     ExitCode::from(e.exit_code())
                 }
             }
@@ -103,13 +104,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error chain as one message (RunError is not Clone).
-fn e_clone_msg(e: &run::RunError) -> anyhow::Error {
+/// The error and its causes as one line.
+fn error_chain(e: &run::RunError) -> String {
     let mut chain = vec![e.to_string()];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         chain.push(s.to_string());
         source = s.source();
     }
-    anyhow::anyhow!(chain.join(": "))
+    chain.join(": ")
 }

@@ -81,7 +81,7 @@ impl Agent {
     /// Its status; `None` when it does not answer.
     pub fn status(&self) -> Option<Status> {
         match self.ask(&Request::Status)? {
-            Response::Status(s) => Some(s),
+            Response::Status(s) => Some(*s),
             _ => None,
         }
     }
@@ -285,11 +285,19 @@ socket = {sock:?}
             self.spawn(i);
         }
         let n = self.agents.len();
-        self.wait("every agent ready and knowing a peer", Duration::from_secs(120), |lab| {
-            (0..n)
-                .all(|i| lab.agents[i].status().is_some_and(|s| s.ready && s.peers > 0))
-                .then_some(())
-        });
+        self.wait(
+            "every agent ready and knowing a peer",
+            Duration::from_secs(120),
+            |lab| {
+                (0..n)
+                    .all(|i| {
+                        lab.agents[i]
+                            .status()
+                            .is_some_and(|s| s.ready && s.peers > 0)
+                    })
+                    .then_some(())
+            },
+        );
     }
 
     /// Rewrites agent `i`'s config with another cluster key (a fresh random-looking one).

@@ -36,11 +36,9 @@ fn cores(milli: u64) -> String {
 }
 
 fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{}%", part.saturating_mul(100) / whole)
-    }
+    part.saturating_mul(100)
+        .checked_div(whole)
+        .map_or_else(|| "-".into(), |p| format!("{p}%"))
 }
 
 fn load(l: &Load) -> String {

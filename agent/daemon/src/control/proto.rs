@@ -33,7 +33,7 @@ pub enum Request {
 #[non_exhaustive]
 pub enum Response {
     /// For [`Request::Status`].
-    Status(Status),
+    Status(Box<Status>),
     /// For [`Request::Vms`].
     Vms(Vec<VmRow>),
     /// For [`Request::Peers`].
