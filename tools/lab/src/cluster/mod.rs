@@ -12,6 +12,15 @@
 //! `actuator.kind = "observe"`: they detect and decide but never migrate, so the two runs
 //! differ only in whether plans are carried out.
 
+/// Writes a line to stderr, ignoring errors (a closed stderr must not stop a run that has
+/// agents to stop).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod agents;
 pub mod config;
 mod progress;
@@ -252,7 +261,7 @@ pub fn main(args: &ClusterArgs) -> ExitCode {
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&interrupted)) {
-            eprintln!("dvms-lab: cannot handle signal {sig}: {e}");
+            say!("dvms-lab: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -269,15 +278,15 @@ pub fn main(args: &ClusterArgs) -> ExitCode {
             }
         }
         Err(ClusterError::Usage(e)) => {
-            eprintln!("dvms-lab cluster: {e}");
+            say!("dvms-lab cluster: {e}");
             ExitCode::from(EX_USAGE)
         }
         Err(ClusterError::Interrupted) => {
-            eprintln!("dvms-lab cluster: interrupted; every agent started was stopped");
+            say!("dvms-lab cluster: interrupted; every agent started was stopped");
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("dvms-lab cluster: {e}");
+            say!("dvms-lab cluster: {e}");
             ExitCode::FAILURE
         }
     }
@@ -293,8 +302,8 @@ pub fn run(args: &ClusterArgs, interrupted: &AtomicBool) -> Result<LabReport, Cl
         Ok(_) if !args.keep => {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        Ok(_) => eprintln!("dvms-lab: kept {}", dir.display()),
-        Err(_) => eprintln!("dvms-lab: agent logs and roots kept in {}", dir.display()),
+        Ok(_) => say!("dvms-lab: kept {}", dir.display()),
+        Err(_) => say!("dvms-lab: agent logs and roots kept in {}", dir.display()),
     }
     result
 }
@@ -332,7 +341,7 @@ fn run_in(
     start_agents(args, plan, dir, &hv, &mut agents, interrupted)?;
     let startup_s = started.elapsed().as_secs_f64();
     if !args.quiet {
-        eprintln!(
+        say!(
             "dvms-lab: {} agents ready in {startup_s:.1} s; running {} for {:?} (scheduler {:?})",
             agents.list.len(),
             plan.kind.name(),
@@ -454,13 +463,24 @@ fn start_agents(
             .wait_ready(i, plan.ready_timeout, &is_interrupted)
             .map_err(|e| wait_error(e, is_interrupted()))?;
         if !args.quiet {
-            eprint!("\rdvms-lab: {}/{} agents ready", i + 1, plan.hosts.len());
+            say_partial(&format!(
+                "\rdvms-lab: {}/{} agents ready",
+                i + 1,
+                plan.hosts.len()
+            ));
         }
     }
     if !args.quiet && plan.hosts.len() > 1 {
-        eprintln!();
+        say!("");
     }
     Ok(())
+}
+
+fn say_partial(s: &str) {
+    use std::io::Write as _;
+    let mut e = std::io::stderr();
+    let _ = e.write_all(s.as_bytes());
+    let _ = e.flush();
 }
 
 fn wait_error(e: String, interrupted: bool) -> ClusterError {
