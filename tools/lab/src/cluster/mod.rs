@@ -102,6 +102,10 @@ pub struct ClusterArgs {
     /// The agents' monitor period.
     #[arg(long, default_value = "1s")]
     pub monitor_period: String,
+    /// Overload threshold, percent of a host's CPU capacity: the agents'
+    /// `protocol.cpu_threshold_pct` and what the lab counts as overload.
+    #[arg(long, default_value_t = 95)]
+    pub cpu_threshold_pct: u8,
     /// The agents' detection hold (protocol default when absent).
     #[arg(long)]
     pub detect_hold: Option<String>,
@@ -180,6 +184,12 @@ fn plan(a: &ClusterArgs) -> Result<Plan, ClusterError> {
         return usage(format!(
             "--vm-mem-mib {}: expected 1 to 1048576",
             a.vm_mem_mib
+        ));
+    }
+    if !(1..=100).contains(&a.cpu_threshold_pct) {
+        return usage(format!(
+            "--cpu-threshold-pct {}: expected 1 to 100",
+            a.cpu_threshold_pct
         ));
     }
     if !(a.bandwidth_mbs.is_finite() && a.bandwidth_mbs >= 1.0) {
@@ -329,6 +339,7 @@ fn run_in(
         &plan.hosts,
     )
     .map_err(|e| err("cannot start the lab hypervisor", &ErrChain(&e)))?;
+    hv.set_overload_threshold(args.cpu_threshold_pct);
     let (schedule, initial) =
         Schedule::new(&plan.kind, plan.vms.len(), plan.load_period, args.seed)
             .map_err(|e| ClusterError::Usage(format!("--workload: {e}")))?;
@@ -373,6 +384,7 @@ fn run_in(
         load_period_s: plan.load_period.as_secs_f64(),
         host_cores: args.host_cores,
         bandwidth_mbs: args.bandwidth_mbs,
+        cpu_threshold_pct: args.cpu_threshold_pct,
         cumulated_violation_s: stats.cumulated_violation_s,
         overloads: stats.overloads,
         events_started: counters.events_started,
@@ -437,6 +449,7 @@ fn start_agents(
             lab_socket: hv.socket().to_owned(),
             control_socket: hdir.join("control.sock"),
             detect_hold: plan.detect_hold,
+            cpu_threshold_pct: args.cpu_threshold_pct,
         };
         let path = hdir.join("dvmsd.toml");
         std::fs::write(&path, cfg.to_toml())
