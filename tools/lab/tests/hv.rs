@@ -223,16 +223,13 @@ fn a_saturated_host_caps_use_and_shows_the_rest_as_waiting() {
     let first = m.sample().expect("first sample").clone();
     assert_eq!(first.host.cpu_capacity_milli, 2000);
     assert_eq!(first.vms.len(), 3);
+    // Rates are taken between two samples: sample until the VMs' counters have moved.
+    let mut s = first;
     wait_until("counters moved", || {
-        let mut probe = monitor(&hv, "h00");
-        let _ = probe.sample();
         std::thread::sleep(Duration::from_millis(300));
-        probe
-            .sample()
-            .is_ok_and(|s| s.vms.iter().all(|v| v.cpu_demand_milli > 0))
+        s = m.sample().expect("sample").clone();
+        s.vms.len() == 3 && s.vms.iter().all(|v| v.cpu_demand_milli > 0)
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let s = m.sample().expect("second sample");
     for v in &s.vms {
         let share = v.cpu_use_milli as f64 / v.cpu_demand_milli.max(1) as f64;
         assert!((share - 2.0 / 3.0).abs() < 0.05, "{v:?}");

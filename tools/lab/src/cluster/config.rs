@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub control_socket: PathBuf,
     /// `protocol.detect_hold`, when not the default.
     pub detect_hold: Option<Duration>,
+    /// `protocol.cpu_threshold_pct`.
+    pub cpu_threshold_pct: u8,
 }
 
 fn path(p: &Path) -> Value {
@@ -65,6 +67,10 @@ impl AgentConfig {
         monitor.insert("reserve_cpu_milli".into(), Value::Integer(0));
         monitor.insert("reserve_mem_mib".into(), Value::Integer(0));
         let mut protocol = Table::new();
+        protocol.insert(
+            "cpu_threshold_pct".into(),
+            Value::Integer(i64::from(self.cpu_threshold_pct)),
+        );
         if let Some(h) = self.detect_hold {
             protocol.insert("detect_hold".into(), ms(h));
         }
@@ -111,6 +117,7 @@ mod tests {
             lab_socket: "/l/lab.sock".into(),
             control_socket: "/l/h03/control.sock".into(),
             detect_hold: None,
+            cpu_threshold_pct: 95,
         };
         let text = c.to_toml();
         let t: Table = text.parse().expect("valid toml");
@@ -122,6 +129,7 @@ mod tests {
             t["overlay"]["bootstrap"][0].as_str(),
             Some("/ip4/127.0.0.1/tcp/4001")
         );
-        assert!(t["protocol"].as_table().is_some_and(Table::is_empty));
+        assert_eq!(t["protocol"]["cpu_threshold_pct"].as_integer(), Some(95));
+        assert!(t["protocol"].get("detect_hold").is_none());
     }
 }

@@ -12,6 +12,15 @@
 //! `actuator.kind = "observe"`: they detect and decide but never migrate, so the two runs
 //! differ only in whether plans are carried out.
 
+/// Writes a line to stderr, ignoring errors (a closed stderr must not stop a run that has
+/// agents to stop).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod agents;
 pub mod config;
 mod progress;
@@ -93,6 +102,10 @@ pub struct ClusterArgs {
     /// The agents' monitor period.
     #[arg(long, default_value = "1s")]
     pub monitor_period: String,
+    /// Overload threshold, percent of a host's CPU capacity: the agents'
+    /// `protocol.cpu_threshold_pct` and what the lab counts as overload.
+    #[arg(long, default_value_t = 95)]
+    pub cpu_threshold_pct: u8,
     /// The agents' detection hold (protocol default when absent).
     #[arg(long)]
     pub detect_hold: Option<String>,
@@ -171,6 +184,12 @@ fn plan(a: &ClusterArgs) -> Result<Plan, ClusterError> {
         return usage(format!(
             "--vm-mem-mib {}: expected 1 to 1048576",
             a.vm_mem_mib
+        ));
+    }
+    if !(1..=100).contains(&a.cpu_threshold_pct) {
+        return usage(format!(
+            "--cpu-threshold-pct {}: expected 1 to 100",
+            a.cpu_threshold_pct
         ));
     }
     if !(a.bandwidth_mbs.is_finite() && a.bandwidth_mbs >= 1.0) {
@@ -252,7 +271,7 @@ pub fn main(args: &ClusterArgs) -> ExitCode {
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&interrupted)) {
-            eprintln!("dvms-lab: cannot handle signal {sig}: {e}");
+            say!("dvms-lab: cannot handle signal {sig}: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -269,15 +288,15 @@ pub fn main(args: &ClusterArgs) -> ExitCode {
             }
         }
         Err(ClusterError::Usage(e)) => {
-            eprintln!("dvms-lab cluster: {e}");
+            say!("dvms-lab cluster: {e}");
             ExitCode::from(EX_USAGE)
         }
         Err(ClusterError::Interrupted) => {
-            eprintln!("dvms-lab cluster: interrupted; every agent started was stopped");
+            say!("dvms-lab cluster: interrupted; every agent started was stopped");
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("dvms-lab cluster: {e}");
+            say!("dvms-lab cluster: {e}");
             ExitCode::FAILURE
         }
     }
@@ -293,8 +312,8 @@ pub fn run(args: &ClusterArgs, interrupted: &AtomicBool) -> Result<LabReport, Cl
         Ok(_) if !args.keep => {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        Ok(_) => eprintln!("dvms-lab: kept {}", dir.display()),
-        Err(_) => eprintln!("dvms-lab: agent logs and roots kept in {}", dir.display()),
+        Ok(_) => say!("dvms-lab: kept {}", dir.display()),
+        Err(_) => say!("dvms-lab: agent logs and roots kept in {}", dir.display()),
     }
     result
 }
@@ -320,6 +339,7 @@ fn run_in(
         &plan.hosts,
     )
     .map_err(|e| err("cannot start the lab hypervisor", &ErrChain(&e)))?;
+    hv.set_overload_threshold(args.cpu_threshold_pct);
     let (schedule, initial) =
         Schedule::new(&plan.kind, plan.vms.len(), plan.load_period, args.seed)
             .map_err(|e| ClusterError::Usage(format!("--workload: {e}")))?;
@@ -332,7 +352,7 @@ fn run_in(
     start_agents(args, plan, dir, &hv, &mut agents, interrupted)?;
     let startup_s = started.elapsed().as_secs_f64();
     if !args.quiet {
-        eprintln!(
+        say!(
             "dvms-lab: {} agents ready in {startup_s:.1} s; running {} for {:?} (scheduler {:?})",
             agents.list.len(),
             plan.kind.name(),
@@ -364,6 +384,7 @@ fn run_in(
         load_period_s: plan.load_period.as_secs_f64(),
         host_cores: args.host_cores,
         bandwidth_mbs: args.bandwidth_mbs,
+        cpu_threshold_pct: args.cpu_threshold_pct,
         cumulated_violation_s: stats.cumulated_violation_s,
         overloads: stats.overloads,
         events_started: counters.events_started,
@@ -428,6 +449,7 @@ fn start_agents(
             lab_socket: hv.socket().to_owned(),
             control_socket: hdir.join("control.sock"),
             detect_hold: plan.detect_hold,
+            cpu_threshold_pct: args.cpu_threshold_pct,
         };
         let path = hdir.join("dvmsd.toml");
         std::fs::write(&path, cfg.to_toml())
@@ -454,13 +476,24 @@ fn start_agents(
             .wait_ready(i, plan.ready_timeout, &is_interrupted)
             .map_err(|e| wait_error(e, is_interrupted()))?;
         if !args.quiet {
-            eprint!("\rdvms-lab: {}/{} agents ready", i + 1, plan.hosts.len());
+            say_partial(&format!(
+                "\rdvms-lab: {}/{} agents ready",
+                i + 1,
+                plan.hosts.len()
+            ));
         }
     }
     if !args.quiet && plan.hosts.len() > 1 {
-        eprintln!();
+        say!("");
     }
     Ok(())
+}
+
+fn say_partial(s: &str) {
+    use std::io::Write as _;
+    let mut e = std::io::stderr();
+    let _ = e.write_all(s.as_bytes());
+    let _ = e.flush();
 }
 
 fn wait_error(e: String, interrupted: bool) -> ClusterError {

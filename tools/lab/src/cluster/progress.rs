@@ -88,7 +88,7 @@ pub(super) fn measure(
             if now >= next_line {
                 next_line += PROGRESS_EVERY;
                 if !args.quiet {
-                    eprintln!("{}", line(hv, agents, now.saturating_duration_since(t0)));
+                    say!("{}", line(hv, agents, now.saturating_duration_since(t0)));
                 }
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -27,7 +27,9 @@ pub struct LabReport {
     pub host_cores: u64,
     /// Migration bandwidth, MiB/s.
     pub bandwidth_mbs: f64,
-    /// Host-seconds spent with demand above capacity (the simulator's measure).
+    /// Overload threshold, percent of a host's CPU capacity.
+    pub cpu_threshold_pct: u8,
+    /// Host-seconds spent with demand above capacity × threshold (the simulator's measure).
     pub cumulated_violation_s: f64,
     /// Overload onsets seen by the lab (the simulator's baselines count these as events).
     pub overloads: u64,
@@ -97,8 +99,10 @@ impl LabReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "dvms-lab cluster: {} real dvmsd agents, {} VMs, {:.0} s measured, scheduler {}, workload {} (load period {:.0} s), seed {}{}",
+            "dvms-lab cluster: {} real dvmsd agents ({} cores, overload above {} %), {} VMs, {:.0} s measured, scheduler {}, workload {} (load period {:.0} s), seed {}{}",
             self.hosts,
+            self.host_cores,
+            self.cpu_threshold_pct,
             self.vms,
             self.duration_s,
             self.scheduler,

@@ -256,6 +256,7 @@ impl Hypervisor {
                 vms: BTreeMap::new(),
                 migrations: BTreeMap::new(),
                 bandwidth_mib_s: cfg.bandwidth_mib_s,
+                overload_pct: 100,
                 last_tick: Instant::now(),
                 stats: Stats::default(),
                 decide_s: Vec::new(),
@@ -393,6 +394,14 @@ impl Hypervisor {
         match self.lock() {
             Ok(st) => (st.stats, st.overloaded(), st.migrations.len()),
             Err(_) => (Stats::default(), 0, 0),
+        }
+    }
+
+    /// Counts a host as overloaded when its VMs' demand is above `pct` % of its capacity (the
+    /// agents' `protocol.cpu_threshold_pct`; 100 by default). `pct` is clamped to 1..=100.
+    pub fn set_overload_threshold(&self, pct: u8) {
+        if let Ok(mut st) = self.lock() {
+            st.overload_pct = pct.clamp(1, 100);
         }
     }
 

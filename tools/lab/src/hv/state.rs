@@ -61,6 +61,8 @@ pub(crate) struct State {
     pub(crate) vms: BTreeMap<String, Vm>,
     pub(crate) migrations: BTreeMap<String, Migration>,
     pub(crate) bandwidth_mib_s: f64,
+    /// A host is overloaded when its VMs' demand is above this percentage of its capacity.
+    pub(crate) overload_pct: u8,
     pub(crate) last_tick: Instant,
     pub(crate) stats: Stats,
     pub(crate) decide_s: Vec<f64>,
@@ -248,14 +250,16 @@ impl State {
                     tracing::warn!(vm = %name, node = %host.name, error = %e, "cannot advance counters");
                 }
             }
-            let over = demand > host.cpu_milli;
+            let over = demand > host.cpu_milli * u64::from(self.overload_pct) / 100;
             match (over, host.over_since) {
                 (true, None) => {
+                    tracing::info!(node = %host.name, demand_milli = demand, vms = list.len(), "overload started");
                     host.over_since = Some(now);
                     host.decided = false;
                     self.stats.overloads += 1;
                 }
                 (false, Some(onset)) => {
+                    tracing::info!(node = %host.name, demand_milli = demand, vms = list.len(), elapsed_ms = now.saturating_duration_since(onset).as_millis() as u64, "overload ended");
                     host.over_since = None;
                     self.episode_s
                         .push(now.saturating_duration_since(onset).as_secs_f64());
