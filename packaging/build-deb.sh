@@ -55,6 +55,9 @@ inst() { # mode, source, destination inside the package
 }
 inst 0755 "$BINDIR/dvmsd" /usr/bin/dvmsd
 inst 0755 "$BINDIR/dvmsctl" /usr/bin/dvmsctl
+# The linker's .comment notes (compiler versions) are of no use at run time.
+objcopy --remove-section=.comment "$STAGE/usr/bin/dvmsd"
+objcopy --remove-section=.comment "$STAGE/usr/bin/dvmsctl"
 inst 0644 packaging/dvms.toml /etc/dvms/dvms.toml
 inst 0644 packaging/dvmsd.service /lib/systemd/system/dvmsd.service
 for page in packaging/man/*.[0-9]; do
@@ -64,6 +67,7 @@ for page in packaging/man/*.[0-9]; do
 done
 inst 0644 packaging/completions/dvmsd.bash /usr/share/bash-completion/completions/dvmsd
 inst 0644 packaging/completions/dvmsctl.bash /usr/share/bash-completion/completions/dvmsctl
+inst 0644 packaging/debian/lintian-overrides /usr/share/lintian/overrides/dvms
 inst 0644 packaging/debian/changelog /usr/share/doc/dvms/changelog
 gzip -9n "$STAGE/usr/share/doc/dvms/changelog"
 

@@ -42,8 +42,9 @@ jpid=$!
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 [ -S /run/systemd/journal/socket ] || { echo "journald-test: journald did not start:" >&2; cat "$work/journald.log" >&2; exit 1; }
 
-# A fake hypervisor root with one running VM, in the layout the monitor reads.
-"$here/fake-host-root.sh" "$work/root" "$VM"
+# A fake hypervisor root with one running VM, written by dvms-host's fakeroot (the layout the
+# monitor reads); the tool prints the [monitor] table that points the agent at it.
+(cd "$here/.." && cargo run -q --locked -p dvms-xtask -- fake-host-root "$work/root" --vm "$VM") >"$work/monitor.toml"
 
 cat >"$work/dvms.toml" <<EOT
 [node]
@@ -52,14 +53,10 @@ state_dir = "$work/state"
 [overlay]
 listen = "/ip4/127.0.0.1/tcp/0"
 cluster_key_file = "$work/cluster.key"
-[monitor]
-period = "200ms"
-cgroup_root = "$work/root/sys/fs/cgroup"
-proc_root = "$work/root/proc"
-sys_root = "$work/root/sys"
 [control]
 socket = "$work/control.sock"
 EOT
+cat "$work/monitor.toml" >>"$work/dvms.toml"
 "$DVMSD" init --config "$work/dvms.toml" --cluster-key >/dev/null
 "$DVMSD" check-config --config "$work/dvms.toml"
 

@@ -8,6 +8,9 @@
 //! - `completions/dvmsd.bash` and `completions/dvmsctl.bash` (clap_complete).
 //!
 //! `man --check` writes nothing and exits 1 naming every stale file (CI runs it).
+//!
+//! `fake-host-root DIR --vm NAME` writes a fake hypervisor root holding running VMs (dvms-host's
+//! fakeroot) and prints the `[monitor]` table pointing dvmsd at it (packaging/journald-test.sh).
 
 mod conffile;
 mod manpages;
@@ -35,6 +38,15 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a fake hypervisor root (4 cores, 8 GiB) holding the named VMs (2 vCPUs, 1 GiB each)
+    /// and print the `[monitor]` config table that reads it.
+    FakeHostRoot {
+        /// The directory to create.
+        dir: PathBuf,
+        /// A VM to put on the host (repeatable).
+        #[arg(long = "vm", value_name = "NAME", required = true)]
+        vms: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,7 +61,35 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let Command::Man { check } = cli.command;
+    match &cli.command {
+        Command::Man { check } => man(*check),
+        Command::FakeHostRoot { dir, vms } => {
+            print!("{}", fake_host_root(dir, vms)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes the fake root; returns the `[monitor]` table reading it.
+fn fake_host_root(dir: &Path, vms: &[String]) -> anyhow::Result<String> {
+    let mut root = dvms_host::fakeroot::FakeRoot::create(dir, 4, 8192)
+        .with_context(|| format!("cannot create a fake host root in {}", dir.display()))?;
+    for vm in vms {
+        root.add_vm(vm, 2, 1024).with_context(|| format!("cannot add vm {vm}"))?;
+    }
+    let m = root.monitor_config();
+    let mut table = toml::Table::new();
+    table.insert("period".into(), "200ms".into());
+    for (key, path) in [("cgroup_root", &m.cgroup_root), ("proc_root", &m.proc_root), ("sys_root", &m.sys_root)] {
+        let path = path.to_str().context("fake root path is not UTF-8")?;
+        table.insert(key.into(), path.into());
+    }
+    let mut doc = toml::Table::new();
+    doc.insert("monitor".into(), toml::Value::Table(table));
+    Ok(toml::to_string(&doc)?)
+}
+
+fn man(check: bool) -> anyhow::Result<ExitCode> {
     let root = workspace_root();
     let files = generate(&root)?;
     let mut stale = Vec::new();
