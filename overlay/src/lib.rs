@@ -105,6 +105,16 @@ pub fn peer_key(peer: &PeerId, location: Option<Location>) -> OverlayKey {
     peers::key_of(peer, location)
 }
 
+/// Loads this host's identity from `<dir>/overlay-identity.key`, creating it (mode 0600) when
+/// absent, never overwriting it, and returns its peer id. `dvmsd init` calls it so the identity
+/// exists before the first start.
+///
+/// # Errors
+/// [`IdentityError`] when the file cannot be read or written, or is corrupt.
+pub fn load_or_create_identity(dir: &std::path::Path) -> Result<PeerId, IdentityError> {
+    identity::load_or_create(dir).map(|k| k.public().to_peer_id())
+}
+
 /// Starting the overlay failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
