@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use nix::dir::Dir;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, OFlags};
 
 /// The cgroup version of a scanned directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +31,8 @@ impl Version {
     }
 }
 
-/// A directory where VM cgroups appear, with its directory handle kept open between samples
-/// (re-listing an open handle allocates nothing).
+/// A directory where VM cgroups appear, with its descriptor kept open between samples:
+/// re-listing it (seek to 0, `getdents64` into a caller's buffer) allocates nothing.
 #[derive(Debug)]
 pub(crate) struct Scanner {
     /// The cgroup version.
@@ -43,7 +43,7 @@ pub(crate) struct Scanner {
     pub(crate) mem_dir: PathBuf,
     /// A file whose presence says the mount is of this version.
     marker: PathBuf,
-    dir: Option<Dir>,
+    dir: Option<OwnedFd>,
 }
 
 impl Scanner {
@@ -80,14 +80,14 @@ impl Scanner {
     /// The open directory, opened now if it was not. A v2 directory is only used where the
     /// mount is a v2 one (its `cgroup.controllers` exists); a v1 one where `cpuacct.usage`
     /// exists.
-    pub(crate) fn open(&mut self) -> Option<(&mut Dir, &Path, &Path)> {
+    pub(crate) fn open(&mut self) -> Option<(&OwnedFd, &Path, &Path)> {
         if self.dir.is_none() {
             // A missing marker costs one failed stat per sample, no allocation.
             if !self.marker.exists() {
                 return None;
             }
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-            self.dir = Dir::open(self.cpu_dir.as_path(), flags, Mode::empty()).ok();
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            self.dir = rustix::fs::open(self.cpu_dir.as_path(), flags, Mode::empty()).ok();
         }
         let Scanner {
             cpu_dir,
@@ -95,7 +95,7 @@ impl Scanner {
             dir,
             ..
         } = self;
-        dir.as_mut()
+        dir.as_ref()
             .map(|d| (d, cpu_dir.as_path(), mem_dir.as_path()))
     }
 

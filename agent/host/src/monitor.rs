@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rustix::fs::{RawDir, SeekFrom};
 use tracing::{debug, info};
 
 use crate::discover::{Static, discover};
@@ -12,6 +13,10 @@ use crate::names::dir_kind;
 use crate::parse::{self, ParseError};
 use crate::read::{ReadError, Reader};
 use crate::{HostInfo, MonitorConfig, MonitorError, Sample, VmInfo};
+
+/// Size of the directory-listing buffer (one `getdents64` call fills it; more are made as
+/// needed).
+const DIRBUF: usize = 32 * 1024;
 
 /// Raw counters of one VM at one instant.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +44,8 @@ pub struct Monitor {
     scanners: Vec<Scanner>,
     vms: HashMap<Vec<u8>, VmState>,
     key: Vec<u8>,
+    /// The buffer directory entries are read into (`getdents64`).
+    dirbuf: Vec<u8>,
     reader: Reader,
     sample: Sample,
     generation: u64,
@@ -83,6 +90,7 @@ impl Monitor {
             scanners,
             vms: HashMap::new(),
             key: Vec::with_capacity(256),
+            dirbuf: Vec::with_capacity(DIRBUF),
             reader: Reader::default(),
             sample: Sample::default(),
             generation: 0,
@@ -116,6 +124,7 @@ impl Monitor {
             scanners,
             vms,
             key,
+            dirbuf,
             reader,
             sample,
             generation,
@@ -123,14 +132,16 @@ impl Monitor {
         } = self;
         for (si, scanner) in scanners.iter_mut().enumerate() {
             let version = scanner.version;
-            let Some((dir, cpu_dir, mem_dir)) = scanner.open() else {
+            let Some((fd, cpu_dir, mem_dir)) = scanner.open() else {
                 continue;
             };
             let mut any = false;
-            // The directory is re-listed from the start each time: the iterator rewinds the
-            // handle when dropped, and the kernel lists the current entries.
-            let mut it = dir.iter();
-            while let Some(Ok(entry)) = it.next() {
+            // The directory is re-listed from the start each time: the kernel lists its
+            // current entries after a seek to 0.
+            let rewound = rustix::fs::seek(fd, SeekFrom::Start(0)).is_ok();
+            dirbuf.clear();
+            let mut it = RawDir::new(fd, dirbuf.spare_capacity_mut());
+            while let Some(Ok(entry)) = rewound.then(|| it.next()).flatten() {
                 any = true;
                 let name = entry.file_name().to_bytes();
                 if dir_kind(name).is_none() {
@@ -169,7 +180,6 @@ impl Monitor {
                     }
                 }
             }
-            drop(it);
             if !any {
                 // Not even "." was listed: the directory was removed. Reopen next time.
                 scanner.close();
