@@ -2,7 +2,7 @@
 //! answer on stdout. Exit status: 0 answered, 1 the answer is an error, 64 bad request,
 //! 69 libvirt unreachable. Logs go to stderr (`DVMS_LOG` filter, default `info`).
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use dvms_libvirt::backend;
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DVMS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         .init();
     let answer = match read_request() {
         Ok(request) => backend::execute(&request),
-        Err(answer) => answer,
+        Err(answer) => *answer,
     };
     let code = match &answer {
         Answer::Error {
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 /// Reads, parses and validates the request; a bad one becomes its error answer.
-fn read_request() -> Result<Request, Answer> {
+fn read_request() -> Result<Request, Box<Answer>> {
     let mut buf = Vec::new();
     let limit = u64::try_from(MAX_REQUEST_BYTES)
         .unwrap_or(u64::MAX)
@@ -78,18 +79,30 @@ fn read_request() -> Result<Request, Answer> {
         .lock()
         .take(limit)
         .read_to_end(&mut buf)
-        .map_err(|e| Answer::error(ErrorKind::BadRequest, format!("cannot read stdin: {e}")))?;
+        .map_err(|e| {
+            Box::new(Answer::error(
+                ErrorKind::BadRequest,
+                format!("cannot read stdin: {e}"),
+            ))
+        })?;
     if buf.len() > MAX_REQUEST_BYTES {
-        return Err(Answer::error(
+        return Err(Box::new(Answer::error(
             ErrorKind::BadRequest,
             format!("request longer than {MAX_REQUEST_BYTES} bytes"),
-        ));
+        )));
     }
-    let request: Request = serde_json::from_slice(&buf)
-        .map_err(|e| Answer::error(ErrorKind::BadRequest, format!("request: {e}")))?;
-    request.validate().map_err(|e| match e {
-        RequestError::Version { .. } => Answer::error(ErrorKind::UnsupportedVersion, e.to_string()),
-        _ => Answer::error(ErrorKind::BadRequest, e.to_string()),
+    let request: Request = serde_json::from_slice(&buf).map_err(|e| {
+        Box::new(Answer::error(
+            ErrorKind::BadRequest,
+            format!("request: {e}"),
+        ))
+    })?;
+    request.validate().map_err(|e| {
+        let kind = match e {
+            RequestError::Version { .. } => ErrorKind::UnsupportedVersion,
+            _ => ErrorKind::BadRequest,
+        };
+        Box::new(Answer::error(kind, e.to_string()))
     })?;
     Ok(request)
 }

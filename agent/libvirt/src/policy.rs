@@ -39,7 +39,9 @@ pub fn parse(xml: &str) -> Result<Policy, String> {
     let doc =
         roxmltree::Document::parse(xml).map_err(|e| format!("policy element is not XML: {e}"))?;
     let root = doc.root_element();
-    if root.tag_name().name() != "policy" || root.tag_name().namespace() != Some(NAMESPACE) {
+    // libvirt selects the element by namespace and hands it back without the declaration.
+    let ns_ok = matches!(root.tag_name().namespace(), None | Some(NAMESPACE));
+    if root.tag_name().name() != "policy" || !ns_ok {
         return Err(format!(
             "metadata element is <{}>, not <policy xmlns=\"{NAMESPACE}\">",
             root.tag_name().name()
@@ -79,13 +81,19 @@ mod tests {
         assert_eq!(parse(&libvirt_form), Ok(Policy { migratable: false }));
         let bare = format!(r#"<policy xmlns="{NAMESPACE}"/>"#);
         assert_eq!(parse(&bare), Ok(Policy::default()));
+        // ...or, as libvirt 9 does, without any namespace.
+        assert_eq!(
+            parse(r#"<policy migrate="never"/>"#),
+            Ok(Policy { migratable: false })
+        );
     }
 
     #[test]
     fn unreadable_policies_are_errors() {
         let typo = format!(r#"<policy xmlns="{NAMESPACE}" migrate="nevr"/>"#);
         assert!(parse(&typo).unwrap_err().contains("nevr"));
-        assert!(parse(r#"<policy migrate="never"/>"#).is_err());
+        assert!(parse(r#"<other xmlns="urn:x" migrate="never"/>"#).is_err());
+        assert!(parse(r#"<policy xmlns="urn:x" migrate="never"/>"#).is_err());
         assert!(parse("<policy").is_err());
         assert!(parse(&" ".repeat(MAX_POLICY_BYTES + 1)).is_err());
     }
