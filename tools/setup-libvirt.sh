@@ -22,6 +22,7 @@ declare -A probe=(
     [iptables]=/usr/sbin/iptables
     [util-linux]=/usr/bin/unshare
     [procps]=/usr/bin/pgrep
+    [jq]=/usr/bin/jq
 )
 need=()
 for pkg in "${!probe[@]}"; do

@@ -15,7 +15,9 @@
 #   addr HOST                      HOST's address
 #   exec HOST CMD...               run CMD inside HOST's mount and network namespaces
 #   stop-daemon HOST | start-daemon HOST     stop / restart HOST's libvirtd (guests keep running)
-#   block HOST | unblock HOST      iptables in HOST's namespace: refuse / accept new TCP connections
+#   block HOST [all|migration]     iptables in HOST's namespace: refuse new TCP connections to
+#                                  every port, or only to QEMU's migration ports (49152-49215)
+#   unblock HOST                   remove the lab's iptables rules in HOST's namespace
 #   status                         hosts, daemons, guests
 #   down                           stop everything, remove everything
 # Needs root, iproute2, iptables, util-linux (unshare, nsenter), libvirt (tools/setup-libvirt.sh).
@@ -204,11 +206,15 @@ EOF
     echo "lab: $name ($mode, $mem MiB, $vcpus vCPU, $type) running on $h" >&2
 }
 
-cmd_block() { # HOST: refuse new TCP connections to the host (libvirt and migration ports)
-    in_host "$1" iptables -I INPUT -p tcp --syn -j REJECT --reject-with tcp-reset
+cmd_block() { # HOST [all|migration]: refuse new TCP connections (answered by a reset at once)
+    case "${2:-all}" in
+        all) in_host "$1" iptables -I INPUT -p tcp --syn -m comment --comment dvms-lab -j REJECT --reject-with tcp-reset ;;
+        migration) in_host "$1" iptables -I INPUT -p tcp --syn --dport 49152:49215 -m comment --comment dvms-lab -j REJECT --reject-with tcp-reset ;;
+        *) die "block: all or migration, not $2" ;;
+    esac
 }
-cmd_unblock() {
-    in_host "$1" iptables -D INPUT -p tcp --syn -j REJECT --reject-with tcp-reset
+cmd_unblock() { # HOST: delete every rule the lab added (the namespace is the lab's own)
+    in_host "$1" iptables -F INPUT
 }
 
 cmd_status() {
@@ -274,7 +280,7 @@ case "$command" in
     exec) h="$1"; shift; host_index "$h" >/dev/null; in_host "$h" "$@" ;;
     stop-daemon) host_index "$1" >/dev/null; stop_daemon "$1" ;;
     start-daemon) host_index "$1" >/dev/null; start_daemon "$1" ;;
-    block) host_index "$1" >/dev/null; cmd_block "$1" ;;
+    block) host_index "$1" >/dev/null; cmd_block "$@" ;;
     unblock) host_index "$1" >/dev/null; cmd_unblock "$1" ;;
     status) cmd_status ;;
     down) cmd_down ;;
