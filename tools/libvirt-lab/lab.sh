@@ -153,7 +153,9 @@ cmd_up() {
             [ "$n" -lt 100 ] || die "namespace holder of $h did not start (see $d/holder.log)"
             sleep 0.1
         done
-        readlink "/proc/$(holder_pid "$h")/ns/mnt" >"$d/mntns"
+        # QEMU gets a private mount namespace from libvirt, but stays in the host's network
+        # namespace: that is how `down` finds every process of the host
+        readlink "/proc/$(holder_pid "$h")/ns/net" >"$d/netns"
         start_daemon "$h"
         echo "lab: $h up at $(cat "$d/uri") (libvirtd pid $(cat "$d/libvirtd.pid"))" >&2
     done
@@ -239,14 +241,31 @@ cmd_down() {
     for d in "$dir"/h*/; do
         [ -d "$d" ] || continue
         h="$(basename "$d")"
+        # guests first, through libvirt (which then removes their cgroups), then the daemon
+        local uri dom
+        uri="$(cat "$d/uri" 2>/dev/null || true)"
+        if [ -n "$uri" ] && alive "$(cat "$d/libvirtd.pid" 2>/dev/null || true)"; then
+            for dom in $(timeout 10 virsh -q -c "$uri" list --name 2>/dev/null || true); do
+                timeout 10 virsh -q -c "$uri" destroy "$dom" >/dev/null 2>&1 || true
+            done
+        fi
         stop_daemon "$h"
-        # every process left in the host's mount namespace: its QEMUs and the holder
-        ns="$(cat "$d/mntns" 2>/dev/null || true)"
+        # every process left in the host's network namespace: its QEMUs, then the holder
+        ns="$(cat "$d/netns" 2>/dev/null || true)"
         if [ -n "$ns" ]; then
-            for p in /proc/[0-9]*; do
-                pid="${p#/proc/}"
-                [ "$pid" = "$$" ] && continue
-                [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -9 "$pid" 2>/dev/null || true
+            local left n
+            for n in 1 2 3 4 5 6 7 8 9 10; do
+                left=0
+                for p in /proc/[0-9]*; do
+                    pid="${p#/proc/}"
+                    [ "$pid" = "$$" ] && continue
+                    if [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$ns" ]; then
+                        kill -9 "$pid" 2>/dev/null || true
+                        left=1
+                    fi
+                done
+                [ "$left" -eq 0 ] && break
+                sleep 0.2
             done
         fi
         pid="$(cat "$d/holder.pid" 2>/dev/null || true)"
