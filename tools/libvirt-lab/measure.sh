@@ -24,7 +24,14 @@ trap 'L down >/dev/null 2>&1 || true' EXIT
 L down >/dev/null 2>&1 || true
 L up --hosts 2
 L vm h00 guest --mode "$mode" --mem "$mem"
-sleep 20 # let SeaBIOS hand over to the boot sector
+# wait until SeaBIOS has handed over to the boot sector (EIP inside 0x7c00..0x7dff)
+n=0
+until virsh -c "$(L uri h00)" qemu-monitor-command --hmp guest 'info registers' 2>/dev/null |
+    grep -Eq 'EIP=00007[cd]'; do
+    n=$((n + 1))
+    [ "$n" -lt 300 ] || { echo "measure: the guest did not boot" >&2; exit 1; }
+    sleep 0.5
+done
 from=h00 to=h01
 results=$(mktemp)
 for ((i = 0; i < count; i++)); do
@@ -39,5 +46,6 @@ jq -s -r --arg mode "$mode" --arg mem "$mem" '
   "guest: \($mode), \($mem) MiB, \(length) migrations",
   "duration_ms (migrate call): \(s(.duration_ms))",
   "time_elapsed_ms (libvirt job): \(s(.stats.time_elapsed_ms))",
-  "downtime_ms (QEMU): \(s(.stats.downtime_ms))"' "$results"
+  "downtime_ms (QEMU): \(s(.stats.downtime_ms))",
+  "data_processed_bytes: \(s(.stats.data_processed_bytes))"' "$results"
 rm -f "$results"

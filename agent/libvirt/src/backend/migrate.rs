@@ -98,28 +98,40 @@ pub(super) fn migrate(conn: &Connect, request: &Request) -> Answer {
         ..MigrateParameters::default()
     };
     tracing::info!(vm = %vm, to = %destination.name, dest_uri = %dest_uri, "migration started");
+    let dest_uri_for_worker = dest_uri.clone();
     let started = Instant::now();
     let timeout = Duration::from_millis(*timeout_ms);
-    let (result, timed_out) = std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let dom_ref = &dom;
-        let dest_ref = dest_uri.as_str();
-        scope.spawn(move || {
-            let r = dom_ref.migrate_to_uri3(Some(dest_ref), params, flags);
-            // The receiver outlives the scope's threads; a send error cannot happen.
+    // The migration call blocks; it runs on its own thread (with its own handle on the domain) so
+    // that this one can abort the job at the deadline. The thread is not joined: if libvirt does
+    // not return within ABORT_GRACE of the abort, we answer and exit, which ends it.
+    let worker_dom = match lookup(conn, vm) {
+        Ok(d) => d,
+        Err(answer) => return *answer,
+    };
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("migrate".into())
+        .spawn(move || {
+            let r = worker_dom.migrate_to_uri3(Some(&dest_uri_for_worker), params, flags);
+            // The receiver may have given up (ABORT_GRACE); nothing is left to tell then.
             let _ = tx.send(r);
         });
-        match rx.recv_timeout(timeout) {
-            Ok(r) => (Some(r), false),
-            Err(_) => {
-                tracing::warn!(vm = %vm, timeout_ms, "migration timed out; aborting the job");
-                if let Err(e) = ffi::abort_job(dom_ref) {
-                    tracing::warn!(vm = %vm, error = %e, "aborting the migration job failed");
-                }
-                (rx.recv_timeout(ABORT_GRACE).ok(), true)
+    if let Err(e) = spawned {
+        return Answer::error(
+            ErrorKind::Libvirt,
+            format!("cannot start the migration thread: {e}"),
+        );
+    }
+    let (result, timed_out) = match rx.recv_timeout(timeout) {
+        Ok(r) => (Some(r), false),
+        Err(_) => {
+            tracing::warn!(vm = %vm, timeout_ms, "migration timed out; aborting the job");
+            if let Err(e) = ffi::abort_job(&dom) {
+                tracing::warn!(vm = %vm, error = %e, "aborting the migration job failed");
             }
+            (rx.recv_timeout(ABORT_GRACE).ok(), true)
         }
-    });
+    };
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Some(Ok(())) => {
