@@ -213,6 +213,11 @@ out=$(ask h01 "$(migrate vm-a h00)")
 check "vm-a refused: opted-out" jqt "$out" '.kind == "opted-out"'
 check "vm-a still runs exactly once, on h01" is "$(running_on vm-a)" h01
 
+echo "== CPU cap (what dvms-lab's load will drive)"
+L cpu-cap vm-a 30
+check "vm-a vCPU quota set to 30 % of a core" is "$(virsh -q -c "$(L uri h01)" schedinfo vm-a --live | awk '$1 == "vcpu_quota" {print $3}')" 30000
+check "lab.sh where finds vm-a" is "$(L where vm-a)" h01
+
 echo "== bad requests"
 out=$(ask h00 '{"op":"migrate","version":1}')
 check "malformed request: bad-request" jqt "$out" '.kind == "bad-request"'

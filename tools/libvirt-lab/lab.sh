@@ -18,6 +18,9 @@
 #   block HOST [all|migration]     iptables in HOST's namespace: refuse new TCP connections to
 #                                  every port, or only to QEMU's migration ports (49152-49215)
 #   unblock HOST                   remove the lab's iptables rules in HOST's namespace
+#   cpu-cap VM PERCENT             cap a guest's vCPUs at PERCENT of one core each (cgroup CPU
+#                                  quota through libvirt; 100 or more: uncapped)
+#   where VM                       the host VM runs on
 #   status                         hosts, daemons, guests
 #   down                           stop everything, remove everything
 # Needs root, iproute2, iptables, util-linux (unshare, nsenter), libvirt (tools/setup-libvirt.sh).
@@ -219,6 +222,28 @@ cmd_unblock() { # HOST: delete every rule the lab added (the namespace is the la
     in_host "$1" iptables -F INPUT
 }
 
+cmd_where() { # VM: the host(s) where VM runs, through libvirt
+    local d found=""
+    for d in "$dir"/h*/; do
+        if [ "$(virsh -q -c "$(cat "$d/uri")" domstate "$1" 2>/dev/null | head -n1)" = running ]; then
+            found="$found $(basename "$d")"
+        fi
+    done
+    [ -n "$found" ] || die "$1 runs nowhere"
+    echo $found
+}
+
+cmd_cpu_cap() { # VM PERCENT
+    local vm="$1" pct="$2" h quota
+    [[ "$pct" =~ ^[0-9]+$ ]] && [ "$pct" -ge 1 ] || die "cpu-cap: PERCENT must be a whole number >= 1"
+    h="$(cmd_where "$vm")"
+    [[ "$h" =~ ^h[0-9]{2}$ ]] || die "cpu-cap: $vm runs on several hosts ($h)"
+    quota=-1
+    [ "$pct" -lt 100 ] && quota=$((pct * 1000))
+    virsh -q -c "$(cat "$dir/$h/uri")" schedinfo "$vm" --live --set vcpu_period=100000 >/dev/null
+    virsh -q -c "$(cat "$dir/$h/uri")" schedinfo "$vm" --live --set "vcpu_quota=$quota" >/dev/null
+}
+
 cmd_status() {
     [ -e "$dir/lab.env" ] || { echo "lab $id is down"; return 0; }
     local d h
@@ -301,6 +326,8 @@ case "$command" in
     start-daemon) host_index "$1" >/dev/null; start_daemon "$1" ;;
     block) host_index "$1" >/dev/null; cmd_block "$@" ;;
     unblock) host_index "$1" >/dev/null; cmd_unblock "$1" ;;
+    cpu-cap) [ $# -eq 2 ] || die "usage: cpu-cap VM PERCENT"; cmd_cpu_cap "$@" ;;
+    where) [ $# -eq 1 ] || die "usage: where VM"; cmd_where "$1" ;;
     status) cmd_status ;;
     down) cmd_down ;;
     *) die "unknown command $command" ;;
