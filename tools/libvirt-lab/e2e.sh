@@ -70,11 +70,11 @@ ask() { # HOST JSON: runs dvms-libvirt inside HOST's namespaces, as dvmsd would 
 }
 log=$(mktemp)
 inventory='{"op":"inventory","version":1,"connect":"qemu:///system"}'
-migrate() { # VM TO [BANDWIDTH] [TIMEOUT_MS]
+migrate() { # VM TO [BANDWIDTH] [TIMEOUT_MS] [MAX_DOWNTIME_MS]
     local to_addr
     to_addr=$(L addr "$2")
-    printf '{"op":"migrate","version":1,"connect":"qemu:///system","vm":"%s","destination":{"name":"%s","address":"%s"},"dest_uri_template":"qemu+tcp://{address}/system","migrate_uri_template":"tcp://{address}","bandwidth_mib_s":%s,"timeout_ms":%s,"allow_unsafe":true}' \
-        "$1" "$2" "$to_addr" "${3:-1000}" "${4:-60000}"
+    printf '{"op":"migrate","version":1,"connect":"qemu:///system","vm":"%s","destination":{"name":"%s","address":"%s"},"dest_uri_template":"qemu+tcp://{address}/system","migrate_uri_template":"tcp://{address}","bandwidth_mib_s":%s,"max_downtime_ms":%s,"timeout_ms":%s,"allow_unsafe":true}' \
+        "$1" "$2" "$to_addr" "${3:-1000}" "${5:-300}" "${4:-60000}"
 }
 simple() { # OP VM
     printf '{"op":"%s","version":1,"connect":"qemu:///system","vm":"%s"}' "$1" "$2"
@@ -164,13 +164,14 @@ check "stream refused: migration-failed, source running" jqt "$out" '.kind == "m
 check "vm-a still runs exactly once, on h01" is "$(running_on vm-a)" h01
 check "vm-a defined only on h01 (destination cleaned up)" is "$(defined_on vm-a)" h01
 
-echo "== timeout aborts the job (dirtying guest, 1 MiB/s cap, 3 s timeout)"
+echo "== timeout aborts a migration that cannot converge (dirtying guest, 1 MiB/s, 1 ms max downtime, 3 s timeout)"
 n=0
 # SeaBIOS hands over after ~10 s on an idle machine, much later on a loaded one
 until booted vm-c h02 || [ "$n" -ge 300 ]; do n=$((n + 1)); sleep 0.5; done
 echo "    (vm-c in its boot sector $(($(date +%s) - vm_c_started)) s after its start)"
 check "vm-c booted its dirtying boot sector" booted vm-c h02
-out=$(ask h02 "$(migrate vm-c h00 1 3000)")
+# 1 MiB/s and at most 1 ms of downtime: 512 KiB rewritten at memory speed can never be sent in time
+out=$(ask h02 "$(migrate vm-c h00 1 3000 1)")
 echo "    $out"
 check "timed out, aborted through libvirt" jqt "$out" '.kind == "migration-timed-out" and (.libvirt.message | test("cancel"))'
 check "source_state running" jqt "$out" '.source_state == "running"'
@@ -181,7 +182,7 @@ echo "== abort from a second process, seen through job-status"
 out=$(ask h02 "$(simple abort vm-c)")
 check "abort without a job: not-migrating" jqt "$out" '.kind == "not-migrating"'
 bg_out=$(mktemp)
-ask h02 "$(migrate vm-c h00 1 120000)" >"$bg_out" &
+ask h02 "$(migrate vm-c h00 1 120000 1)" >"$bg_out" &
 bg=$!
 bg_started=$(date +%s)
 n=0

@@ -24,6 +24,8 @@ pub const MIN_TIMEOUT_MS: u64 = 100;
 pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
 /// Largest bandwidth cap accepted, in MiB/s.
 pub const MAX_BANDWIDTH_MIB_S: u64 = 1_000_000;
+/// Largest maximum downtime accepted, in milliseconds.
+pub const MAX_DOWNTIME_MS: u64 = 600_000;
 
 /// One request to `dvms-libvirt`, selected by its `op` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +62,12 @@ pub enum Request {
         /// Bandwidth cap in MiB/s; absent: libvirt's default (unlimited).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bandwidth_mib_s: Option<u64>,
+        /// Longest pause of the guest QEMU may plan for the switch-over, in ms
+        /// (`virDomainMigrateSetMaxDowntime`); absent: QEMU's default (300 ms). A migration whose
+        /// guest dirties memory faster than it can be sent within this pause never converges and
+        /// ends at `timeout_ms`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_downtime_ms: Option<u64>,
         /// The migration job is aborted (`virDomainAbortJob`) once it has run this long.
         timeout_ms: u64,
         /// Adds `VIR_MIGRATE_UNSAFE` (needed when a local disk file is at the same path on both
@@ -362,6 +370,7 @@ impl Request {
             dest_uri_template,
             migrate_uri_template,
             bandwidth_mib_s,
+            max_downtime_ms,
             timeout_ms,
             ..
         } = self
@@ -378,6 +387,14 @@ impl Request {
                     return Err(field(
                         "bandwidth_mib_s",
                         format!("{b} is outside 1..={MAX_BANDWIDTH_MIB_S}"),
+                    ));
+                }
+            }
+            if let Some(d) = max_downtime_ms {
+                if *d == 0 || *d > MAX_DOWNTIME_MS {
+                    return Err(field(
+                        "max_downtime_ms",
+                        format!("{d} is outside 1..={MAX_DOWNTIME_MS}"),
                     ));
                 }
             }
@@ -475,7 +492,7 @@ mod tests {
         r#"{"op":"migrate","version":1,"connect":"qemu+tcp://169.254.100.1/system","vm":"vm-0000",
             "destination":{"name":"h01","address":"169.254.100.2"},
             "dest_uri_template":"qemu+tcp://{address}/system","migrate_uri_template":"tcp://{address}",
-            "bandwidth_mib_s":100,"timeout_ms":30000,"allow_unsafe":true}"#
+            "bandwidth_mib_s":100,"max_downtime_ms":50,"timeout_ms":30000,"allow_unsafe":true}"#
     }
 
     #[test]

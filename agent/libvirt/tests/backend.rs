@@ -48,6 +48,7 @@ fn migrate(uri: &str, vm: &str) -> Request {
         dest_uri_template: "qemu+tcp://{address}/system".into(),
         migrate_uri_template: None,
         bandwidth_mib_s: Some(100),
+        max_downtime_ms: None,
         timeout_ms: 10_000,
         allow_unsafe: false,
     }

@@ -27,6 +27,7 @@ pub(super) fn migrate(conn: &Connect, request: &Request) -> Answer {
         dest_uri_template,
         migrate_uri_template,
         bandwidth_mib_s,
+        max_downtime_ms,
         timeout_ms,
         allow_unsafe,
         ..
@@ -91,6 +92,15 @@ pub(super) fn migrate(conn: &Connect, request: &Request) -> Answer {
         | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
     if *allow_unsafe {
         flags |= sys::VIR_MIGRATE_UNSAFE;
+    }
+    if let Some(ms) = max_downtime_ms {
+        if let Err(e) = dom.migrate_set_max_downtime(*ms, 0) {
+            return libvirt_error(
+                ErrorKind::Libvirt,
+                format!("cannot set the maximum downtime of {vm}"),
+                &e,
+            );
+        }
     }
     let params = MigrateParameters {
         bandwidth: *bandwidth_mib_s,
