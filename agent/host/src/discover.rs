@@ -1,0 +1,244 @@
+//! Discovery of a VM's static facts: QEMU pid, name, size, vCPU threads.
+//!
+//! Runs once per VM (and again when its threads change); it may allocate.
+
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use procfs::process::Process;
+
+use crate::MonitorConfig;
+use crate::layout::Version;
+use crate::monitor::{Skip, VmDir};
+use crate::names::{parse_machine_dir, parse_qemu_args};
+use crate::parse::{self, MAX_VCPUS};
+use crate::read::Reader;
+
+/// Most threads accepted per VM (vCPUs plus emulator and I/O threads).
+const MAX_TIDS: usize = 4 * MAX_VCPUS as usize;
+
+/// What does not change while a VM runs.
+#[derive(Debug)]
+pub(crate) struct Static {
+    /// Domain name.
+    pub(crate) name: String,
+    /// QEMU pid.
+    pub(crate) pid: u32,
+    /// vCPU count.
+    pub(crate) vcpus: u32,
+    /// Configured memory, MiB (0 when unknown).
+    pub(crate) mem_size_mib: u64,
+    /// The threads whose run-queue wait is the VM's wait (its vCPU threads), with the
+    /// relative path of their schedstat (`<tid>/schedstat`, NUL-terminated).
+    pub(crate) tids: Vec<(u32, Vec<u8>)>,
+    /// Their schedstat files, kept open (`None` where opening failed, for example at the
+    /// descriptor limit: then opened at each read).
+    pub(crate) tid_files: Vec<Option<OwnedFd>>,
+    /// The cgroup files read at each sample, kept open, in the order of `cg_files`.
+    pub(crate) cg_files: [Option<OwnedFd>; 4],
+    /// The VM's cgroup directory (CPU side; memory too on v2).
+    pub(crate) cg_dir: OwnedFd,
+    /// The VM's memory cgroup directory on v1.
+    pub(crate) mem_dir: Option<OwnedFd>,
+    /// `/proc/<pid>/task`.
+    pub(crate) task_dir: OwnedFd,
+}
+
+/// The per-VM cgroup files of each version: CPU usage, memory current, memory.stat,
+/// cpu.pressure (none on v1). The memory ones are in the memory directory on v1.
+pub(crate) fn cg_files(version: Version) -> [&'static CStr; 4] {
+    match version {
+        Version::V2 => [
+            c"cpu.stat",
+            c"memory.current",
+            c"memory.stat",
+            c"cpu.pressure",
+        ],
+        Version::V1 => [
+            c"cpuacct.usage",
+            c"memory.usage_in_bytes",
+            c"memory.stat",
+            c"",
+        ],
+    }
+}
+
+fn open_in(dir: &OwnedFd, name: &CStr) -> Option<OwnedFd> {
+    if name.is_empty() {
+        return None;
+    }
+    rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Skip> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| Skip::Read)
+}
+
+fn read_pids(r: &mut Reader, path: &Path) -> Vec<u32> {
+    r.set(path, &[]);
+    match r.read() {
+        Ok(t) => parse::pids(t)
+            .map_while(Result::ok)
+            .take(MAX_TIDS)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn cmdline(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
+    let p = Process::new_with_root(proc_root.join(pid.to_string())).ok()?;
+    p.cmdline().ok().filter(|c| !c.is_empty())
+}
+
+/// The `vcpuN` sub-cgroups of `base`, ordered by N.
+fn vcpu_dirs(base: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(u32, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix("vcpu")?.parse::<u32>().ok()?;
+            e.file_type().ok()?.is_dir().then(|| (n, e.path()))
+        })
+        .take(MAX_VCPUS as usize)
+        .collect();
+    v.sort_by_key(|(n, _)| *n);
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Threads of `pid` named `CPU <n>/KVM` (QEMU names its vCPU threads so).
+fn kvm_threads(r: &mut Reader, proc_root: &Path, pid: u32) -> (Vec<u32>, Vec<u32>) {
+    let mut vcpu = Vec::new();
+    let mut all = Vec::new();
+    let Ok(p) = Process::new_with_root(proc_root.join(pid.to_string())) else {
+        return (vcpu, all);
+    };
+    let Ok(tasks) = p.tasks() else {
+        return (vcpu, all);
+    };
+    for t in tasks.filter_map(Result::ok).take(MAX_TIDS) {
+        let Ok(tid) = u32::try_from(t.tid) else {
+            continue;
+        };
+        all.push(tid);
+        let pid_s = pid.to_string();
+        let tid_s = tid.to_string();
+        if let Ok(comm) = r.read_at(
+            proc_root,
+            &[pid_s.as_bytes(), b"task", tid_s.as_bytes(), b"comm"],
+        ) {
+            let c = comm.trim_end();
+            let is_vcpu = c
+                .strip_prefix("CPU ")
+                .and_then(|c| c.strip_suffix("/KVM"))
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            if is_vcpu {
+                vcpu.push(tid);
+            }
+        }
+    }
+    (vcpu, all)
+}
+
+/// Finds a VM's QEMU process, name, size and vCPU threads.
+pub(crate) fn discover(
+    cfg: &MonitorConfig,
+    r: &mut Reader,
+    at: &VmDir<'_>,
+) -> Result<Static, Skip> {
+    let dir_name = std::str::from_utf8(at.name).map_err(|_| Skip::Parse)?;
+    let md = parse_machine_dir(dir_name).ok_or(Skip::Parse)?;
+    let vm = at.cpu_dir.join(dir_name);
+    let base = if vm.join("libvirt").is_dir() {
+        vm.join("libvirt")
+    } else {
+        vm.clone()
+    };
+    let threads_file = std::str::from_utf8(at.version.threads_file()).unwrap_or("tasks");
+    // The QEMU process: the first pid of the VM's cgroups with a command line (kernel
+    // threads, such as old vhost workers, have none).
+    let candidates = [
+        base.join("cgroup.procs"),
+        base.join("emulator").join("cgroup.procs"),
+        vm.join("cgroup.procs"),
+        base.join("emulator").join("tasks"),
+        vm.join("tasks"),
+    ];
+    let mut found = None;
+    'outer: for c in &candidates {
+        for pid in read_pids(r, c) {
+            if let Some(cl) = cmdline(&cfg.proc_root, pid) {
+                found = Some((pid, cl));
+                break 'outer;
+            }
+        }
+    }
+    let (pid, cl) = found.ok_or(Skip::Read)?;
+    let args = parse_qemu_args(&cl);
+    let dirs = vcpu_dirs(&base);
+    let mut tids = Vec::new();
+    for d in &dirs {
+        tids.extend(read_pids(r, &d.join(threads_file)));
+    }
+    let mut vcpus = u32::try_from(dirs.len()).unwrap_or(0);
+    if dirs.is_empty() {
+        let (kvm, all) = kvm_threads(r, &cfg.proc_root, pid);
+        vcpus = args
+            .smp
+            .unwrap_or_else(|| u32::try_from(kvm.len()).unwrap_or(0));
+        // Without vCPU threads we can name, every thread's wait counts (documented).
+        tids = if kvm.is_empty() { all } else { kvm };
+    }
+    if !(1..=MAX_VCPUS).contains(&vcpus) || tids.is_empty() {
+        return Err(Skip::Read);
+    }
+    tids.truncate(MAX_TIDS);
+    let tids: Vec<(u32, Vec<u8>)> = tids
+        .into_iter()
+        .map(|t| (t, format!("{t}/schedstat\0").into_bytes()))
+        .collect();
+    let mem_dir = match at.version {
+        Version::V2 => None,
+        Version::V1 => Some(open_dir(&at.mem_dir.join(dir_name))?),
+    };
+    let cg_dir = open_dir(&vm)?;
+    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
+    let names = cg_files(at.version);
+    let mem = mem_dir.as_ref().unwrap_or(&cg_dir);
+    let cg_files = [
+        open_in(&cg_dir, names[0]),
+        open_in(mem, names[1]),
+        open_in(mem, names[2]),
+        open_in(&cg_dir, names[3]),
+    ];
+    let tid_files = tids
+        .iter()
+        .map(|(_, rel)| {
+            CStr::from_bytes_with_nul(rel)
+                .ok()
+                .and_then(|c| open_in(&task_dir, c))
+        })
+        .collect();
+    Ok(Static {
+        name: args.guest.unwrap_or(md.name),
+        pid,
+        vcpus,
+        mem_size_mib: args.mem_mib.unwrap_or(0),
+        tids,
+        tid_files,
+        cg_files,
+        cg_dir,
+        mem_dir,
+        task_dir,
+    })
+}
