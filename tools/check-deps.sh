@@ -18,6 +18,7 @@ deny dvms-core 'tokio|futures|libp2p|dvms-[a-z]+'
 deny dvms-placement 'tokio|futures|libp2p|rayon|dvms-sim|dvms-overlay'
 deny dvms-sim 'tokio|libp2p|dvms-overlay'
 deny dvms-overlay 'dvms-core|dvms-placement'
+deny dvms-libvirt 'tokio|futures|libp2p|dvms-[a-z]+'
 deny dvms-host 'libp2p'
 if grep -rnE 'std::(fs|net)::' agent/core/src agent/placement/src; then
     echo "dependency rule broken: the sans-IO crates use std::fs or std::net" >&2

@@ -7,6 +7,8 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v git >/dev/null 2>&1 || need+=(git)
+# dvms-libvirt links libvirt (the `virt` crate's build finds it with pkg-config)
+[ -e /usr/include/libvirt/libvirt.h ] || need+=(libvirt-dev)
 
 if ((${#need[@]})); then
     echo "setup: installing ${need[*]}" >&2

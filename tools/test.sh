@@ -21,3 +21,9 @@ cargo test --workspace --locked --exclude dvms-overlay
 # The overlay tests run real libp2p swarms against deadlines; one at a time, so that on a 2-core
 # CI machine no test starves another's event loop.
 cargo test -p dvms-overlay --locked -- --test-threads=1
+
+# Real libvirt + QEMU/KVM: 3 libvirt hosts in namespaces, live migrations through dvms-libvirt.
+# Skips loudly where the machine cannot (not root, no namespaces); fails in CI if libvirt cannot
+# be installed.
+echo "== libvirt end-to-end (tools/libvirt-lab/e2e.sh)"
+tools/libvirt-lab/e2e.sh
