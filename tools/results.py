@@ -2,9 +2,10 @@
 """Reproduces the simulator figures of docs/results.md.
 
 Runs the release `dvms-sim` on each configuration and prints Markdown tables with the exact
-commands. Usage: `tools/results.py [--quick] [--seed-only]` (`--quick` skips the 50k and
+commands. Usage: `tools/results.py [--quick] [--seed-only] [--binary PATH]` (`--quick` skips the 50k and
 100k-host runs; `--seed-only` prints only the seed's comparison: dvms, entropy, centralized and
-oracle at 128, 256, 512, 1,024 and 10,000 hosts, and the 100,000-host run).
+oracle at 128, 256, 512, 1,024 and 10,000 hosts, and the 100,000-host run; `--binary` runs that
+`dvms-sim` instead of building one). A command that appears in two tables runs once.
 Needs python3 (standard on Debian) and the Rust toolchain.
 """
 import json
@@ -18,12 +19,27 @@ TRACES = os.path.join(os.path.dirname(ROOT), "shared", "traces", "planetlab", "2
 
 
 def sim_binary():
+    if "--binary" in sys.argv:
+        i = sys.argv.index("--binary")
+        if i + 1 >= len(sys.argv):
+            sys.exit("--binary needs a path")
+        return os.path.abspath(sys.argv[i + 1])
     subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "dvms-sim"], cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     return os.path.join(target, "release", "dvms-sim")
 
 
+CACHE = {}
+
+
 def run(binary, args):
+    key = tuple(args)
+    if key not in CACHE:
+        CACHE[key] = run_once(binary, args)
+    return dict(CACHE[key])
+
+
+def run_once(binary, args):
     cmd = [binary, "run", "--report", "json"] + args
     started = time.time()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=ROOT, capture_output=True, text=True)

@@ -1,4 +1,5 @@
-//! Driving the real protocol: one `dvms_core::Node` per up host.
+//! Driving the real protocol: one `dvms_core::Node` per up host, held by [`DvmsDriver`]
+//! (the engine's hosts know nothing of nodes, timers or messages in flight).
 //!
 //! After every input the node's outputs are drained and its timer re-armed from
 //! `poll_timeout` (a per-host generation number makes superseded timer events no-ops). Outputs:
@@ -9,13 +10,15 @@
 //!   the charged solve time;
 //! - `Migrate` starts the migration model; `Event` feeds the metrics and the trace hash.
 
-use dvms_core::model::{Candidate, NodeId, Plan, QueryId, SolveId, Unsolvable, VmId};
+use std::collections::BTreeMap;
+
+use dvms_core::model::{Candidate, NodeId, PartitionId, Plan, QueryId, SolveId, Unsolvable};
 use dvms_core::msg::{DissolveReason, EventKind, Msg};
 use dvms_core::{Event, Node, Output, Time};
 
 use crate::engine::{Episode, Ev, Owner, Sim};
 use crate::net::Fate;
-use crate::observe::Seen;
+use crate::observe::{NodeView, Seen};
 use crate::sched::SchedEv;
 
 /// The reason a modelled abort reports (answered as `MigrationOutcome::Aborted`).
@@ -25,50 +28,104 @@ fn node_id(h: usize) -> NodeId {
     NodeId(h as u64)
 }
 
-impl Sim {
+/// A node's timer: the instant it asked for, and the generation of its scheduled event.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timer {
+    pub(crate) generation: u64,
+    pub(crate) at: Option<Time>,
+}
+
+/// The DVMS protocol on every host: each up host's node, its timer, the events it started.
+#[derive(Debug, Default)]
+pub(crate) struct DvmsDriver {
+    /// Each host's node (`None` while the host is down).
+    pub(crate) nodes: Vec<Option<Node>>,
+    pub(crate) timers: Vec<Timer>,
+    /// Start time of every open event, and whether it was decided.
+    pub(crate) starts: BTreeMap<PartitionId, (Time, bool)>,
+    /// Messages on their way.
+    pub(crate) in_flight: u64,
+}
+
+fn host_index(sim: &Sim, n: NodeId) -> Option<usize> {
+    usize::try_from(n.0).ok().filter(|&i| i < sim.hosts.len())
+}
+
+impl DvmsDriver {
+    /// A driver for `hosts` hosts, no node booted yet.
+    pub(crate) fn new(hosts: usize) -> DvmsDriver {
+        DvmsDriver {
+            nodes: (0..hosts).map(|_| None).collect(),
+            timers: vec![Timer::default(); hosts],
+            starts: BTreeMap::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Host `h`'s node's partition as it sees it.
+    fn view(&self, h: usize) -> Option<NodeView> {
+        self.nodes[h]
+            .as_ref()
+            .and_then(|n| n.partition())
+            .map(|v| (v.id, v.epoch, v.leader, v.members.clone()))
+    }
+
+    /// Shows host `h`'s node's partition to the observers.
+    fn observe_node(&mut self, sim: &mut Sim, h: usize) {
+        let view = self.view(h);
+        sim.observe(Seen::Node { host: h, view });
+    }
+
+    /// Host `h` crashed: its node and timer are gone.
+    pub(crate) fn drop_node(&mut self, h: usize) {
+        self.nodes[h] = None;
+        self.timers[h].generation += 1;
+        self.timers[h].at = None;
+    }
+
     /// Starts a fresh node on host `h` and gives it its first sample.
-    pub(crate) fn boot_node(&mut self, h: usize) {
-        let seed = crate::rng::node_seed(self.cfg.seed, h, self.hosts[h].epoch);
-        let node = Node::new(node_id(h), self.cfg.protocol.clone(), seed, self.now);
-        self.hosts[h].node = Some(node);
-        self.drain(h);
-        self.send_sample(h);
+    pub(crate) fn boot_node(&mut self, sim: &mut Sim, h: usize) {
+        let seed = crate::rng::node_seed(sim.cfg.seed, h, sim.hosts[h].epoch);
+        let node = Node::new(node_id(h), sim.cfg.protocol.clone(), seed, sim.now);
+        self.nodes[h] = Some(node);
+        self.drain(sim, h);
+        self.send_sample(sim, h);
     }
 
     /// Feeds one input to host `h`'s node (if it is up), then drains it.
-    pub(crate) fn node_input(&mut self, h: usize, f: impl FnOnce(&mut Node, Time)) {
-        let now = self.now;
-        let Some(node) = self.hosts[h].node.as_mut() else {
+    pub(crate) fn node_input(&mut self, sim: &mut Sim, h: usize, f: impl FnOnce(&mut Node, Time)) {
+        let now = sim.now;
+        let Some(node) = self.nodes[h].as_mut() else {
             return;
         };
         f(node, now);
-        self.drain(h);
+        self.drain(sim, h);
     }
 
-    pub(crate) fn send_sample(&mut self, h: usize) {
-        if self.hosts[h].node.is_none() {
+    pub(crate) fn send_sample(&mut self, sim: &mut Sim, h: usize) {
+        if self.nodes[h].is_none() {
             return;
         }
-        let sample = self.sample(h);
-        self.node_input(h, |n, now| n.handle_sample(now, sample));
+        let sample = sim.sample(h);
+        self.node_input(sim, h, |n, now| n.handle_sample(now, sample));
     }
 
-    fn drain(&mut self, h: usize) {
-        while let Some(out) = self.hosts[h].node.as_mut().and_then(Node::poll_output) {
-            self.output(h, out);
+    fn drain(&mut self, sim: &mut Sim, h: usize) {
+        while let Some(out) = self.nodes[h].as_mut().and_then(Node::poll_output) {
+            self.output(sim, h, out);
         }
-        let Some(node) = self.hosts[h].node.as_ref() else {
+        let Some(node) = self.nodes[h].as_ref() else {
             return;
         };
         let next = node.poll_timeout();
-        self.observe_node(h);
-        let host = &mut self.hosts[h];
-        if next != host.timer_at {
-            host.timer_gen += 1;
-            host.timer_at = next;
+        self.observe_node(sim, h);
+        let timer = &mut self.timers[h];
+        if next != timer.at {
+            timer.generation += 1;
+            timer.at = next;
             if let Some(at) = next {
-                let generation = host.timer_gen;
-                self.schedule(
+                let generation = timer.generation;
+                sim.schedule(
                     at,
                     Ev::Sched(SchedEv::Timer {
                         host: h as u32,
@@ -79,27 +136,27 @@ impl Sim {
         }
     }
 
-    pub(crate) fn on_timer(&mut self, h: usize, generation: u64) {
-        let host = &mut self.hosts[h];
-        if generation != host.timer_gen || host.node.is_none() {
+    pub(crate) fn on_timer(&mut self, sim: &mut Sim, h: usize, generation: u64) {
+        if generation != self.timers[h].generation || self.nodes[h].is_none() {
             return;
         }
-        host.timer_at = None;
-        self.node_input(h, |n, now| n.handle_timeout(now));
+        self.timers[h].at = None;
+        self.node_input(sim, h, |n, now| n.handle_timeout(now));
         // A node must not ask again for a deadline it was just called for: that would spin the
         // simulation at one instant forever. Count it and move the timer a millisecond on.
-        let now = self.now;
-        let host = &mut self.hosts[h];
-        if host.node.is_some() && host.timer_at.is_some_and(|t| t <= now) {
-            host.timer_gen += 1;
-            let generation = host.timer_gen;
+        let now = sim.now;
+        let up = self.nodes[h].is_some();
+        let timer = &mut self.timers[h];
+        if up && timer.at.is_some_and(|t| t <= now) {
+            timer.generation += 1;
+            let generation = timer.generation;
             let at = now + std::time::Duration::from_millis(1);
-            host.timer_at = Some(at);
-            self.metrics.violation(
+            timer.at = Some(at);
+            sim.metrics.violation(
                 now,
                 format!("n{h} asked for a timer at or before now right after handle_timeout"),
             );
-            self.schedule(
+            sim.schedule(
                 at,
                 Ev::Sched(SchedEv::Timer {
                     host: h as u32,
@@ -109,17 +166,17 @@ impl Sim {
         }
     }
 
-    pub(crate) fn on_deliver(&mut self, to: usize, from: usize, msg: Msg) {
-        if !self.hosts[to].up {
+    pub(crate) fn on_deliver(&mut self, sim: &mut Sim, to: usize, from: usize, msg: Msg) {
+        if !sim.hosts[to].up {
             // Crashed while the message was in flight: the sender's request fails.
-            let wait = self
+            let wait = sim
                 .net
                 .params
                 .request_timeout
-                .saturating_sub(self.net.latency(from, to));
-            let epoch = self.hosts[from].epoch;
-            self.schedule(
-                self.now + wait,
+                .saturating_sub(sim.net.latency(from, to));
+            let epoch = sim.hosts[from].epoch;
+            sim.schedule(
+                sim.now + wait,
                 Ev::Sched(SchedEv::Unreachable {
                     host: from as u32,
                     epoch,
@@ -128,73 +185,71 @@ impl Sim {
             );
             return;
         }
-        self.metrics
+        sim.metrics
             .hash
-            .record(self.now, to, msg.kind(), &[from as u64]);
-        self.node_input(to, |n, now| n.handle_message(now, node_id(from), msg));
+            .record(sim.now, to, msg.kind(), &[from as u64]);
+        self.node_input(sim, to, |n, now| n.handle_message(now, node_id(from), msg));
     }
 
-    pub(crate) fn on_unreachable(&mut self, h: usize, epoch: u32, peer: usize) {
-        if self.hosts[h].epoch != epoch {
+    pub(crate) fn on_unreachable(&mut self, sim: &mut Sim, h: usize, epoch: u32, peer: usize) {
+        if sim.hosts[h].epoch != epoch {
             return;
         }
-        self.node_input(h, |n, now| n.handle_unreachable(now, node_id(peer)));
+        self.node_input(sim, h, |n, now| n.handle_unreachable(now, node_id(peer)));
     }
 
     pub(crate) fn on_candidates(
         &mut self,
+        sim: &mut Sim,
         h: usize,
         epoch: u32,
         query: QueryId,
         list: Vec<Candidate>,
     ) {
-        if self.hosts[h].epoch != epoch {
+        if sim.hosts[h].epoch != epoch {
             return;
         }
-        self.node_input(h, |n, now| n.handle_candidates(now, query, list));
+        self.node_input(sim, h, |n, now| n.handle_candidates(now, query, list));
     }
 
     pub(crate) fn on_plan(
         &mut self,
+        sim: &mut Sim,
         h: usize,
         epoch: u32,
         id: SolveId,
         result: Result<Plan, Unsolvable>,
     ) {
-        if self.hosts[h].epoch != epoch {
+        if sim.hosts[h].epoch != epoch {
             return;
         }
-        self.node_input(h, |n, now| n.handle_plan(now, id, result));
+        self.node_input(sim, h, |n, now| n.handle_plan(now, id, result));
     }
 
-    fn host_index(&self, n: NodeId) -> Option<usize> {
-        usize::try_from(n.0).ok().filter(|&i| i < self.hosts.len())
-    }
-
-    fn output(&mut self, h: usize, out: Output) {
+    fn output(&mut self, sim: &mut Sim, h: usize, out: Output) {
         match out {
-            Output::Send { to, msg } => self.send(h, to, msg),
-            Output::Publish(summary) => self.publish(h, summary),
+            Output::Send { to, msg } => self.send(sim, h, to, msg),
+            Output::Publish(summary) => sim.publish(h, summary),
             Output::FindCandidates {
                 query,
                 near,
                 exclude,
                 count,
-            } => self.find_candidates(h, query, near, &exclude, count),
+            } => sim.find_candidates(h, query, near, &exclude, count),
             Output::Solve { id, problem } => {
                 // The node's state is already the one after this input: index it before checking.
-                self.observe_node(h);
-                self.observe(Seen::Solve { host: h });
-                let (result, delay) = self.solve(&problem, dvms_placement::Mode::Full);
+                self.observe_node(sim, h);
+                sim.observe(Seen::Solve { host: h });
+                let (result, delay) = sim.solve(&problem, dvms_placement::Mode::Full);
                 if let Ok(plan) = &result {
-                    self.observe(Seen::Plan {
+                    sim.observe(Seen::Plan {
                         problem: &problem,
                         plan,
                     });
                 }
-                let epoch = self.hosts[h].epoch;
-                self.schedule(
-                    self.now + delay,
+                let epoch = sim.hosts[h].epoch;
+                sim.schedule(
+                    sim.now + delay,
                     Ev::Sched(SchedEv::Plan {
                         host: h as u32,
                         epoch,
@@ -203,39 +258,39 @@ impl Sim {
                     }),
                 );
             }
-            Output::Migrate(cmd) => self.migrate(h, cmd),
-            Output::AbortMigration { id, .. } => self.abort_migration(h, id),
-            Output::Event(ev) => self.core_event(h, ev),
+            Output::Migrate(cmd) => self.migrate(sim, h, cmd),
+            Output::AbortMigration { id, .. } => self.abort_migration(sim, h, id),
+            Output::Event(ev) => self.core_event(sim, h, ev),
             other => {
-                self.metrics
+                sim.metrics
                     .hash
-                    .record(self.now, h, &format!("{other:?}"), &[]);
+                    .record(sim.now, h, &format!("{other:?}"), &[]);
             }
         }
     }
 
-    fn send(&mut self, h: usize, to: NodeId, msg: Msg) {
-        self.metrics.messages_sent += 1;
-        let Some(t) = self.host_index(to) else {
+    fn send(&mut self, sim: &mut Sim, h: usize, to: NodeId, msg: Msg) {
+        sim.metrics.messages_sent += 1;
+        let Some(t) = host_index(sim, to) else {
             return;
         };
         if let Msg::Incoming { migration, vm, .. } = &msg {
             // The destination judges its room when this arrives: remember the loads it sees.
-            self.observe(Seen::Reserve {
+            sim.observe(Seen::Reserve {
                 migration: *migration,
                 vm: vm.0,
                 dest: t,
             });
         }
-        if self.net.inter_site(h, t) {
-            self.metrics.inter_site_messages += 1;
+        if sim.net.inter_site(h, t) {
+            sim.metrics.inter_site_messages += 1;
         }
-        let up = self.hosts[t].up;
-        match self.net.fate_at(self.now, h, t, up) {
+        let up = sim.hosts[t].up;
+        match sim.net.fate_at(sim.now, h, t, up) {
             Fate::Deliver(d) => {
-                self.in_flight_msgs += 1;
-                self.schedule(
-                    self.now + d,
+                self.in_flight += 1;
+                sim.schedule(
+                    sim.now + d,
                     Ev::Sched(SchedEv::Deliver {
                         to: t as u32,
                         from: h as u32,
@@ -244,14 +299,14 @@ impl Sim {
                 );
             }
             Fate::Lost => {
-                if self.cfg.trace {
-                    eprintln!("{} n{h} (sim) lost {} to n{t}", self.now, msg.kind());
+                if sim.cfg.trace {
+                    eprintln!("{} n{h} (sim) lost {} to n{t}", sim.now, msg.kind());
                 }
             }
             Fate::Unreachable(d) => {
-                let epoch = self.hosts[h].epoch;
-                self.schedule(
-                    self.now + d,
+                let epoch = sim.hosts[h].epoch;
+                sim.schedule(
+                    sim.now + d,
                     Ev::Sched(SchedEv::Unreachable {
                         host: h as u32,
                         epoch,
@@ -262,17 +317,17 @@ impl Sim {
         }
     }
 
-    fn migrate(&mut self, h: usize, cmd: dvms_core::MigrationCmd) {
-        let view = self.node_view(h);
-        self.observe(Seen::Migrate {
+    fn migrate(&mut self, sim: &mut Sim, h: usize, cmd: dvms_core::MigrationCmd) {
+        let view = self.view(h);
+        sim.observe(Seen::Migrate {
             host: h,
             cmd: &cmd,
             view,
         });
         let v = usize::try_from(cmd.vm.0)
             .ok()
-            .filter(|&v| v < self.vms.len());
-        let to = self.host_index(cmd.to);
+            .filter(|&v| v < sim.vms.len());
+        let to = host_index(sim, cmd.to);
         let fail = |sim: &mut Sim, reason: &str| {
             sim.metrics.migrations_failed += 1;
             let epoch = sim.hosts[h].epoch;
@@ -289,9 +344,9 @@ impl Sim {
         };
         match (v, to) {
             (Some(v), Some(to))
-                if self.vms[v].host as usize == h && !self.vms[v].migrating && to != h =>
+                if sim.vms[v].host as usize == h && !sim.vms[v].migrating && to != h =>
             {
-                self.start_migration(
+                sim.start_migration(
                     v,
                     to,
                     Owner::Node {
@@ -301,36 +356,36 @@ impl Sim {
                 );
             }
             (Some(_), Some(_)) => fail(
-                self,
+                sim,
                 "vm not on this host, already migrating, or target is self",
             ),
-            _ => fail(self, "unknown vm or host"),
+            _ => fail(sim, "unknown vm or host"),
         }
     }
 
     /// Models the hypervisor aborting a migration (`virDomainAbortJob`): if it still runs, it
     /// stops, the VM stays on its source, and the node hears `Aborted` one latency later; if it
     /// already ended, its outcome is on its way and the abort does nothing.
-    fn abort_migration(&mut self, h: usize, id: dvms_core::model::MigrationId) {
-        self.metrics.migrations_aborted += 1;
+    fn abort_migration(&mut self, sim: &mut Sim, h: usize, id: dvms_core::model::MigrationId) {
+        sim.metrics.migrations_aborted += 1;
         // Its hosts' other migrations get its share of the NICs at once.
-        let Some((v, to)) = self.abort_node_migration(h, id) else {
+        let Some((v, to)) = sim.abort_node_migration(h, id) else {
             return;
         };
-        self.metrics.migrations_failed += 1;
+        sim.metrics.migrations_failed += 1;
         let from = h;
-        if self.cfg.trace {
+        if sim.cfg.trace {
             eprintln!(
                 "{} n{from} (sim) migration of vm{v} to n{to} aborted",
-                self.now
+                sim.now
             );
         }
-        self.metrics
+        sim.metrics
             .hash
-            .record(self.now, from, "aborted", &[v as u64, to as u64]);
-        let epoch = self.hosts[h].epoch;
-        self.schedule(
-            self.now + self.net.latency(from, from),
+            .record(sim.now, from, "aborted", &[v as u64, to as u64]);
+        let epoch = sim.hosts[h].epoch;
+        sim.schedule(
+            sim.now + sim.net.latency(from, from),
             Ev::Sched(SchedEv::MigrationRefused {
                 host: h as u32,
                 epoch,
@@ -340,22 +395,22 @@ impl Sim {
         );
     }
 
-    fn core_event(&mut self, h: usize, ev: Event) {
-        let now = self.now;
+    fn core_event(&mut self, sim: &mut Sim, h: usize, ev: Event) {
+        let now = sim.now;
         let text = format!("{ev:?}");
-        if self.cfg.trace {
+        if sim.cfg.trace {
             eprintln!("{now} n{h} {text}");
         }
-        self.metrics.hash.record(now, h, &text, &[]);
+        sim.metrics.hash.record(now, h, &text, &[]);
         match ev {
             Event::EventStarted { partition, kind } => {
-                self.metrics.events_started += 1;
+                sim.metrics.events_started += 1;
                 self.starts.insert(partition, (now, false));
                 if kind == EventKind::Overload
-                    && self.hosts[h].overloaded
-                    && self.hosts[h].episode.is_none()
+                    && sim.hosts[h].overloaded
+                    && sim.hosts[h].episode.is_none()
                 {
-                    self.hosts[h].episode = Some(Episode {
+                    sim.hosts[h].episode = Some(Episode {
                         start: now,
                         decided: false,
                         unsolvable: false,
@@ -367,17 +422,17 @@ impl Sim {
                     if !*decided {
                         *decided = true;
                         let d = now.saturating_since(*t0).as_secs_f64();
-                        self.metrics.time_to_decide.push(d);
+                        sim.metrics.time_to_decide.push(d);
                     }
                 }
             }
-            Event::Merged { .. } => self.metrics.merges += 1,
+            Event::Merged { .. } => sim.metrics.merges += 1,
             Event::EventEnded {
                 partition, reason, ..
-            } => self.event_ended(partition, reason),
-            Event::Dissolved { size, .. } => self.metrics.partition_size.push(size as f64),
-            Event::Ignored { .. } => self.metrics.ignored += 1,
-            Event::TookOver { .. } => self.metrics.takeovers += 1,
+            } => self.event_ended(sim, partition, reason),
+            Event::Dissolved { size, .. } => sim.metrics.partition_size.push(size as f64),
+            Event::Ignored { .. } => sim.metrics.ignored += 1,
+            Event::TookOver { .. } => sim.metrics.takeovers += 1,
             _ => {}
         }
     }
@@ -386,17 +441,21 @@ impl Sim {
     /// `Unsolvable`, `GaveUp` and `NotWorthIt` unsolvable (nothing was fixed); `Expired`,
     /// `InitiatorLost`, `MigrationFailed` expired. (An event whose initiator crashes before it
     /// ends is also counted expired, at the crash.) `events_ended_by_reason` has every reason.
-    fn event_ended(&mut self, partition: dvms_core::model::PartitionId, reason: DissolveReason) {
-        *self
-            .metrics
+    fn event_ended(
+        &mut self,
+        sim: &mut Sim,
+        partition: dvms_core::model::PartitionId,
+        reason: DissolveReason,
+    ) {
+        *sim.metrics
             .ended_by_reason
             .entry(reason.to_string())
             .or_default() += 1;
         if self.starts.remove(&partition).is_none() {
-            self.metrics.events_unmatched += 1;
+            sim.metrics.events_unmatched += 1;
             return;
         }
-        let m = &mut self.metrics;
+        let m = &mut sim.metrics;
         match reason {
             DissolveReason::Solved | DissolveReason::NotNeeded => m.events_solved += 1,
             DissolveReason::Unsolvable | DissolveReason::GaveUp | DissolveReason::NotWorthIt => {
@@ -411,23 +470,19 @@ impl Sim {
     /// A migration command was refused at once (unknown VM, not on this host).
     pub(crate) fn on_migration_refused(
         &mut self,
+        sim: &mut Sim,
         h: usize,
         epoch: u32,
         id: dvms_core::model::MigrationId,
         reason: String,
     ) {
-        if self.hosts[h].epoch == epoch {
+        if sim.hosts[h].epoch == epoch {
             let outcome = if reason == ABORTED {
                 dvms_core::MigrationOutcome::Aborted
             } else {
                 dvms_core::MigrationOutcome::Failed { reason }
             };
-            self.node_input(h, |n, now| n.handle_migration(now, id, outcome));
+            self.node_input(sim, h, |n, now| n.handle_migration(now, id, outcome));
         }
-    }
-
-    /// VM `v` (for scenario reports).
-    pub(crate) fn vm_id(v: usize) -> VmId {
-        VmId(v as u64)
     }
 }

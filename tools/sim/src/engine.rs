@@ -1,6 +1,7 @@
 //! The discrete-event engine: virtual time, the event queue, the host and VM model, the
-//! workload, crashes, and the run loop. Scheduler-specific handling lives in `dvms` and
-//! `baseline`; checks in `invariants`.
+//! workload, crashes, and the run loop. It names no scheduler and no check: it drives one
+//! scheduler through `crate::sched::Driver` and reports what happens to its observers
+//! (`crate::observe`).
 //!
 //! Time jumps from one scheduled event to the next; nodes are never ticked. Ties are broken by
 //! insertion order, so a run is a pure function of its configuration and seed.
@@ -9,8 +10,8 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
+use dvms_core::Time;
 use dvms_core::model::{HostSample, MigrationId, PartitionId, Resources, VmId, VmLoad};
-use dvms_core::{Node, Time};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{SimConfig, Workload};
@@ -37,11 +38,11 @@ pub(crate) enum Ev {
     Crash,
     /// A crashed host comes back.
     Restart { host: u32 },
-    /// A scripted scenario event.
+    /// A scripted action (`crate::events::Action`).
     Scripted(usize),
     /// An event of the scheduler's own.
     Sched(SchedEv),
-    /// Periodic invariant sweep (lease bounds).
+    /// Once a simulated second: the observers' periodic checks (`Seen::Tick`).
     Check,
 }
 
@@ -86,11 +87,8 @@ pub(crate) struct Host {
     pub(crate) mem: u64,
     pub(crate) overloaded: bool,
     pub(crate) down_since: Option<Time>,
-    pub(crate) node: Option<Node>,
-    pub(crate) timer_gen: u64,
-    pub(crate) timer_at: Option<Time>,
-    /// Detection time of the current overload episode (dvms: first `EventStarted`; baselines:
-    /// the onset), with flags for the baselines' classification.
+    /// Detection time of the current overload episode (set by the driver: when it
+    /// noticed the overload), with flags for the driver's classification.
     pub(crate) episode: Option<Episode>,
     /// Migrations in flight from and to this host.
     pub(crate) outgoing: u32,
@@ -99,7 +97,7 @@ pub(crate) struct Host {
     pub(crate) migs: Vec<u32>,
 }
 
-/// An overload being tracked for `time_to_solve` (and, for the baselines, as an event).
+/// An overload being tracked for `time_to_solve` (and, by some drivers, as an event).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Episode {
     pub(crate) start: Time,
@@ -126,7 +124,7 @@ pub(crate) enum Owner {
         id: MigrationId,
         partition: PartitionId,
     },
-    /// A baseline's plan run.
+    /// A driver's plan run.
     Run(u32),
 }
 
@@ -149,7 +147,7 @@ pub struct Sim {
     pub(crate) keys: Keys,
     pub(crate) gossip: Gossip,
     pub(crate) metrics: Metrics,
-    /// Who watches the run (the invariant checker).
+    /// Who watches the run (see `crate::observe::observers_for`).
     pub(crate) observers: Vec<Box<dyn crate::observe::Observer>>,
     pub(crate) migs: Vec<Option<crate::migrations::InFlight>>,
     pub(crate) free_migs: Vec<u32>,
@@ -165,9 +163,6 @@ pub struct Sim {
     pub(crate) traces: Option<Traces>,
     pub(crate) trace_cursor: u64,
     pub(crate) scripted: Vec<crate::events::Action>,
-    pub(crate) in_flight_msgs: u64,
-    /// Start time of every open dvms event, and whether it was decided.
-    pub(crate) starts: std::collections::BTreeMap<PartitionId, (Time, bool)>,
     end: Time,
     /// Events dispatched so far.
     pub(crate) events: u64,
@@ -256,9 +251,6 @@ impl Sim {
                 mem: 0,
                 overloaded: false,
                 down_since: None,
-                node: None,
-                timer_gen: 0,
-                timer_at: None,
                 episode: None,
                 outgoing: 0,
                 incoming: 0,
@@ -288,6 +280,7 @@ impl Sim {
         }
         let end = Time::ZERO + cfg.duration;
         let cfg_scheduler = cfg.scheduler;
+        let n_hosts = hosts.len();
         let observers = crate::observe::observers_for(&cfg);
         let mut sim = Sim {
             cfg,
@@ -308,7 +301,7 @@ impl Sim {
             migs: Vec::new(),
             free_migs: Vec::new(),
             mig_generation: 0,
-            driver: Some(crate::sched::driver_for(cfg_scheduler)),
+            driver: Some(crate::sched::driver_for(cfg_scheduler, n_hosts)),
             deferred: VecDeque::new(),
             driving: false,
             n_overloaded: 0,
@@ -317,8 +310,6 @@ impl Sim {
             traces,
             trace_cursor: 0,
             scripted: Vec::new(),
-            in_flight_msgs: 0,
-            starts: std::collections::BTreeMap::new(),
             end,
             events: 0,
             progress: None,
@@ -409,8 +400,7 @@ impl Sim {
 
     fn is_quiet(&self) -> bool {
         // A host still overloaded will raise its problem again after its backoff: not quiet.
-        self.in_flight_msgs == 0
-            && self.n_overloaded == 0
+        self.n_overloaded == 0
             && self.migs.iter().all(Option::is_none)
             && self.driver.as_ref().is_none_or(|d| d.idle())
             && self.observers_quiet()
@@ -509,6 +499,11 @@ impl Sim {
     /// Finishes the run: end-of-run checks.
     fn finish(&mut self) {
         self.observe(Seen::End);
+    }
+
+    /// VM `v`'s id in the protocol's and the solver's problems.
+    pub(crate) fn vm_id(v: usize) -> VmId {
+        VmId(v as u64)
     }
 
     /// The simulated time now.

@@ -11,7 +11,7 @@ use crate::rng;
 use crate::sched::Call;
 use crate::workload::TRACE_STEP_S;
 
-/// A scripted action (scenarios), resolved to indices.
+/// A scripted action (from a script file), resolved to indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
     /// VM `vm`'s CPU demand becomes `cpu_milli`.
@@ -128,10 +128,7 @@ impl Sim {
         let host = &mut self.hosts[h];
         host.up = false;
         host.epoch += 1;
-        host.node = None;
         host.down_since = Some(self.now);
-        host.timer_gen += 1;
-        host.timer_at = None;
         self.observe(Seen::Gone { host: h });
         self.drive(Call::Crashed(h));
         self.refresh_host(h);

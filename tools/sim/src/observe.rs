@@ -112,19 +112,4 @@ impl Sim {
         v.dedup();
         v
     }
-
-    /// Shows host `h`'s node's partition to the observers.
-    pub(crate) fn observe_node(&mut self, h: usize) {
-        let view = self.node_view(h);
-        self.observe(Seen::Node { host: h, view });
-    }
-
-    /// Host `h`'s node's partition view (for [`Seen::Node`] and [`Seen::Migrate`]).
-    pub(crate) fn node_view(&self, h: usize) -> Option<NodeView> {
-        self.hosts[h]
-            .node
-            .as_ref()
-            .and_then(|n| n.partition())
-            .map(|v| (v.id, v.epoch, v.leader, v.members.clone()))
-    }
 }
