@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1.0)]
     pub vm_mem_gib: f64,
     /// Simulated duration (e.g. 30m, 1h, 24h).
-    #[arg(long, default_value = "1h")]
+    #[arg(long, allow_hyphen_values = true, default_value = "1h")]
     pub duration: String,
     /// Seed of every random stream.
     #[arg(long, default_value_t = 1)]
@@ -70,16 +70,16 @@ pub struct RunArgs {
     #[arg(long, default_value = "vmplaces")]
     pub workload: String,
     /// One-way latency within a site.
-    #[arg(long, default_value = "1ms")]
+    #[arg(long, allow_hyphen_values = true, default_value = "1ms")]
     pub latency: String,
     /// One-way latency between sites.
-    #[arg(long, default_value = "10ms")]
+    #[arg(long, allow_hyphen_values = true, default_value = "10ms")]
     pub inter_site_latency: String,
     /// Probability that a message (or a gossip publication) is lost.
     #[arg(long, default_value_t = 0.0)]
     pub loss: f64,
     /// Extra one-way delay per message, uniform in 0..=JITTER (e.g. 5ms).
-    #[arg(long, default_value = "0ms")]
+    #[arg(long, allow_hyphen_values = true, default_value = "0ms")]
     pub jitter: String,
     /// With --jitter, let a message overtake an earlier one on the same link.
     #[arg(long)]
@@ -88,7 +88,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.0)]
     pub crash_rate: f64,
     /// Mean time a crashed host stays down (exponential).
-    #[arg(long, default_value = "5m")]
+    #[arg(long, allow_hyphen_values = true, default_value = "5m")]
     pub restart_after: String,
     /// Number of sites hosts are spread over (round-robin).
     #[arg(long, default_value_t = 1)]
@@ -116,13 +116,13 @@ pub struct RunArgs {
     #[arg(long, default_value = "model")]
     pub charge_solver: String,
     /// Period of the centralized scheduler.
-    #[arg(long, default_value = "30s")]
+    #[arg(long, allow_hyphen_values = true, default_value = "30s")]
     pub central_period: String,
     /// Protocol lease (membership expiry).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lease: Option<String>,
     /// Protocol detection hysteresis.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub detect_hold: Option<String>,
     /// Smallest partition the solver is asked about.
     #[arg(long)]

@@ -153,10 +153,12 @@ fn proto_dur(key: &str, v: &str) -> Result<Duration, ScenarioError> {
     dur_max(key, v, input::MAX_PROTOCOL_S)
 }
 
-/// A CPU amount in cores, `0..=MAX_VM_CORES` (`positive`: more than 0), in milli-cores.
+/// A CPU amount in cores, `0..=max` (`positive`: more than 0, and at least 1 milli-core), in
+/// milli-cores.
 fn milli(key: &str, cores: f64, positive: bool, max: f64) -> Result<u64, ScenarioError> {
     let v = input::check_range(key, cores, 0.0, max, positive).map_err(invalid)?;
-    Ok((v * 1000.0).round() as u64)
+    let m = (v * 1000.0).round() as u64;
+    Ok(if positive { m.max(1) } else { m })
 }
 
 /// A memory size in GiB, more than 0 and at most `max`, in MiB (at least 1).

@@ -100,8 +100,9 @@ pub fn generate(shape: &Shape) -> Setup {
     let hosts = (0..shape.hosts)
         .map(|i| HostInit {
             name: format!("h{i}"),
-            cpu_milli: (shape.host_cores * 1000.0).round() as u64,
-            mem_mib: (shape.host_mem_gib * 1024.0).round() as u64,
+            // A positive size never rounds down to nothing.
+            cpu_milli: ((shape.host_cores * 1000.0).round() as u64).max(1),
+            mem_mib: ((shape.host_mem_gib * 1024.0).round() as u64).max(1),
             site: u32::try_from(i % sites).unwrap_or(0),
         })
         .collect();
@@ -111,7 +112,7 @@ pub fn generate(shape: &Shape) -> Setup {
             name: format!("v{j}"),
             host: j % shape.hosts.max(1),
             cpu_milli: 0,
-            mem_mib: (shape.vm_mem_gib * 1024.0).round() as u64,
+            mem_mib: ((shape.vm_mem_gib * 1024.0).round() as u64).max(1),
         })
         .collect();
     Setup {

@@ -166,6 +166,23 @@ fn out_of_range_flags_exit_64_naming_the_flag() {
         (&["run", "--lease", "2h"][..], "--lease"),
         (&["run", "--view-size", "0"][..], "--view-size"),
         (&["run", "--gossip-fanout", "1"][..], "--gossip-fanout"),
+        // Negative durations name their flag too (not "unexpected argument '-1'").
+        (&["run", "--duration", "-1h"][..], "--duration"),
+        (&["run", "--jitter", "-1s"][..], "--jitter"),
+        (&["run", "--latency", "-1ms"][..], "--latency"),
+        (
+            &["run", "--inter-site-latency", "-1ms"][..],
+            "--inter-site-latency",
+        ),
+        (&["run", "--restart-after", "-5m"][..], "--restart-after"),
+        (&["run", "--central-period", "-3s"][..], "--central-period"),
+        (&["run", "--lease", "-1s"][..], "--lease"),
+        (&["run", "--detect-hold", "-1s"][..], "--detect-hold"),
+        (&["run", "--seed", "18446744073709551616"][..], "--seed"),
+        (&["run", "--loss", "nan"][..], "--loss"),
+        (&["run", "--host-cores", "inf"][..], "--host-cores"),
+        (&["run", "--sites", "100000"][..], "--sites"),
+        (&["run", "--jitter", "1e300"][..], "--jitter"),
     ] {
         let o = sim(args);
         assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
