@@ -175,7 +175,7 @@ def main():
         print(row(run(binary, ["--hosts", "10000", "--duration", "1h", *extra])), flush=True)
     print("\n### PlanetLab replay (20110303, 20 VMs on 3-core hosts, 1,000 hosts, 24 h)\n")
     print(HEADER)
-    for sched in ("dvms", "centralized", "oracle", "none"):
+    for sched in ("dvms", "entropy", "centralized", "oracle", "none"):
         args = ["--hosts", "1000", "--duration", "24h", "--vms-per-host", "20", "--host-cores", "3",
                 "--workload", f"planetlab:{TRACES}", "--scheduler", sched]
         r = run(binary, args)
