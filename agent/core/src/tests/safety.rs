@@ -273,6 +273,56 @@ fn finding3_deposed_leader_commands_are_refused() {
     );
 }
 
+// Reference: protocol.md §7.6, §9.4 (a reservation acknowledged after a takeover starts nothing:
+// the new leader counted the VM on its source, and the old leader's command is fenced).
+#[test]
+fn finding3_reservation_acknowledged_after_a_takeover_starts_nothing() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    m.handle_message(Time::ZERO, NodeId(1), migrate(current, 6, 3));
+    drain(&mut m);
+    assert!(m.is_migrating(), "reserving");
+    // Host 6 takes over before the destination's ack arrives.
+    let later = Epoch {
+        term: 3,
+        leader: NodeId(6),
+    };
+    m.handle_message(
+        Time::ZERO,
+        NodeId(6),
+        Msg::View {
+            view: view(later, 4, &[1, 5, 6]),
+            absorbed: None,
+        },
+    );
+    drain(&mut m);
+    let ack = Msg::IncomingAck {
+        migration: MigrationId(3),
+        vm: VmId(10),
+        granted: true,
+    };
+    m.handle_message(Time::ZERO, NodeId(6), ack);
+    let outs = drain(&mut m);
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Migrate(_))),
+        "started for a deposed leader: {outs:?}"
+    );
+    assert!(
+        refused(&outs, 1),
+        "reported failed to the old leader: {outs:?}"
+    );
+    assert!(
+        sent(&outs)
+            .iter()
+            .any(|(t, msg)| t.0 == 6 && matches!(msg, Msg::IncomingCancelled { .. })),
+        "the destination's room is released: {outs:?}"
+    );
+    assert!(!m.is_migrating());
+}
+
 // Reference: protocol.md §9.4, §7.6 (a destination refuses room to an older leadership).
 #[test]
 fn finding3_destination_refuses_room_to_an_older_leadership() {
@@ -502,4 +552,44 @@ fn finding7_reordering_links_solve_without_double_moves() {
             c.capacity_violations
         );
     }
+}
+
+// Reference: protocol.md §7.7, §9.4 (a late cancellation of an earlier migration of the same VM
+// releases nothing: the newer reservation stays until its own migration ends).
+#[test]
+fn finding7_late_cancellation_keeps_a_newer_reservation() {
+    let mut d = member(6);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let ask = |migration| Msg::Incoming {
+        partition: P,
+        epoch: current,
+        migration: MigrationId(migration),
+        vm: VmId(20),
+        demand: Resources::new(100, 1024),
+    };
+    d.handle_message(Time::ZERO, NodeId(5), ask(8));
+    drain(&mut d);
+    assert_eq!(d.summary().demand, Resources::new(200, 2048), "reserved");
+    // The cancellation of migration 7 (an earlier attempt) arrives after migration 8's request.
+    let cancel = |migration| Msg::IncomingCancelled {
+        migration: MigrationId(migration),
+        vm: VmId(20),
+    };
+    d.handle_message(Time::ZERO, NodeId(5), cancel(7));
+    let handoff = Msg::Handoff {
+        migration: MigrationId(7),
+        vm: VmId(20),
+        moves: 1,
+    };
+    d.handle_message(Time::ZERO, NodeId(5), handoff);
+    assert_eq!(
+        d.summary().demand,
+        Resources::new(200, 2048),
+        "still reserved for migration 8"
+    );
+    d.handle_message(Time::ZERO, NodeId(5), cancel(8));
+    assert_eq!(d.summary().demand, Resources::new(100, 1024), "released");
 }
