@@ -189,6 +189,10 @@ fn finding2_partition_ending_while_the_vm_travels_keeps_the_room_reserved() {
     c.run_for(secs(1));
     assert!(!c.node(NodeId(1)).expect("up").is_busy(), "partition ended");
     assert_eq!(demand(&c), 700, "room still reserved while the vm travels");
+    // Past a lease since the reservation: it does not expire on a clock.
+    c.run_until(c.start() + secs(9));
+    assert_eq!(c.hosts[1].vms.len(), 1, "still travelling");
+    assert_eq!(demand(&c), 700, "room still reserved after a lease");
     c.run_for(secs(20));
     assert_eq!(c.hosts[1].vms.len(), 2, "the vm arrived");
     assert_eq!(demand(&c), 700, "counted once");
@@ -321,6 +325,53 @@ fn finding3_reservation_acknowledged_after_a_takeover_starts_nothing() {
         "the destination's room is released: {outs:?}"
     );
     assert!(!m.is_migrating());
+}
+
+// Reference: protocol.md §7.2 (a takeover's states count a VM in flight where it is going: its
+// source leaves it out, so the new leader does not fix the source's overload a second time).
+#[test]
+fn finding3_takeover_counts_a_vm_in_flight_at_its_destination() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let state_vms = |m: &mut Node, epoch: Epoch| {
+        let ask = Msg::StateRequest {
+            partition: P,
+            epoch,
+            version: 9,
+        };
+        m.handle_message(Time::ZERO, epoch.leader, ask);
+        sent(&drain(m))
+            .into_iter()
+            .find_map(|(_, msg)| match msg {
+                Msg::State { host, .. } => Some(host.vms.iter().map(|v| v.id).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .expect("state sent")
+    };
+    m.handle_message(Time::ZERO, NodeId(1), migrate(current, 6, 3));
+    drain(&mut m);
+    // Waiting for the reservation: the VM has not left, it counts here (not migratable).
+    assert_eq!(state_vms(&mut m, current), vec![VmId(10)]);
+    let ack = Msg::IncomingAck {
+        migration: MigrationId(3),
+        vm: VmId(10),
+        granted: true,
+    };
+    m.handle_message(Time::ZERO, NodeId(6), ack);
+    assert!(
+        drain(&mut m)
+            .iter()
+            .any(|o| matches!(o, Output::Migrate(_)))
+    );
+    // Host 1 takes over again while the VM travels: the VM is not counted on its source.
+    let later = Epoch {
+        term: 3,
+        leader: NodeId(1),
+    };
+    assert_eq!(state_vms(&mut m, later), Vec::<VmId>::new());
 }
 
 // Reference: protocol.md §9.4, §7.6 (a destination refuses room to an older leadership).
