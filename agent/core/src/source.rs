@@ -160,18 +160,19 @@ impl Node {
             return self.ignore("stale reservation ack");
         }
         let cmd = run.cmd;
-        // The leadership that ordered it must still be the one this host follows (§7.6): a
-        // reservation acknowledged after a takeover starts nothing.
+        // The leadership that ordered it must still be the one this host follows, and the
+        // destination still a member (§7.6, §9.1): a reservation acknowledged after a takeover,
+        // or after the destination left, starts nothing.
         let current = self
             .partition()
-            .is_some_and(|v| v.id == cmd.partition && v.epoch == cmd.epoch);
+            .is_some_and(|v| v.id == cmd.partition && v.epoch == cmd.epoch && v.contains(cmd.to));
         if granted && !current {
-            warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, "leadership changed before the reservation was acknowledged, vm stays");
+            warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, "leadership or partition changed before the reservation was acknowledged, vm stays");
             return self.finish_run(
                 now,
                 migration,
                 &MigrationOutcome::Failed {
-                    reason: "leadership changed".into(),
+                    reason: "partition changed".into(),
                 },
             );
         }
@@ -443,6 +444,12 @@ impl Node {
         let mut view = view.clone();
         view.epoch = epoch;
         view.leader = from;
+        // The epoch's leader is a member of its own view: a host that joined and leads now is
+        // a valid destination even before its view arrives (a `Migrate` overtaking the join's
+        // `View`, §7.7).
+        if !view.members.contains(&from) && view.members.len() < crate::config::MAX_PARTITION_SIZE {
+            view.members.push(from);
+        }
         if self.is_leader() {
             info!(node = %self.id, partition = %id, leader = %from, %epoch, "deposed, stepping down");
         }

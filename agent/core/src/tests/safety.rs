@@ -644,3 +644,75 @@ fn finding7_late_cancellation_keeps_a_newer_reservation() {
     d.handle_message(Time::ZERO, NodeId(5), cancel(8));
     assert_eq!(d.summary().demand, Resources::new(100, 1024), "released");
 }
+
+// Reference: protocol.md §7.5, §7.7 (the initiator missed the dissolution and took over a dead
+// partition: a freed host answers its view and its state request with `Leave`, so it is not
+// held by that leader while it joins another partition).
+#[test]
+fn finding7_takeover_after_a_lost_dissolve_lets_freed_members_go() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let dissolve = Msg::Dissolve {
+        partition: P,
+        epoch: current,
+        reason: DissolveReason::Solved,
+    };
+    m.handle_message(Time::ZERO, NodeId(1), dissolve);
+    assert!(!m.is_busy());
+    drain(&mut m);
+    let takeover = Epoch {
+        term: 3,
+        leader: NodeId(1),
+    };
+    let leaves = |outs: &[Output]| {
+        sent(outs)
+            .iter()
+            .filter(|(t, msg)| {
+                t.0 == 1 && matches!(msg, Msg::Leave { partition } if *partition == P)
+            })
+            .count()
+    };
+    m.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Msg::View {
+            view: view(takeover, 5, &[1, 5, 6]),
+            absorbed: None,
+        },
+    );
+    assert_eq!(leaves(&drain(&mut m)), 1, "the view is answered with Leave");
+    let ask = Msg::StateRequest {
+        partition: P,
+        epoch: takeover,
+        version: 5,
+    };
+    m.handle_message(Time::ZERO, NodeId(1), ask);
+    assert_eq!(leaves(&drain(&mut m)), 1, "the state request too");
+    assert!(!m.is_busy(), "still free");
+}
+
+// Reference: protocol.md §7.6, §7.7 (a `Migrate` from the host that just joined and leads
+// overtakes the join's `View`: the source follows the new epoch, whose leader is a member, and
+// obeys rather than refuse a migration towards it).
+#[test]
+fn finding7_migrate_overtaking_the_join_view_is_obeyed() {
+    let mut m = member(5);
+    let joined = Epoch {
+        term: 3,
+        leader: NodeId(7),
+    };
+    m.handle_message(Time::ZERO, NodeId(7), migrate(joined, 7, 1));
+    let outs = drain(&mut m);
+    assert!(!refused(&outs, 7), "{outs:?}");
+    assert!(
+        sent(&outs)
+            .iter()
+            .any(|(t, msg)| t.0 == 7 && matches!(msg, Msg::Incoming { .. })),
+        "asks the new leader for room: {outs:?}"
+    );
+    let v = m.partition().expect("member");
+    assert_eq!((v.epoch, v.leader), (joined, NodeId(7)));
+}

@@ -34,7 +34,10 @@ fn reordering_sweep_keeps_every_invariant() {
         });
         assert!(r.migrations > 0, "seed {seed}: no migration at all");
         assert_eq!(
-            r.events_ended_by_reason.get("not_worth_it").copied().unwrap_or(0),
+            r.events_ended_by_reason
+                .get("not_worth_it")
+                .copied()
+                .unwrap_or(0),
             0,
             "seed {seed}: an overload dropped as not worth it"
         );
