@@ -154,6 +154,20 @@ fn finding1_slow_migration_is_aborted_and_its_room_stays_reserved_until_confirme
     );
 }
 
+// Reference: protocol.md §9.2 (the report of a long migration is lost: the leader's re-sends
+// back off to every 8th renewal, so the partition ends within 8 s of the migration, not after
+// doubling its age; the simulator bounds a partition's life).
+#[test]
+fn finding1_lost_report_of_a_long_migration_is_recovered_within_eight_renewals() {
+    let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
+    c.drop_once = vec!["migrate_done"];
+    c.migration_time = secs(40);
+    c.run_until(c.start() + secs(52));
+    assert!(c.drop_once.is_empty(), "the first report was lost");
+    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.hosts[1].vms.len(), 2);
+}
+
 // --- Finding 2: reservations ride on one unacknowledged message ---
 
 // Reference: protocol.md §9.4 (a lost `Incoming` is re-sent; the migration waits for the ack).
