@@ -30,7 +30,7 @@ pub struct Config {
     pub hop_timeout: Duration,
     /// How long a leader waits for the solver.
     pub solve_timeout: Duration,
-    /// How long a leader waits for one live migration.
+    /// How long a migration may run before its source aborts it (`docs/protocol.md` §9.5).
     pub migrate_timeout: Duration,
     /// The partition size below which the solver is not asked.
     pub min_partition_size: usize,
@@ -44,7 +44,8 @@ pub struct Config {
     pub blocked_budget: Duration,
     /// Pause between two attempts of a blocked partition to find a free host or a merge.
     pub blocked_retry: Duration,
-    /// A plan is applied only if it lowers the partition's overload by at least this much CPU.
+    /// A consolidation plan is applied only if it lowers the partition's badness by at least
+    /// this much; an overload or an evacuation is always worth ending (`docs/protocol.md` §5.5).
     pub improvement_margin_milli: u64,
     /// Cooldown after a VM's first move; doubles with each further move.
     pub cooldown_base: Duration,
@@ -285,14 +286,14 @@ mod tests {
 
     // Reference: protocol.md §7.2 (two lost renewals are tolerated).
     #[test]
-    fn two_lost_renewals_do_not_raise_suspicion() {
+    fn finding3_two_lost_renewals_do_not_raise_suspicion() {
         let cfg = Config::default().validate().unwrap();
         assert!(cfg.renew_period * 3 < cfg.leader_suspect_after());
         assert!(cfg.leader_suspect_after() < cfg.lease);
     }
 
     #[test]
-    fn huge_durations_are_refused_without_panicking() {
+    fn finding6_huge_durations_are_refused_without_panicking() {
         let cfg = Config {
             renew_period: Duration::MAX,
             ..Config::default()

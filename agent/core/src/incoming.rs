@@ -62,13 +62,13 @@ impl Incoming {
         }
     }
 
-    /// The migration of `vm` from `source` ended: its reservation goes. `migration`, when
-    /// given, must match too.
-    pub(crate) fn release(&mut self, vm: VmId, source: NodeId, migration: Option<MigrationId>) {
+    /// The migration `migration` of `vm` from `source` ended: its reservation goes. A late
+    /// message about an earlier migration of the same VM releases nothing (§7.7).
+    pub(crate) fn release(&mut self, vm: VmId, source: NodeId, migration: MigrationId) {
         let matches = self
             .entries
             .get(&vm)
-            .is_some_and(|r| r.source == source && migration.is_none_or(|m| m == r.migration));
+            .is_some_and(|r| r.source == source && r.migration == migration);
         if matches {
             self.entries.remove(&vm);
         }
@@ -174,10 +174,10 @@ mod tests {
         assert_eq!(due, vec![(NodeId(3), MigrationId(1), VmId(7))]);
         assert_eq!(inc.pending(&sample(&[1])).count(), 1);
         // Only its own source (and migration) releases it.
-        inc.release(VmId(7), NodeId(4), None);
-        inc.release(VmId(7), NodeId(3), Some(MigrationId(2)));
+        inc.release(VmId(7), NodeId(4), MigrationId(1));
+        inc.release(VmId(7), NodeId(3), MigrationId(2));
         assert_eq!(inc.pending(&sample(&[1])).count(), 1);
-        inc.release(VmId(7), NodeId(3), Some(MigrationId(1)));
+        inc.release(VmId(7), NodeId(3), MigrationId(1));
         assert!(inc.is_empty());
         // A source is gone only after several failed requests in a row.
         inc.reserve(VmId(8), res(3, 1));
@@ -199,7 +199,7 @@ mod tests {
         }
         assert!(!inc.has_room());
         assert_eq!(inc.pending(&sample(&[])).count(), MAX_INCOMING);
-        inc.release(VmId(0), NodeId(1), None);
+        inc.release(VmId(0), NodeId(1), MigrationId(0));
         assert_eq!(inc.pending(&sample(&[])).count(), MAX_INCOMING - 1);
     }
 }

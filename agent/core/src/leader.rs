@@ -163,30 +163,29 @@ impl Node {
             },
         );
         // A lost `Migrate` or `MigrateDone` must not stall the plan until `migrate_timeout`:
-        // re-send the unreported ones, backing off within a step (a migration takes seconds);
-        // sources answer duplicates idempotently (§9.2).
+        // re-send the unreported ones, backing off within a step (a migration takes seconds)
+        // up to every `RESEND_EVERY` renewals, so a lost report of a long migration costs at
+        // most that much; sources answer duplicates idempotently (§9.2).
         let me = self.id;
         let resend: Vec<(NodeId, Msg)> = match &mut self.role {
             Role::Leader(l) => {
                 l.renewals_in_step = l.renewals_in_step.saturating_add(1);
                 match &l.phase {
-                    Phase::Applying { pending, .. } if l.renewals_in_step.is_power_of_two() => {
-                        pending
-                            .iter()
-                            .filter(|(_, m)| m.from != me)
-                            .map(|(&migration, m)| {
-                                let msg = Msg::Migrate {
-                                    partition: view.id,
-                                    epoch: view.epoch,
-                                    migration,
-                                    vm: m.vm,
-                                    to: m.to,
-                                    mem_mib: m.mem_mib,
-                                };
-                                (m.from, msg)
-                            })
-                            .collect()
-                    }
+                    Phase::Applying { pending, .. } if resend_due(l.renewals_in_step) => pending
+                        .iter()
+                        .filter(|(_, m)| m.from != me)
+                        .map(|(&migration, m)| {
+                            let msg = Msg::Migrate {
+                                partition: view.id,
+                                epoch: view.epoch,
+                                migration,
+                                vm: m.vm,
+                                to: m.to,
+                                mem_mib: m.mem_mib,
+                            };
+                            (m.from, msg)
+                        })
+                        .collect(),
                     _ => Vec::new(),
                 }
             }
@@ -696,6 +695,14 @@ impl Node {
         });
         self.become_free(now, Some(reason));
     }
+}
+
+/// Renewals between two re-sends of an unreported migration, once backed off (§9.2).
+const RESEND_EVERY: u32 = 8;
+
+/// True at the 1st, 2nd, 4th and 8th renewal of a step, then at every 8th.
+fn resend_due(renewals: u32) -> bool {
+    (renewals.is_power_of_two() && renewals <= RESEND_EVERY) || renewals % RESEND_EVERY == 0
 }
 
 /// Spare CPU of a candidate as gossip last reported it; negative when overloaded, lowest when

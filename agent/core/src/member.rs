@@ -152,6 +152,9 @@ impl Node {
         absorbed: Option<PartitionId>,
     ) {
         let Some(mine) = self.partition() else {
+            // A leader still counts this host (its initiator took over after a lost
+            // dissolution, or the lease ran out): tell it, as for a renewal (§7.5).
+            self.leave_if_counted(from, &view);
             return self.ignore("view while free");
         };
         // Views are ordered by (epoch, version): a later leadership wins even if its version is
@@ -159,6 +162,8 @@ impl Node {
         let same = mine.id == view.id && (view.epoch, view.version) > (mine.epoch, mine.version);
         let merged = absorbed.is_some_and(|a| a == mine.id);
         if !(same || merged) || view.leader != from || view.epoch.leader != from {
+            // A host in another partition says nothing: the view may have overtaken the merged
+            // view that absorbs its partition (§6, §7.7).
             return self.ignore("stale view");
         }
         if !view.contains(self.id) {
@@ -262,7 +267,32 @@ impl Node {
                     host,
                 },
             ),
-            _ => self.ignore("state request for another partition"),
+            _ => {
+                // Free: the leader that took over must not wait for this host, nor plan with it
+                // (§7.5). A host in another partition says nothing: the request may have
+                // overtaken the merged view that absorbs its partition (§6, §7.7).
+                if self.is_unbound_for(id) {
+                    self.send(from, Msg::Leave { partition: id });
+                }
+                self.ignore("state request for another partition");
+            }
+        }
+    }
+
+    /// True when this host is free, or reserved for a join to a partition other than `id`.
+    fn is_unbound_for(&self, id: PartitionId) -> bool {
+        match &self.role {
+            Role::Free => true,
+            Role::Reserved { view, .. } => view.id != id,
+            Role::Member(_) | Role::Leader(_) => false,
+        }
+    }
+
+    /// Answers `Leave` to the leader of a view that still lists this host although this host is
+    /// not in that partition (§7.5).
+    fn leave_if_counted(&mut self, from: NodeId, view: &PartitionView) {
+        if view.leader == from && view.contains(self.id) && self.is_unbound_for(view.id) {
+            self.send(from, Msg::Leave { partition: view.id });
         }
     }
 

@@ -433,7 +433,12 @@ mod tests {
             },
         };
         assert_eq!(h.limit(), Resources::new(6300, 32768));
-        // Values from a peer can be anything: no overflow, no panic.
+    }
+
+    // Reference: protocol.md §11 (issue 10, finding 6: a capacity sent by a peer overflowed
+    // `limit`).
+    #[test]
+    fn finding6_limit_of_any_capacity_never_overflows() {
         let huge = HostSpec {
             id: NodeId(1),
             capacity: Resources::new(u64::MAX, u64::MAX),

@@ -334,11 +334,16 @@ pub enum Msg {
     },
     /// A source tells a destination that an announced migration failed or was aborted (§9.4).
     IncomingCancelled {
+        /// The migration, as in its `Incoming`: a late cancellation of an earlier migration of
+        /// the same VM (reordering, §7.7) must not release a newer reservation.
+        migration: MigrationId,
         /// The VM.
         vm: VmId,
     },
     /// A source tells a destination the move history of a VM it just received (cooldown, §10).
     Handoff {
+        /// The migration that brought the VM, as in its `Incoming`.
+        migration: MigrationId,
         /// The VM.
         vm: VmId,
         /// How many recent moves the VM has made, this one included.

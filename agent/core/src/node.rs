@@ -577,12 +577,18 @@ impl Node {
                 running,
             } => {
                 if !running {
-                    self.incoming.release(vm, from, Some(migration));
+                    self.incoming.release(vm, from, migration);
                 }
             }
-            Msg::IncomingCancelled { vm } => self.incoming.release(vm, from, None),
-            Msg::Handoff { vm, moves } => {
-                self.incoming.release(vm, from, None);
+            Msg::IncomingCancelled { migration, vm } => {
+                self.incoming.release(vm, from, migration);
+            }
+            Msg::Handoff {
+                migration,
+                vm,
+                moves,
+            } => {
+                self.incoming.release(vm, from, migration);
                 let max = self.cfg.cooldown_max;
                 self.cooldowns.record_arrival(vm, moves, now, max);
             }

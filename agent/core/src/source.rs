@@ -150,7 +150,7 @@ impl Node {
         vm: VmId,
         granted: bool,
     ) {
-        let Some(run) = self.running.get_mut(&migration) else {
+        let Some(run) = self.running.get(&migration).copied() else {
             return self.ignore("ack for an unknown migration");
         };
         if run.cmd.to != from
@@ -160,10 +160,27 @@ impl Node {
             return self.ignore("stale reservation ack");
         }
         let cmd = run.cmd;
+        // The leadership that ordered it must still be the one this host follows, and the
+        // destination still a member (§7.6, §9.1): a reservation acknowledged after a takeover,
+        // or after the destination left, starts nothing.
+        let current = self
+            .partition()
+            .is_some_and(|v| v.id == cmd.partition && v.epoch == cmd.epoch && v.contains(cmd.to));
+        if granted && !current {
+            warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, "leadership or partition changed before the reservation was acknowledged, vm stays");
+            return self.finish_run(
+                now,
+                migration,
+                &MigrationOutcome::Failed {
+                    reason: "partition changed".into(),
+                },
+            );
+        }
         if granted {
-            run.state = RunState::Started {
-                abort_at: now + self.cfg.migrate_timeout,
-            };
+            let abort_at = now + self.cfg.migrate_timeout;
+            if let Some(r) = self.running.get_mut(&migration) {
+                r.state = RunState::Started { abort_at };
+            }
             info!(node = %self.id, vm = %cmd.vm, to = %cmd.to, partition = %cmd.partition, "migration started");
             self.push(Output::Migrate(cmd));
         } else {
@@ -254,10 +271,23 @@ impl Node {
                 .moves(cmd.vm, now, self.cfg.cooldown_max)
                 .saturating_add(1);
             self.cooldowns.forget(cmd.vm);
-            self.send(cmd.to, Msg::Handoff { vm: cmd.vm, moves });
+            self.send(
+                cmd.to,
+                Msg::Handoff {
+                    migration: id,
+                    vm: cmd.vm,
+                    moves,
+                },
+            );
         } else {
             self.stats.migrations_failed += 1;
-            self.send(cmd.to, Msg::IncomingCancelled { vm: cmd.vm });
+            self.send(
+                cmd.to,
+                Msg::IncomingCancelled {
+                    migration: id,
+                    vm: cmd.vm,
+                },
+            );
             match outcome {
                 MigrationOutcome::Failed { reason } => {
                     warn!(node = %self.id, vm = %cmd.vm, to = %cmd.to, error = %reason, "migration failed, vm stays");
@@ -414,6 +444,12 @@ impl Node {
         let mut view = view.clone();
         view.epoch = epoch;
         view.leader = from;
+        // The epoch's leader is a member of its own view: a host that joined and leads now is
+        // a valid destination even before its view arrives (a `Migrate` overtaking the join's
+        // `View`, §7.7).
+        if !view.members.contains(&from) && view.members.len() < crate::config::MAX_PARTITION_SIZE {
+            view.members.push(from);
+        }
         if self.is_leader() {
             info!(node = %self.id, partition = %id, leader = %from, %epoch, "deposed, stepping down");
         }

@@ -373,7 +373,7 @@ mod tests {
 
     // Reference: protocol.md §11 (every number range-checked at decode time).
     #[test]
-    fn numbers_that_cannot_be_real_are_refused() {
+    fn finding6_numbers_that_cannot_be_real_are_refused() {
         let field = |msg: &Msg| match decode(&framed(msg)) {
             Err(DecodeError::Value { field, .. }) => field,
             other => panic!("accepted or wrong error: {other:?}"),

@@ -154,6 +154,20 @@ fn finding1_slow_migration_is_aborted_and_its_room_stays_reserved_until_confirme
     );
 }
 
+// Reference: protocol.md §9.2 (the report of a long migration is lost: the leader's re-sends
+// back off to every 8th renewal, so the partition ends within 8 s of the migration, not after
+// doubling its age; the simulator bounds a partition's life).
+#[test]
+fn finding1_lost_report_of_a_long_migration_is_recovered_within_eight_renewals() {
+    let mut c = Cluster::new(&[&[600, 600], &[100]], Config::default());
+    c.drop_once = vec!["migrate_done"];
+    c.migration_time = secs(40);
+    c.run_until(c.start() + secs(52));
+    assert!(c.drop_once.is_empty(), "the first report was lost");
+    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.hosts[1].vms.len(), 2);
+}
+
 // --- Finding 2: reservations ride on one unacknowledged message ---
 
 // Reference: protocol.md §9.4 (a lost `Incoming` is re-sent; the migration waits for the ack).
@@ -189,6 +203,10 @@ fn finding2_partition_ending_while_the_vm_travels_keeps_the_room_reserved() {
     c.run_for(secs(1));
     assert!(!c.node(NodeId(1)).expect("up").is_busy(), "partition ended");
     assert_eq!(demand(&c), 700, "room still reserved while the vm travels");
+    // Past a lease since the reservation: it does not expire on a clock.
+    c.run_until(c.start() + secs(9));
+    assert_eq!(c.hosts[1].vms.len(), 1, "still travelling");
+    assert_eq!(demand(&c), 700, "room still reserved after a lease");
     c.run_for(secs(20));
     assert_eq!(c.hosts[1].vms.len(), 2, "the vm arrived");
     assert_eq!(demand(&c), 700, "counted once");
@@ -271,6 +289,103 @@ fn finding3_deposed_leader_commands_are_refused() {
         !outs.iter().any(|o| matches!(o, Output::Migrate(_))),
         "not before the ack"
     );
+}
+
+// Reference: protocol.md §7.6, §9.4 (a reservation acknowledged after a takeover starts nothing:
+// the new leader counted the VM on its source, and the old leader's command is fenced).
+#[test]
+fn finding3_reservation_acknowledged_after_a_takeover_starts_nothing() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    m.handle_message(Time::ZERO, NodeId(1), migrate(current, 6, 3));
+    drain(&mut m);
+    assert!(m.is_migrating(), "reserving");
+    // Host 6 takes over before the destination's ack arrives.
+    let later = Epoch {
+        term: 3,
+        leader: NodeId(6),
+    };
+    m.handle_message(
+        Time::ZERO,
+        NodeId(6),
+        Msg::View {
+            view: view(later, 4, &[1, 5, 6]),
+            absorbed: None,
+        },
+    );
+    drain(&mut m);
+    let ack = Msg::IncomingAck {
+        migration: MigrationId(3),
+        vm: VmId(10),
+        granted: true,
+    };
+    m.handle_message(Time::ZERO, NodeId(6), ack);
+    let outs = drain(&mut m);
+    assert!(
+        !outs.iter().any(|o| matches!(o, Output::Migrate(_))),
+        "started for a deposed leader: {outs:?}"
+    );
+    assert!(
+        refused(&outs, 1),
+        "reported failed to the old leader: {outs:?}"
+    );
+    assert!(
+        sent(&outs)
+            .iter()
+            .any(|(t, msg)| t.0 == 6 && matches!(msg, Msg::IncomingCancelled { .. })),
+        "the destination's room is released: {outs:?}"
+    );
+    assert!(!m.is_migrating());
+}
+
+// Reference: protocol.md §7.2 (a takeover's states count a VM in flight where it is going: its
+// source leaves it out, so the new leader does not fix the source's overload a second time).
+#[test]
+fn finding3_takeover_counts_a_vm_in_flight_at_its_destination() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let state_vms = |m: &mut Node, epoch: Epoch| {
+        let ask = Msg::StateRequest {
+            partition: P,
+            epoch,
+            version: 9,
+        };
+        m.handle_message(Time::ZERO, epoch.leader, ask);
+        sent(&drain(m))
+            .into_iter()
+            .find_map(|(_, msg)| match msg {
+                Msg::State { host, .. } => Some(host.vms.iter().map(|v| v.id).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .expect("state sent")
+    };
+    m.handle_message(Time::ZERO, NodeId(1), migrate(current, 6, 3));
+    drain(&mut m);
+    // Waiting for the reservation: the VM has not left, it counts here (not migratable).
+    assert_eq!(state_vms(&mut m, current), vec![VmId(10)]);
+    let ack = Msg::IncomingAck {
+        migration: MigrationId(3),
+        vm: VmId(10),
+        granted: true,
+    };
+    m.handle_message(Time::ZERO, NodeId(6), ack);
+    assert!(
+        drain(&mut m)
+            .iter()
+            .any(|o| matches!(o, Output::Migrate(_)))
+    );
+    // Host 1 takes over again while the VM travels: the VM is not counted on its source.
+    let later = Epoch {
+        term: 3,
+        leader: NodeId(1),
+    };
+    assert_eq!(state_vms(&mut m, later), Vec::<VmId>::new());
 }
 
 // Reference: protocol.md §9.4, §7.6 (a destination refuses room to an older leadership).
@@ -502,4 +617,116 @@ fn finding7_reordering_links_solve_without_double_moves() {
             c.capacity_violations
         );
     }
+}
+
+// Reference: protocol.md §7.7, §9.4 (a late cancellation of an earlier migration of the same VM
+// releases nothing: the newer reservation stays until its own migration ends).
+#[test]
+fn finding7_late_cancellation_keeps_a_newer_reservation() {
+    let mut d = member(6);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let ask = |migration| Msg::Incoming {
+        partition: P,
+        epoch: current,
+        migration: MigrationId(migration),
+        vm: VmId(20),
+        demand: Resources::new(100, 1024),
+    };
+    d.handle_message(Time::ZERO, NodeId(5), ask(8));
+    drain(&mut d);
+    assert_eq!(d.summary().demand, Resources::new(200, 2048), "reserved");
+    // The cancellation of migration 7 (an earlier attempt) arrives after migration 8's request.
+    let cancel = |migration| Msg::IncomingCancelled {
+        migration: MigrationId(migration),
+        vm: VmId(20),
+    };
+    d.handle_message(Time::ZERO, NodeId(5), cancel(7));
+    let handoff = Msg::Handoff {
+        migration: MigrationId(7),
+        vm: VmId(20),
+        moves: 1,
+    };
+    d.handle_message(Time::ZERO, NodeId(5), handoff);
+    assert_eq!(
+        d.summary().demand,
+        Resources::new(200, 2048),
+        "still reserved for migration 8"
+    );
+    d.handle_message(Time::ZERO, NodeId(5), cancel(8));
+    assert_eq!(d.summary().demand, Resources::new(100, 1024), "released");
+}
+
+// Reference: protocol.md §7.5, §7.7 (the initiator missed the dissolution and took over a dead
+// partition: a freed host answers its view and its state request with `Leave`, so it is not
+// held by that leader while it joins another partition).
+#[test]
+fn finding7_takeover_after_a_lost_dissolve_lets_freed_members_go() {
+    let mut m = member(5);
+    let current = Epoch {
+        term: 2,
+        leader: NodeId(1),
+    };
+    let dissolve = Msg::Dissolve {
+        partition: P,
+        epoch: current,
+        reason: DissolveReason::Solved,
+    };
+    m.handle_message(Time::ZERO, NodeId(1), dissolve);
+    assert!(!m.is_busy());
+    drain(&mut m);
+    let takeover = Epoch {
+        term: 3,
+        leader: NodeId(1),
+    };
+    let leaves = |outs: &[Output]| {
+        sent(outs)
+            .iter()
+            .filter(|(t, msg)| {
+                t.0 == 1 && matches!(msg, Msg::Leave { partition } if *partition == P)
+            })
+            .count()
+    };
+    m.handle_message(
+        Time::ZERO,
+        NodeId(1),
+        Msg::View {
+            view: view(takeover, 5, &[1, 5, 6]),
+            absorbed: None,
+        },
+    );
+    assert_eq!(leaves(&drain(&mut m)), 1, "the view is answered with Leave");
+    let ask = Msg::StateRequest {
+        partition: P,
+        epoch: takeover,
+        version: 5,
+    };
+    m.handle_message(Time::ZERO, NodeId(1), ask);
+    assert_eq!(leaves(&drain(&mut m)), 1, "the state request too");
+    assert!(!m.is_busy(), "still free");
+}
+
+// Reference: protocol.md §7.6, §7.7 (a `Migrate` from the host that just joined and leads
+// overtakes the join's `View`: the source follows the new epoch, whose leader is a member, and
+// obeys rather than refuse a migration towards it).
+#[test]
+fn finding7_migrate_overtaking_the_join_view_is_obeyed() {
+    let mut m = member(5);
+    let joined = Epoch {
+        term: 3,
+        leader: NodeId(7),
+    };
+    m.handle_message(Time::ZERO, NodeId(7), migrate(joined, 7, 1));
+    let outs = drain(&mut m);
+    assert!(!refused(&outs, 7), "{outs:?}");
+    assert!(
+        sent(&outs)
+            .iter()
+            .any(|(t, msg)| t.0 == 7 && matches!(msg, Msg::Incoming { .. })),
+        "asks the new leader for room: {outs:?}"
+    );
+    let v = m.partition().expect("member");
+    assert_eq!((v.epoch, v.leader), (joined, NodeId(7)));
 }

@@ -16,10 +16,9 @@
 //!   (§7.2) without knowing it, and a member whose lease ran out may join another partition
 //!   before its old leader hears of it (§7.5). Neither can make `h` act, since every command is
 //!   checked against `h`'s own view (§9.1);
-//!   Reordering on one link breaks it too: a `Dissolve` overtaking the `View` that named its
-//!   sender as leader is ignored, so the initiator later takes over the dissolved partition and
-//!   holds members that have moved on until its state collection drops them (§7.2). Lossless
-//!   seeds therefore keep each link in order;
+//!   Reordering alone does not break it: a `Dissolve` or command that overtakes the `View`
+//!   announcing a later epoch is taken at once (§7.6, §7.7), so half of the lossless seeds
+//!   reorder their links too, the other half keep them in order;
 //! - a source starts a migration only for the partition it believes it is in, towards a host
 //!   in that partition's view (§9.1); without loss, a live destination believes so too (or, just
 //!   after a merge, believes it is in the absorbed partition, whose view already names the same

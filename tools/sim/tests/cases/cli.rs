@@ -261,12 +261,9 @@ fn progress_is_shown_on_request() {
 
 #[test]
 fn planetlab_runs_default_to_loaded_hosts() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/planetlab/20110303");
-    if !dir.is_dir() {
-        eprintln!("skipped: no traces at {}", dir.display());
+    let Some(dir) = super::planetlab_dir() else {
         return;
-    }
+    };
     let w = format!("planetlab:{}", dir.display());
     let args = [
         "run",

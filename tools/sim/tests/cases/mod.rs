@@ -47,6 +47,21 @@ pub(crate) fn small_run(
     r
 }
 
+/// The PlanetLab traces of 2011-03-03 (`../shared/traces`), or `None` (the test is skipped,
+/// with a note). In CI (`CI` set and not `false`/`0`) missing traces fail the test: a replay
+/// test that passes without running proves nothing.
+pub(crate) fn planetlab_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/traces/planetlab/20110303");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "CI: PlanetLab traces missing at {}", dir.display());
+    eprintln!("skipped: no traces at {}", dir.display());
+    None
+}
+
 /// True once the real placement solver is in: it can move a VM off an overloaded host.
 pub(crate) fn solver_is_real() -> bool {
     use dvms_core::model::{HostSpec, NodeId, Problem, Resources, Thresholds, VmId, VmSpec};

@@ -109,16 +109,9 @@ fn wall_clock_solver_charging_runs() {
 
 #[test]
 fn planetlab_traces_replay() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/planetlab/20110303");
-    if !dir.is_dir() {
-        // In CI the traces must be there: a replay test that passes without running proves
-        // nothing.
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(!ci, "CI: PlanetLab traces missing at {}", dir.display());
-        eprintln!("skipped: no traces at {}", dir.display());
+    let Some(dir) = super::planetlab_dir() else {
         return;
-    }
+    };
     let r = small_run(20, 20, Scheduler::None, 1, |c, sh| {
         c.workload = Workload::Planetlab(dir.clone());
         sh.vms_per_host = 20;
