@@ -1,16 +1,23 @@
 //! Solver benchmark on VMPlaceS-like partitions (no criterion: a plain `main`).
 //!
 //! `cargo bench -p dvms-placement` prints a table; `cargo bench -p dvms-placement --bench solver
-//! -- --json` adds one JSON object per
-//! row. `max-in` is, per plan, the most VMs one host receives (1: perfectly spread).
+//! -- --json` adds one JSON object per row. `--only TEXT` runs only the rows whose name
+//! contains TEXT, `--samples N` sets the samples of the 500-sample rows. `exh` counts the
+//! answers `BudgetExhausted` (the other unsolved ones are proved unsolvable). `max-in` is, per
+//! plan, the most VMs one host receives (1: perfectly spread).
+//!
 //! Hosts have 7 cores (7000 milli) and 32 GiB; each runs 10 VMs of 1 vCPU and 1 GiB whose load
 //! is drawn from a Gaussian (mean 60 %, sd 20 % of a core), clamped to [0, 100] % and rounded
 //! to steps of 10 %, as in VMPlaceS. Every partition has at least one overloaded host (if the
 //! draw has none, one host's VMs are loaded further). "With constraints" adds a spread of 3
 //! VMs, a gather pair, an among over two halves of the partition, a ban, a root VM and one
-//! VM in ten opting out of migration. "Drain" bans host 0's VMs from host 0 (an evacuation). Solve times are wall time of `solve` (the benchmark is
-//! the only place that reads a clock), the fastest of three runs of each instance (to filter
-//! scheduler preemption on shared machines); work units are reported beside them.
+//! VM in ten opting out of migration. "Drain" bans host 0's VMs from host 0 (an evacuation).
+//! "Nearly full" partitions ([`Gen::nearly_full`]) are compared with a reference run of the
+//! same solver with 100 times the budget (see [`Quality`]).
+//!
+//! Solve times are wall time of `solve` (the benchmark is the only place that reads a clock),
+//! the fastest of three runs of each instance (to filter scheduler preemption on shared
+//! machines); work units are reported beside them.
 
 use std::time::Instant;
 
@@ -202,6 +209,8 @@ struct Row {
     name: String,
     samples: usize,
     solved: usize,
+    /// Answers `BudgetExhausted` (the others unsolved are proved unsolvable).
+    exhausted: usize,
     p50_us: f64,
     p99_us: f64,
     max_us: f64,
@@ -248,6 +257,7 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
         (Vec::new(), 0, 0u64, 0usize, 0u64, 0f64);
     let mut max_in = 0usize;
     let mut quality = Quality::default();
+    let mut exhausted = 0;
     for _ in 0..samples {
         let mut p = if kind == Kind::NearlyFull {
             g.nearly_full(hosts)
@@ -284,6 +294,10 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
         times.push(ns / 1000.0);
         total_ns += ns;
         units += out.work_units;
+        exhausted += usize::from(matches!(
+            out.result,
+            Err(dvms_core::model::Unsolvable::BudgetExhausted { .. })
+        ));
         if kind == Kind::NearlyFull && quality.compared < COMPARED.min(samples) {
             let long = solve(
                 &p,
@@ -324,6 +338,7 @@ fn run(name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64
         name: name.to_owned(),
         samples,
         solved,
+        exhausted,
         p50_us: percentile(&times, 0.5),
         p99_us: percentile(&times, 0.99),
         max_us: times.last().copied().unwrap_or(0.0),
@@ -342,49 +357,60 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     let json = args.iter().any(|a| a == "--json");
     let n = if quick { 5 } else { 500 };
+    // `--only TEXT` keeps the rows whose name contains TEXT; `--samples N` overrides 500.
+    let arg_after = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = arg_after("--only");
+    let n = arg_after("--samples")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(n);
     let mut rows = Vec::new();
+    // A row `--only` leaves out is not run at all.
+    let mut add = |name: &str, mode: Mode, hosts: u64, kind: Kind, samples: usize, seed: u64| {
+        if only.as_ref().is_none_or(|o| name.contains(o.as_str())) {
+            rows.push(run(name, mode, hosts, kind, samples, seed));
+        }
+    };
     for hosts in [4u64, 8, 16, 32, 64] {
         for (kind, suffix) in [(Kind::Plain, ""), (Kind::Constraints, " +constraints")] {
             let name = format!("full {hosts:>5} hosts{suffix}");
-            rows.push(run(&name, Mode::Full, hosts, kind, n, 1000 + hosts));
+            add(&name, Mode::Full, hosts, kind, n, 1000 + hosts);
         }
     }
     for hosts in [4u64, 8, 16, 32] {
         let name = format!("full {hosts:>5} hosts nearly full");
-        rows.push(run(
-            &name,
-            Mode::Full,
-            hosts,
-            Kind::NearlyFull,
-            n,
-            5000 + hosts,
-        ));
+        add(&name, Mode::Full, hosts, Kind::NearlyFull, n, 5000 + hosts);
     }
     for hosts in [8u64, 32] {
         let name = format!("full {hosts:>5} hosts drain");
-        rows.push(run(&name, Mode::Full, hosts, Kind::Drain, n, 4000 + hosts));
+        add(&name, Mode::Full, hosts, Kind::Drain, n, 4000 + hosts);
     }
     // Full mode on a whole (small) cluster, for comparison with repair mode.
     let few = if quick { 1 } else { 20 };
-    rows.push(run(
+    add(
         "full   1000 hosts",
         Mode::Full,
         1_000,
         Kind::Plain,
         few,
         3000,
-    ));
+    );
     for (hosts, samples) in [(1_000u64, few), (10_000, if quick { 1 } else { 5 })] {
         for (kind, suffix) in [(Kind::Plain, ""), (Kind::Constraints, " +constraints")] {
             let name = format!("repair {hosts:>5} hosts{suffix}");
-            rows.push(run(&name, Mode::Repair, hosts, kind, samples, 2000 + hosts));
+            add(&name, Mode::Repair, hosts, kind, samples, 2000 + hosts);
         }
     }
     println!(
-        "{:<30} {:>7} {:>7} {:>10} {:>10} {:>10} {:>9} {:>6} {:>6} {:>11} {:>8}",
+        "{:<30} {:>7} {:>7} {:>5} {:>10} {:>10} {:>10} {:>9} {:>6} {:>6} {:>11} {:>8}",
         "case",
         "samples",
         "solved",
+        "exh",
         "p50 us",
         "p99 us",
         "max us",
@@ -396,10 +422,11 @@ fn main() {
     );
     for r in &rows {
         println!(
-            "{:<30} {:>7} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>6.2} {:>6.2} {:>11.0} {:>8.1}",
+            "{:<30} {:>7} {:>7} {:>5} {:>10.1} {:>10.1} {:>10.1} {:>9.0} {:>6.2} {:>6.2} {:>11.0} {:>8.1}",
             r.name,
             r.samples,
             r.solved,
+            r.exhausted,
             r.p50_us,
             r.p99_us,
             r.max_us,
@@ -430,10 +457,11 @@ fn main() {
     if json {
         for r in &rows {
             println!(
-                "{{\"case\":\"{}\",\"samples\":{},\"solved\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_moved_mib\":{:.1},\"mean_migrations\":{:.3},\"mean_max_in\":{:.2},\"mean_work_units\":{:.0},\"ns_per_unit\":{:.1}}}",
+                "{{\"case\":\"{}\",\"samples\":{},\"solved\":{},\"exhausted\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_moved_mib\":{:.1},\"mean_migrations\":{:.3},\"mean_max_in\":{:.2},\"mean_work_units\":{:.0},\"ns_per_unit\":{:.1}}}",
                 r.name.split_whitespace().collect::<Vec<_>>().join(" "),
                 r.samples,
                 r.solved,
+                r.exhausted,
                 r.p50_us,
                 r.p99_us,
                 r.max_us,

@@ -27,6 +27,10 @@
 //!   limit; no host takes part in more than [`PlanOptions::max_per_host`] migrations of a step;
 //!   dependency cycles go through a pivot host with room (an extra migration), and when there
 //!   is none the solver picks another placement or reports the problem unsolvable.
+//!   Constraints hold at every step: a VM only ever goes where it started or where its
+//!   constraints let it end (`ban`/`fence`; the `gather`'s final host; a group of the `among`
+//!   holding every member's final host), and no `spread` member arrives where another member
+//!   is, even during a step. Pivot hosts are chosen under the same rules.
 //!   [`validate_plan`], which shares no code with the solver, checks every returned plan; a
 //!   plan that failed it would be returned as [`Unsolvable::Invalid`], never as a plan.
 //!
@@ -47,17 +51,27 @@
 //!
 //! [`Mode::Full`]: the repair gives a first incumbent, then an Entropy-style depth-first branch
 //! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
-//! first). Its lower bound is, per violating host, the least (memory, VMs) that must still
-//! leave it: the exact knapsack above before the host is touched, a small exact knapsack or a
-//! fractional one during the search. Identical unconstrained VMs of one host are decided in a
-//! fixed order (symmetry breaking). An improving leaf gets a plan; a placement that no plan can
-//! reach is skipped. When this finds nothing, a packing search (all movable VMs, largest
-//! first, healthy destinations first, backjumping over leaves no plan reaches) looks for any
-//! plan with half the remaining budget; then, when there is still no plan or on problems of at
-//! most 32 VMs, a complete search also lets the VMs of healthy hosts move (to make room). The
-//! search stops improving an incumbent after 100,000 units without progress. The best plan
-//! within the budget is returned; on VMPlaceS-like partitions the incumbent usually meets the
-//! bound at the root.
+//! first). Its lower bound is, per host whose VMs it decides, the least (memory, VMs) that
+//! must still leave it: the exact knapsack above before the host is touched, a small exact
+//! knapsack or a fractional one during the search. Identical unconstrained VMs of one host
+//! are decided in a fixed order (symmetry breaking). An improving leaf gets a plan; a
+//! placement that no plan can reach is skipped. When this finds nothing, a packing search
+//! (all movable VMs, largest first, healthy destinations first, backjumping over leaves no
+//! plan reaches) looks for any plan. Then, at any problem size, a search over **every**
+//! movable VM of the partition (issue 11: the cheapest plan often moves a VM off a healthy
+//! host to make room) runs by iterative deepening on the cost: each round explores every
+//! placement whose cost plus lower bound is within a threshold, where the bound now also
+//! counts what must leave each *receiving* host once VMs are decided onto it; the threshold
+//! rises to the least cost cut (at least a quarter of the way to the incumbent). A round that
+//! finds a plan finds the cheapest; reaching the incumbent's cost proves it optimal
+//! ([`Outcome::optimal`]). This search gets 15 % of the budget when there is an incumbent,
+//! the rest of the budget otherwise. The search over the violating hosts stops improving an
+//! incumbent after 100,000 units without progress. On VMPlaceS-like partitions the incumbent
+//! usually meets the bound at the root.
+//!
+//! Before any search, quick sound proofs answer [`Unsolvable`] at once: no movable VM has
+//! room for a first migration anywhere its constraints allow (nothing can start), or a
+//! `gather`/`among` that its members' domains cannot satisfy.
 //!
 //! The plan builder tries greedy steps, then steps in which arrivals wait for the
 //! destination's own departures, then (up to 10 migrations) an exact search for a safe serial
@@ -83,8 +97,9 @@
 //! - `lib.rs`: the public API and the mode dispatch.
 //! - `model.rs`: the compiled, index-based problem and the partial-placement state.
 //! - `greedy.rs`: the near-linear repair (and the full mode's first incumbent).
+//! - `infeasible.rs`: quick proofs that no plan exists.
 //! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
-//! - `search.rs`: the branch and bound of the full mode.
+//! - `search.rs`: the branch and bound and the iterative deepening of the full mode.
 //! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
 //! - [`validate`]: the independent plan validator.
 //! - [`instance`]: the JSON instance format of `dvms-sim solve` (the only reason this crate

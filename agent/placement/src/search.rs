@@ -1,20 +1,20 @@
 //! The full mode: greedy incumbent, then an Entropy-style branch and bound.
 //!
-//! The search decides the VMs of the violating hosts one by one (stay first, then the hosts
-//! with the most free room), keeping a partial [`State`] whose loads only grow, so a host over
-//! its limits is pruned at once. The bound adds, per violating host, the memory and number of
-//! VMs that must still leave it; identical unconstrained VMs of one host are decided in a fixed
-//! order (symmetry breaking). A plan is built at every improving leaf: a placement whose plan
-//! needs a pivot that does not exist is skipped. A room relaxation (the VMs still to place
-//! need no more than the room of the hosts that can take the smallest of them) prunes tight
-//! packings.
+//! The search decides VMs one by one (stay first, then the hosts with the most free room),
+//! keeping a partial [`State`] whose loads only grow, so a host over its limits is pruned at
+//! once. The bound adds, per host whose VMs are decided, the memory and number of VMs that must
+//! still leave it (for a healthy host, because of the VMs decided onto it); identical
+//! unconstrained VMs of one host are decided in a fixed order (symmetry breaking). A plan is
+//! built at every improving leaf: a placement whose plan needs a pivot that does not exist is
+//! skipped. A room relaxation (the VMs still to place need no more than the room of the hosts
+//! that can take the smallest of them) prunes tight packings.
 //!
-//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host; if that finds nothing,
-//! a packing search over every movable VM (largest first, healthy destinations first, stopping
-//! at the first plan, backjumping past decisions unrelated to a plan's deadlock) with half the
-//! remaining budget; then, if there is still no plan or the problem is small, a complete search
-//! over every movable VM. An incumbent that does not improve for [`STALL_UNITS`] ends the
-//! search.
+//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a quarter of the
+//! budget when there is no incumbent yet); if that finds nothing, a packing search over every
+//! movable VM (largest first, healthy destinations first, stopping at the first plan,
+//! backjumping past decisions unrelated to a plan's deadlock) with a third of the rest; then
+//! the iterative deepening over every movable VM ([`deepening`], issue 11). An incumbent that
+//! does not improve for [`STALL_UNITS`] ends the first search.
 
 use std::cmp::Reverse;
 
@@ -38,10 +38,11 @@ const ALL_SHARE_PCT: u64 = 15;
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
 /// threshold to the least cost that was cut (and, to keep rounds few, at least a quarter of
-/// the way to the incumbent, or twice as far when there is none: a round is complete, so a plan
-/// it finds is still the cheapest once it ends). Rounds stop once a round cuts nothing (every
-/// placement was seen), the threshold reaches the incumbent's cost (which is then optimal) or
-/// the slice runs out. True when the search was complete.
+/// the way to the incumbent but at most to twice the threshold, or to twice the threshold
+/// when there is none: a round is complete, so a plan it finds is still the cheapest once it
+/// ends). Rounds stop once a round cuts nothing (every placement was seen), the threshold
+/// reaches the incumbent's cost (which is then optimal) or the slice runs out. True when the
+/// search was complete.
 fn deepening(
     m: &Model,
     violating: &[usize],
@@ -69,7 +70,10 @@ fn deepening(
         };
         threshold = match inc.cost() {
             Some(best) if best <= threshold || next >= best => return true,
-            Some(best) => next.max((threshold.0 + (best.0 - threshold.0) / 4, 0)),
+            Some(best) => {
+                let step = ((best.0 - threshold.0) / 4).min(threshold.0);
+                next.max((threshold.0 + step, 0))
+            }
             None => next.max((threshold.0.saturating_mul(2), 0)),
         };
     }
