@@ -123,3 +123,51 @@ fn member_killed_mid_partition_leaves_no_host_stuck() {
     lab.kill9(member);
     settles(&lab, member);
 }
+
+/// Migrations far slower than `migrate_timeout` (2 GiB at 20 MiB/s: 100 s, timeout 4 s): the
+/// source's core aborts each (`Output::AbortMigration`), the agent asks the lab to abort, the
+/// lab stops the copy and the VM stays where it was; nothing is lost, duplicated or left
+/// reserved, and the agents end up free.
+#[test]
+fn migrations_outlasting_their_timeout_are_aborted_and_the_vms_stay() {
+    let _one = serial();
+    let mut lab = Lab::new(LabSpec {
+        hosts: 4,
+        bandwidth_mib_s: 20.0,
+        protocol: "migrate_timeout = \"4s\"".into(),
+        ..LabSpec::default()
+    });
+    for v in 0..6 {
+        lab.add_vm(0, &format!("vm-00{v:02}"), 1, 2048, 900);
+    }
+    for h in 1..4 {
+        lab.add_vm(h, &format!("vm-{h:02}00"), 1, 2048, 300);
+    }
+    lab.start_all();
+    lab.wait("a migration aborted", Duration::from_secs(120), |lab| {
+        (lab.hv.stats().0.migrations_aborted >= 1).then_some(())
+    });
+    let (stats, _, _) = lab.hv.stats();
+    assert_eq!(
+        stats.migrations, 0,
+        "a 100 s migration completed: {stats:?}"
+    );
+    let s = lab.agents[0].status().expect("h00 answers");
+    assert!(s.stats.migrations_failed >= 1, "{s:?}");
+    let Some(dvms_agent::control::proto::Response::Events(events)) =
+        lab.agents[0].ask(&dvms_agent::control::proto::Request::Events)
+    else {
+        panic!("h00 gives no events");
+    };
+    assert!(
+        events.iter().any(|e| e.event == "migration_aborted"),
+        "{events:?}"
+    );
+    let audit = lab.hv.audit().expect("audit");
+    assert!(
+        audit.lost.is_empty() && audit.duplicated.is_empty() && audit.misplaced.is_empty(),
+        "{audit:?}"
+    );
+    // The VMs all stayed home.
+    assert_eq!(lab.hv.hosts()[0].vms, 6);
+}

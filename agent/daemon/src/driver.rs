@@ -12,21 +12,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dvms_core::model::{MigrationId, NodeId, PartitionId, Plan, SolveId, Unsolvable, VmId};
-use dvms_core::{MigrationCmd, MigrationOutcome, Node, Output, Time};
+use dvms_core::{MigrationOutcome, Node, Output, Time};
 use dvms_overlay::{Event as OverlayEvent, Handle};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::actuator::{Actuator, AnyActuator, MigrateRequest};
+use crate::actuator::{Actuator, AnyActuator};
 use crate::config::Config;
 use crate::control::Call;
 use crate::control::proto::{self, Request, Response};
 use crate::directory::Directory;
-use crate::metrics::{Metrics, OutcomeLabel};
+use crate::metrics::Metrics;
 use crate::monitor::HostMonitor;
 use crate::net::{Net, NetCmd, NetResult};
 use crate::record::{Record, partition_label};
+
+mod migrations;
 
 /// The monotonic clock the core's `Time` is read from.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +91,8 @@ pub struct Driver {
     actuator: Arc<AnyActuator>,
     permits: Arc<Semaphore>,
     migrations: JoinSet<(MigrationId, MigrationOutcome)>,
+    /// Abort requests on their way to the actuator (at most one per running migration).
+    aborts: JoinSet<(MigrationId, Result<(), String>)>,
     running: BTreeMap<MigrationId, Running>,
     solves: JoinSet<(SolveId, Option<PartitionId>, usize, dvms_placement::Outcome)>,
     calls: mpsc::Receiver<Call>,
@@ -153,6 +157,7 @@ impl Driver {
             actuator,
             permits,
             migrations: JoinSet::new(),
+            aborts: JoinSet::new(),
             running: BTreeMap::new(),
             solves: JoinSet::new(),
             calls: p.calls,
@@ -219,6 +224,12 @@ impl Driver {
                         Err(e) => tracing::error!(error = %e, "migration task failed"),
                     }
                 }
+                Some(done) = self.aborts.join_next(), if !self.aborts.is_empty() => {
+                    match done {
+                        Ok((id, answer)) => self.abort_answered(id, answer),
+                        Err(e) => tracing::error!(error = %e, "abort task failed"),
+                    }
+                }
                 Some(done) = self.solves.join_next(), if !self.solves.is_empty() => {
                     match done {
                         Ok((id, partition, hosts, outcome)) => self.plan_done(id, partition, hosts, outcome),
@@ -232,7 +243,7 @@ impl Driver {
                     not_before = Instant::now() + Duration::from_millis(1);
                 }
                 () = sleep_until_opt(leave_tick) => {}
-                _ = tick.tick() => self.sample(),
+                _ = tick.tick(), if leave_by.is_none() => self.sample(),
                 Some(call) = self.calls.recv() => {
                     let response = self.answer(call.request);
                     let _ = call.reply.send(response);
@@ -246,6 +257,7 @@ impl Driver {
                 },
             }
         }
+        self.aborts.shutdown().await;
         self.migrations.shutdown().await;
         if let Err(e) = self.overlay.shutdown().await {
             tracing::debug!(error = %e, "overlay already stopped");
@@ -334,114 +346,14 @@ impl Driver {
                 });
             }
             Output::Migrate(cmd) => self.start_migration(cmd),
+            Output::AbortMigration { id, vm, to } => self.abort_migration(id, vm, to),
             Output::Event(ev) => {
                 let name = self.record.core_event(&ev, &self.dir);
                 self.metrics.event(name);
             }
-            other => tracing::debug!(output = ?other, "output not handled by this driver"),
+            // `Output` is non-exhaustive: a newer core's output this driver does not know.
+            other => tracing::warn!(output = ?other, "output not handled by this driver"),
         }
-    }
-
-    fn start_migration(&mut self, cmd: MigrationCmd) {
-        let Some(vm_name) = self.monitor.name(cmd.vm).map(str::to_owned) else {
-            let reason = format!("vm {:016x} is not on this host", cmd.vm.0);
-            tracing::warn!(migration = %cmd.id, reason = %reason, "migration refused");
-            self.local.push_back(Local::MigrationFailed(cmd.id, reason));
-            return;
-        };
-        let Some(to) = self.dir.get(cmd.to).and_then(|i| i.name.clone()) else {
-            let reason = format!("destination {:016x} has no known node name", cmd.to.0);
-            tracing::warn!(migration = %cmd.id, vm = %vm_name, reason = %reason, "migration refused");
-            self.local.push_back(Local::MigrationFailed(cmd.id, reason));
-            return;
-        };
-        let p = partition_label(&self.dir, cmd.partition);
-        tracing::info!(event = "migration_started", migration = %cmd.id, vm = %vm_name, to = %to, partition = %p, mem_mib = cmd.mem_mib, actuator = self.actuator.kind(), "migration started");
-        self.record.push(
-            "migration_started",
-            Some(p),
-            Some(vm_name.clone()),
-            format!("to {to} ({} MiB) via {}", cmd.mem_mib, self.actuator.kind()),
-        );
-        let req = MigrateRequest {
-            vm: vm_name.clone(),
-            from: self.cfg.node_name.clone(),
-            to: to.clone(),
-            timeout: self.cfg.protocol.migrate_timeout,
-        };
-        self.running.insert(
-            cmd.id,
-            Running {
-                vm: cmd.vm,
-                vm_name,
-                to,
-                partition: cmd.partition,
-                mem_mib: cmd.mem_mib,
-            },
-        );
-        let actuator = self.actuator.clone();
-        let permits = self.permits.clone();
-        let id = cmd.id;
-        self.migrations.spawn(async move {
-            // Closed only at shutdown; then the migration is not started.
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return (
-                    id,
-                    MigrationOutcome::Failed {
-                        reason: "agent stopping".into(),
-                    },
-                );
-            };
-            (id, actuator.migrate(req).await)
-        });
-    }
-
-    fn migration_done(&mut self, id: MigrationId, outcome: MigrationOutcome) {
-        let run = self.running.remove(&id);
-        let (vm, to, partition) = run
-            .as_ref()
-            .map(|r| {
-                (
-                    r.vm_name.clone(),
-                    r.to.clone(),
-                    Some(partition_label(&self.dir, r.partition)),
-                )
-            })
-            .unwrap_or_default();
-        match &outcome {
-            MigrationOutcome::Done => {
-                tracing::info!(event = "migration_done", migration = %id, vm = %vm, to = %to, "migration done");
-                self.record.push(
-                    "migration_done",
-                    partition,
-                    Some(vm),
-                    format!("now on {to}"),
-                );
-                self.metrics
-                    .migrations
-                    .get_or_create(&OutcomeLabel {
-                        outcome: "ok".into(),
-                    })
-                    .inc();
-            }
-            MigrationOutcome::Failed { reason } => {
-                tracing::warn!(event = "migration_failed", migration = %id, vm = %vm, to = %to, reason = %reason, "migration failed: the vm stays here");
-                self.record.push(
-                    "migration_failed",
-                    partition,
-                    Some(vm),
-                    format!("to {to}: {reason}"),
-                );
-                self.metrics
-                    .migrations
-                    .get_or_create(&OutcomeLabel {
-                        outcome: "failed".into(),
-                    })
-                    .inc();
-            }
-        }
-        let now = self.clock.now();
-        self.node.handle_migration(now, id, outcome);
     }
 
     fn plan_done(

@@ -81,7 +81,7 @@ impl Record {
                 size,
             } => {
                 let p = part(partition);
-                tracing::info!(event = "became_leader", partition = %p, epoch = version, size, "leading the partition");
+                tracing::info!(event = "became_leader", partition = %p, version, size, "leading the partition");
                 self.push(
                     "became_leader",
                     Some(p),
@@ -200,6 +200,8 @@ impl Record {
                 }
                 "migration_finished"
             }
+            // The driver logs it with the VM's name when it asks the actuator to abort.
+            Event::MigrationAborting { .. } => "migration_aborting",
             Event::Ignored { reason } => {
                 tracing::debug!(event = "ignored", reason, "input ignored");
                 "ignored"

@@ -43,10 +43,12 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bins", "-p", "dvms-agent", "-p", "dvmsctl"])
-            .status()
-            .expect("run cargo build");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--bins", "-p", "dvms-agent", "-p", "dvmsctl"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build of dvmsd/dvmsctl failed");
     }
     assert!(path.exists(), "{} not found", path.display());

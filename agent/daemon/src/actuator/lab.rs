@@ -2,7 +2,9 @@
 //!
 //! One request per connection on the lab's Unix socket, one JSON object per line:
 //! `{"op":"migrate","vm":..,"from":..,"to":..}` answered when the migration ends with
-//! `{"ok":true,"duration_ms":N}` or `{"ok":false,"error":".."}`.
+//! `{"ok":true,"duration_ms":N}` or `{"ok":false,"error":".."}` (`"aborted"` when an abort
+//! stopped it: the VM stayed on its source). `{"op":"abort","vm":..}` is answered at once with
+//! `{"ok":true}` or `{"ok":false,"error":"not migrating"}`.
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::{Actuator, MigrateRequest};
+use super::{AbortRequest, Actuator, MigrateRequest};
 
 /// Longest answer line accepted from the lab.
 const MAX_ANSWER: u64 = 4096;
@@ -22,12 +24,21 @@ pub struct Lab {
     socket: PathBuf,
 }
 
+/// The error the lab answers a migration stopped by `abort` with.
+const ABORTED: &str = "aborted";
+
+/// A request line (CONTRACTS B).
 #[derive(Serialize)]
-struct Migrate<'a> {
-    op: &'static str,
-    vm: &'a str,
-    from: &'a str,
-    to: &'a str,
+#[serde(tag = "op", rename_all = "lowercase")]
+enum LabRequest<'a> {
+    Migrate {
+        vm: &'a str,
+        from: &'a str,
+        to: &'a str,
+    },
+    Abort {
+        vm: &'a str,
+    },
 }
 
 /// The lab's answer to `migrate`.
@@ -46,20 +57,15 @@ impl Lab {
         Lab { socket }
     }
 
-    async fn call(&self, req: &MigrateRequest) -> Result<Answer, String> {
+    async fn call(&self, req: &LabRequest<'_>) -> Result<Answer, String> {
         let mut stream = UnixStream::connect(&self.socket).await.map_err(|e| {
             format!(
                 "cannot connect to lab socket {}: {e}",
                 self.socket.display()
             )
         })?;
-        let mut line = serde_json::to_vec(&Migrate {
-            op: "migrate",
-            vm: &req.vm,
-            from: &req.from,
-            to: &req.to,
-        })
-        .map_err(|e| format!("cannot encode request: {e}"))?;
+        let mut line =
+            serde_json::to_vec(req).map_err(|e| format!("cannot encode request: {e}"))?;
         line.push(b'\n');
         stream
             .write_all(&line)
@@ -86,7 +92,12 @@ impl Actuator for Lab {
     }
 
     async fn migrate(&self, req: MigrateRequest) -> MigrationOutcome {
-        match tokio::time::timeout(req.timeout, self.call(&req)).await {
+        let line = LabRequest::Migrate {
+            vm: &req.vm,
+            from: &req.from,
+            to: &req.to,
+        };
+        match tokio::time::timeout(req.timeout, self.call(&line)).await {
             Ok(Ok(Answer {
                 ok: true,
                 duration_ms,
@@ -95,6 +106,7 @@ impl Actuator for Lab {
                 tracing::debug!(vm = %req.vm, to = %req.to, duration_ms, "lab migration done");
                 MigrationOutcome::Done
             }
+            Ok(Ok(Answer { error: Some(e), .. })) if e == ABORTED => MigrationOutcome::Aborted,
             Ok(Ok(Answer { error, .. })) => MigrationOutcome::Failed {
                 reason: error.unwrap_or_else(|| "lab refused without a reason".into()),
             },
@@ -104,7 +116,22 @@ impl Actuator for Lab {
             },
         }
     }
+
+    async fn abort(&self, req: AbortRequest) -> Result<(), String> {
+        let line = LabRequest::Abort { vm: &req.vm };
+        match tokio::time::timeout(ABORT_ANSWER, self.call(&line)).await {
+            Ok(Ok(Answer { ok: true, .. })) => Ok(()),
+            Ok(Ok(Answer { error, .. })) => {
+                Err(error.unwrap_or_else(|| "lab refused without a reason".into()))
+            }
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => Err(format!("no answer from the lab within {ABORT_ANSWER:?}")),
+        }
+    }
 }
+
+/// How long the lab may take to answer an abort (it answers at once).
+const ABORT_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
@@ -170,6 +197,40 @@ mod tests {
             .await;
         assert!(
             matches!(out, MigrationOutcome::Failed { reason } if reason.contains("cannot connect"))
+        );
+    }
+
+    fn abort_req() -> AbortRequest {
+        AbortRequest {
+            vm: "vm-0001".into(),
+            from: "h00".into(),
+            to: "h01".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn lab_abort_speaks_the_contract() {
+        let (_dir, path, task) = fake_lab("{\"ok\":true}\n").await;
+        assert_eq!(Lab::new(path).abort(abort_req()).await, Ok(()));
+        let line: serde_json::Value = serde_json::from_str(&task.await.unwrap()).unwrap();
+        assert_eq!(line, serde_json::json!({"op":"abort","vm":"vm-0001"}));
+        let (_d, path, _t) = fake_lab("{\"ok\":false,\"error\":\"not migrating\"}\n").await;
+        assert_eq!(
+            Lab::new(path).abort(abort_req()).await,
+            Err("not migrating".into())
+        );
+        let out = Lab::new("/nonexistent/lab.sock".into())
+            .abort(abort_req())
+            .await;
+        assert!(matches!(out, Err(reason) if reason.contains("cannot connect")));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_migration_is_reported_aborted() {
+        let (_d, path, _t) = fake_lab("{\"ok\":false,\"error\":\"aborted\"}\n").await;
+        assert_eq!(
+            Lab::new(path).migrate(req()).await,
+            MigrationOutcome::Aborted
         );
     }
 }

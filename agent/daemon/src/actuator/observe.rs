@@ -2,7 +2,7 @@
 
 use dvms_core::MigrationOutcome;
 
-use super::{Actuator, MigrateRequest};
+use super::{AbortRequest, Actuator, MigrateRequest};
 
 /// Never acts. Each migration is reported failed ("observe mode"), so the core keeps the VM
 /// where it is, ends the partition and, if the problem persists, tries again after its
@@ -23,5 +23,11 @@ impl Actuator for Observe {
         MigrationOutcome::Failed {
             reason: NOT_EXECUTED.into(),
         }
+    }
+
+    /// Nothing runs, so there is nothing to abort.
+    async fn abort(&self, req: AbortRequest) -> Result<(), String> {
+        tracing::debug!(vm = %req.vm, "observe mode: nothing to abort");
+        Ok(())
     }
 }
