@@ -6,8 +6,8 @@
 # Needs root. Everything happens in a private mount namespace with tmpfs over /run/systemd,
 # /run/log and /var/log/journal, so the machine's own journal (if any) is neither read nor written.
 # The agent watches a fake hypervisor root holding one VM, vm-jt-0042, and must log
-# F_VM=vm-jt-0042 and F_NODE=<its node name>; the test also checks that a query for another
-# VM finds nothing.
+# F_VM=vm-jt-0042 (with F_EVENT=vm_seen) and F_NODE=<its node name>; the test also checks that
+# a query for another VM finds nothing.
 set -euo pipefail
 
 DVMSD=${1:-/usr/bin/dvmsd}
@@ -82,6 +82,10 @@ echo "== journalctl SYSLOG_IDENTIFIER=dvmsd F_VM=$VM"
 journalctl --no-pager -q -o verbose SYSLOG_IDENTIFIER=dvmsd "F_VM=$VM" | head -40
 if [ "$found" != 1 ]; then
     echo "journald-test: FAIL: no journal entry with F_VM=$VM" >&2
+    fail=1
+fi
+if [ -z "$(journalctl --no-pager -q -o cat SYSLOG_IDENTIFIER=dvmsd F_EVENT=vm_seen "F_VM=$VM")" ]; then
+    echo "journald-test: FAIL: no vm_seen entry (F_EVENT=vm_seen F_VM=$VM)" >&2
     fail=1
 fi
 if [ -z "$(journalctl --no-pager -q -o cat SYSLOG_IDENTIFIER=dvmsd "F_NODE=$NODE")" ]; then

@@ -27,3 +27,13 @@ cargo test -p dvms-overlay --locked -- --test-threads=1
 # be installed.
 echo "== libvirt end-to-end (tools/libvirt-lab/e2e.sh)"
 tools/libvirt-lab/e2e.sh
+
+# Debian package (issue 8). The man pages, completions and conffile committed under packaging/
+# must be what `cargo run -p dvms-xtask -- man` generates from the current code (diff shown).
+echo "== packaging: generated files up to date (dvms-xtask man --check)"
+cargo run -q --locked -p dvms-xtask -- man --check
+# Builds the .deb (static, size-tuned dvmsd/dvmsctl, profile dist) and checks it: contents,
+# modes, dpkg-deb --info, lintian, unit exposure, dpkg -i, check-config, bad config -> 78, the
+# journald test (packaging/journald-test.sh), remove, purge. Needs root; fails in CI without it.
+echo "== packaging: build and check the .deb (packaging/check-deb.sh)"
+packaging/check-deb.sh

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::schema::Schema;
 
 /// Width of the comment text.
-const WIDTH: usize = 96;
+const WIDTH: usize = 88;
 
 /// Renders the conffile. Uncommenting any line gives back the default, so the file as shipped
 /// and every single-key edit of it are valid configs.
@@ -93,7 +93,8 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert_ne!(uncommented, text, "some key must have been uncommented");
-        let all = dvms_agent::config::parse(std::path::Path::new("dvms.toml"), &uncommented).unwrap();
+        let all =
+            dvms_agent::config::parse(std::path::Path::new("dvms.toml"), &uncommented).unwrap();
         assert_eq!(all, dvms_agent::config::RawConfig::default());
     }
 
@@ -101,6 +102,9 @@ mod tests {
     fn wrap_keeps_words_and_width() {
         let lines = wrap("aaa bbb ccc ddd", 7);
         assert_eq!(lines, ["aaa bbb", "ccc ddd"]);
-        assert_eq!(wrap("averyveryverylongword x", 5), ["averyveryverylongword", "x"]);
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            ["averyveryverylongword", "x"]
+        );
     }
 }

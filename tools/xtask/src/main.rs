@@ -7,7 +7,9 @@
 //!   documentation from the doc comments in `agent/daemon/src/config/raw.rs`);
 //! - `completions/dvmsd.bash` and `completions/dvmsctl.bash` (clap_complete).
 //!
-//! `man --check` writes nothing and exits 1 naming every stale file (CI runs it).
+//! `man --check` writes nothing into the tree: it generates every file into a temporary
+//! directory, prints `diff -u` against the committed copy for each one that differs, and exits 1
+//! naming them (tools/test.sh runs it, so CI fails on stale pages).
 //!
 //! `fake-host-root DIR --vm NAME` writes a fake hypervisor root holding running VMs (dvms-host's
 //! fakeroot) and prints the `[monitor]` table pointing dvmsd at it (packaging/journald-test.sh).
@@ -75,12 +77,17 @@ fn fake_host_root(dir: &Path, vms: &[String]) -> anyhow::Result<String> {
     let mut root = dvms_host::fakeroot::FakeRoot::create(dir, 4, 8192)
         .with_context(|| format!("cannot create a fake host root in {}", dir.display()))?;
     for vm in vms {
-        root.add_vm(vm, 2, 1024).with_context(|| format!("cannot add vm {vm}"))?;
+        root.add_vm(vm, 2, 1024)
+            .with_context(|| format!("cannot add vm {vm}"))?;
     }
     let m = root.monitor_config();
     let mut table = toml::Table::new();
     table.insert("period".into(), "200ms".into());
-    for (key, path) in [("cgroup_root", &m.cgroup_root), ("proc_root", &m.proc_root), ("sys_root", &m.sys_root)] {
+    for (key, path) in [
+        ("cgroup_root", &m.cgroup_root),
+        ("proc_root", &m.proc_root),
+        ("sys_root", &m.sys_root),
+    ] {
         let path = path.to_str().context("fake root path is not UTF-8")?;
         table.insert(key.into(), path.into());
     }
@@ -106,7 +113,8 @@ fn man(check: bool) -> anyhow::Result<ExitCode> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {rel}");
         }
     }
@@ -116,11 +124,45 @@ fn man(check: bool) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    show_diffs(&root, &files, &stale);
     for rel in &stale {
         eprintln!("stale: {rel}");
     }
     eprintln!("run `cargo run -p dvms-xtask -- man` and commit the result");
     Ok(ExitCode::FAILURE)
+}
+
+/// Writes the generated text of every stale file into a temporary directory and prints
+/// `diff -u committed generated` for it (best effort: the stale list is the verdict).
+fn show_diffs(root: &Path, files: &[(String, String)], stale: &[String]) {
+    let tmp = std::env::temp_dir().join(format!("dvms-xtask-man.{}", std::process::id()));
+    for (rel, text) in files.iter().filter(|(rel, _)| stale.contains(rel)) {
+        let generated = tmp.join(rel);
+        let written = generated
+            .parent()
+            .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+            && std::fs::write(&generated, text).is_ok();
+        if !written {
+            continue;
+        }
+        let committed = root.join(rel);
+        let committed = if committed.exists() {
+            committed
+        } else {
+            PathBuf::from("/dev/null")
+        };
+        // diff's own output goes to our stdout; its exit status (1: files differ) is expected.
+        let _ = std::process::Command::new("diff")
+            .arg("-u")
+            .arg("--label")
+            .arg(format!("{rel} (committed)"))
+            .arg("--label")
+            .arg(format!("{rel} (generated)"))
+            .arg(&committed)
+            .arg(&generated)
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// The workspace root: two levels above this crate.
@@ -139,12 +181,27 @@ fn generate(root: &Path) -> anyhow::Result<Vec<(String, String)>> {
     let dvmsd = dvms_agent::cli::Cli::command();
     let dvmsctl = dvmsctl::cli::Cli::command();
     Ok(vec![
-        ("packaging/man/dvmsd.8".into(), manpages::dvmsd(dvmsd.clone(), version)?),
-        ("packaging/man/dvmsctl.8".into(), manpages::dvmsctl(dvmsctl.clone(), version)?),
-        ("packaging/man/dvms.toml.5".into(), manpages::config(&schema, version)),
+        (
+            "packaging/man/dvmsd.8".into(),
+            manpages::dvmsd(dvmsd.clone(), version)?,
+        ),
+        (
+            "packaging/man/dvmsctl.8".into(),
+            manpages::dvmsctl(dvmsctl.clone(), version)?,
+        ),
+        (
+            "packaging/man/dvms.toml.5".into(),
+            manpages::config(&schema, version),
+        ),
         ("packaging/dvms.toml".into(), conffile::render(&schema)),
-        ("packaging/completions/dvmsd.bash".into(), completion(dvmsd, "dvmsd")?),
-        ("packaging/completions/dvmsctl.bash".into(), completion(dvmsctl, "dvmsctl")?),
+        (
+            "packaging/completions/dvmsd.bash".into(),
+            completion(dvmsd, "dvmsd")?,
+        ),
+        (
+            "packaging/completions/dvmsctl.bash".into(),
+            completion(dvmsctl, "dvmsctl")?,
+        ),
     ])
 }
 

@@ -5,15 +5,35 @@ use roff::{Inline, Roff, bold, italic, roman};
 
 use crate::schema::Schema;
 
-/// The journal fields dvmsd's events carry (tracing-journald: event fields upper-cased and
-/// prefixed `F_`). The journald test (packaging/journald-test.sh) queries the first two.
+/// The journal fields dvmsd's entries carry (tracing-journald: event fields upper-cased and
+/// prefixed `F_`), from the `tracing` calls in agent/daemon/src. packaging/journald-test.sh
+/// queries F_VM, F_EVENT and F_NODE against a real journald.
 pub(crate) const JOURNAL_FIELDS: &[(&str, &str)] = &[
-    ("F_VM", "the VM an event is about (its libvirt domain name)"),
-    ("F_NODE", "a host, by its node name"),
-    ("F_PEER", "a peer's libp2p identity"),
-    ("F_PARTITION", "the partition an event belongs to"),
-    ("F_EPOCH", "the partition's epoch"),
-    ("F_ERROR", "the error of a failed operation, with its causes"),
+    (
+        "F_EVENT",
+        "what happened, a fixed name: vm_seen, vm_gone, event_started, plan_chosen, \
+         migration_started, migration_done, migration_failed, dissolved, ...",
+    ),
+    ("F_VM", "the VM an entry is about (its libvirt domain name)"),
+    (
+        "F_NODE",
+        "this host's node name (start-up and ready entries)",
+    ),
+    ("F_PARTITION", "the partition an entry belongs to"),
+    ("F_MIGRATION", "a migration's id"),
+    (
+        "F_FROM, F_TO",
+        "the source and destination hosts of a migration, by node name",
+    ),
+    ("F_PEER", "another agent's libp2p identity"),
+    (
+        "F_REASON",
+        "why a migration or an event was refused, failed or ended",
+    ),
+    (
+        "F_ERROR",
+        "the error of a failed operation, with its causes",
+    ),
 ];
 
 /// dvmsd(8).
@@ -40,7 +60,9 @@ pub(crate) fn dvmsd(cmd: clap::Command, version: &str) -> anyhow::Result<String>
          prefixed with `F_`:",
     );
     for (field, meaning) in JOURNAL_FIELDS {
-        page.control("TP", []).text([bold(*field)]).text([roman(*meaning)]);
+        page.control("TP", [])
+            .text([bold(*field)])
+            .text([roman(*meaning)]);
     }
     para(
         &mut page,
@@ -49,20 +71,45 @@ pub(crate) fn dvmsd(cmd: clap::Command, version: &str) -> anyhow::Result<String>
     );
     section(&mut page, "ENVIRONMENT");
     for (var, meaning) in [
-        ("DVMS_LOG", "log filter in tracing's EnvFilter syntax (default info,libp2p=warn)"),
-        ("DVMS_LOG_FORMAT", "auto, journald, plain or json (default auto)"),
-        ("NOTIFY_SOCKET", "set by systemd: dvmsd reports READY=1 there once it is up"),
+        (
+            "DVMS_LOG",
+            "log filter in tracing's EnvFilter syntax (default info,libp2p=warn)",
+        ),
+        (
+            "DVMS_LOG_FORMAT",
+            "auto, journald, plain or json (default auto)",
+        ),
+        (
+            "NOTIFY_SOCKET",
+            "set by systemd: dvmsd reports READY=1 there once it is up",
+        ),
     ] {
-        page.control("TP", []).text([bold(var)]).text([roman(meaning)]);
+        page.control("TP", [])
+            .text([bold(var)])
+            .text([roman(meaning)]);
     }
     section(&mut page, "FILES");
     for (file, meaning) in [
-        ("/etc/dvms/dvms.toml", "the configuration (a conffile of the dvms package)"),
-        ("/etc/dvms/cluster.key", "the cluster's pre-shared key, mode 0600"),
-        ("/var/lib/dvms/overlay-identity.key", "this host's overlay identity, mode 0600"),
-        ("/run/dvms/control.sock", "the control socket dvmsctl(8) talks to"),
+        (
+            "/etc/dvms/dvms.toml",
+            "the configuration (a conffile of the dvms package)",
+        ),
+        (
+            "/etc/dvms/cluster.key",
+            "the cluster's pre-shared key, mode 0600",
+        ),
+        (
+            "/var/lib/dvms/overlay-identity.key",
+            "this host's overlay identity, mode 0600",
+        ),
+        (
+            "/run/dvms/control.sock",
+            "the control socket dvmsctl(8) talks to",
+        ),
     ] {
-        page.control("TP", []).text([italic(file)]).text([roman(meaning)]);
+        page.control("TP", [])
+            .text([italic(file)])
+            .text([roman(meaning)]);
     }
     section(&mut page, "EXIT STATUS");
     for (code, meaning) in [
@@ -70,12 +117,19 @@ pub(crate) fn dvmsd(cmd: clap::Command, version: &str) -> anyhow::Result<String>
         ("1", "a runtime failure"),
         ("64", "a usage error on the command line"),
         ("69", "a service the agent needs is unavailable"),
-        ("78", "the configuration (or the cluster key file) is invalid; the message names the key"),
+        (
+            "78",
+            "the configuration (or the cluster key file) is invalid; the message names the key",
+        ),
     ] {
-        page.control("TP", []).text([bold(code)]).text([roman(meaning)]);
+        page.control("TP", [])
+            .text([bold(code)])
+            .text([roman(meaning)]);
     }
     section(&mut page, "SEE ALSO");
-    page.text([roman("dvmsctl(8), dvms.toml(5), systemd.exec(5), journalctl(1)")]);
+    page.text([roman(
+        "dvmsctl(8), dvms.toml(5), systemd.exec(5), journalctl(1)",
+    )]);
     out.push_str(&body(&page));
     Ok(out)
 }
@@ -85,19 +139,50 @@ pub(crate) fn dvmsctl(cmd: clap::Command, version: &str) -> anyhow::Result<Strin
     let mut out = clap_sections(cmd.clone(), version)?;
     let mut page = Roff::new();
     subcommands(&mut page, &cmd);
+    section(&mut page, "EXIT STATUS");
+    for (code, meaning) in [
+        ("0", "success"),
+        (
+            "1",
+            "the agent refused the request, or answered something unreadable",
+        ),
+        ("64", "a usage error on the command line"),
+        (
+            "69",
+            "the agent is not running (its control socket does not answer)",
+        ),
+    ] {
+        page.control("TP", [])
+            .text([bold(code)])
+            .text([roman(meaning)]);
+    }
     section(&mut page, "FILES");
     page.control("TP", [])
         .text([italic("/run/dvms/control.sock")])
-        .text([roman("the agent's control socket (control.socket in dvms.toml(5))")]);
+        .text([roman(
+            "the agent's control socket (control.socket in dvms.toml(5))",
+        )]);
     section(&mut page, "SEE ALSO");
     page.text([roman("dvmsd(8), dvms.toml(5)")]);
     out.push_str(&body(&page));
     Ok(out)
 }
 
-/// The sections clap_mangen renders: title, name, synopsis, description, options, subcommands.
+/// The sections clap_mangen renders (title, name, synopsis, options) and the description.
+///
+/// clap_mangen's own description would show the doc comment's `code` spans with their
+/// backticks, and its subcommands section points at per-subcommand pages (`dvmsd-run(8)`) that
+/// are not shipped: the description is rendered here and the subcommands go in COMMANDS.
 fn clap_sections(cmd: clap::Command, version: &str) -> anyhow::Result<String> {
-    let man = clap_mangen::Man::new(cmd)
+    let name = cmd.get_name().to_owned();
+    // `about` repeats the program name ("dvmsd: the agent..."); NAME already shows it.
+    let about = cmd.get_about().map(ToString::to_string).unwrap_or_default();
+    let about = about
+        .strip_prefix(&format!("{name}: "))
+        .unwrap_or(&about)
+        .to_owned();
+    let long_about = cmd.get_long_about().map(ToString::to_string);
+    let man = clap_mangen::Man::new(cmd.about(about))
         .section("8")
         .manual("System Administration")
         .source(format!("dvms {version}"));
@@ -105,9 +190,19 @@ fn clap_sections(cmd: clap::Command, version: &str) -> anyhow::Result<String> {
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
     man.render_synopsis_section(&mut out)?;
-    man.render_description_section(&mut out)?;
+    let mut description = Roff::new();
+    if let Some(long_about) = long_about {
+        section(&mut description, "DESCRIPTION");
+        for paragraph in long_about
+            .split("\n\n")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            para(&mut description, paragraph);
+        }
+    }
+    out.extend_from_slice(body(&description).as_bytes());
     man.render_options_section(&mut out)?;
-    man.render_subcommands_section(&mut out)?;
     Ok(String::from_utf8(out)?)
 }
 
@@ -157,9 +252,14 @@ fn subcommands(page: &mut Roff, cmd: &clap::Command) {
 pub(crate) fn config(schema: &Schema, version: &str) -> String {
     let source = format!("dvms {version}");
     let mut page = Roff::new();
-    page.control("TH", ["DVMS.TOML", "5", "", source.as_str(), "File Formats"]);
+    page.control(
+        "TH",
+        ["DVMS.TOML", "5", "", source.as_str(), "File Formats"],
+    );
     section(&mut page, "NAME");
-    page.text([roman("dvms.toml - configuration file of dvmsd, the DVMS agent")]);
+    page.text([roman(
+        "dvms.toml - configuration file of dvmsd, the DVMS agent",
+    )]);
     section(&mut page, "SYNOPSIS");
     page.text([italic("/etc/dvms/dvms.toml")]);
     section(&mut page, "DESCRIPTION");
@@ -227,7 +327,8 @@ pub(crate) fn config(schema: &Schema, version: &str) -> String {
 fn body(page: &Roff) -> String {
     let preamble = Roff::new().render();
     let text = page.render();
-    text.strip_prefix(preamble.as_str()).map_or(text.clone(), str::to_owned)
+    text.strip_prefix(preamble.as_str())
+        .map_or(text.clone(), str::to_owned)
 }
 
 fn section(page: &mut Roff, title: &str) {
@@ -255,6 +356,9 @@ mod tests {
     #[test]
     fn inline_code_bolds_the_spans_between_backticks() {
         let parts = inline_code("run `dvmsd check-config` first");
-        assert_eq!(parts, vec![roman("run "), bold("dvmsd check-config"), roman(" first")]);
+        assert_eq!(
+            parts,
+            vec![roman("run "), bold("dvmsd check-config"), roman(" first")]
+        );
     }
 }

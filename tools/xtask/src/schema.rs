@@ -71,13 +71,19 @@ fn collect_structs(file: &syn::File) -> HashMap<String, StructDef> {
     let mut out = HashMap::new();
     for item in &file.items {
         let syn::Item::Struct(s) = item else { continue };
-        let syn::Fields::Named(named) = &s.fields else { continue };
+        let syn::Fields::Named(named) = &s.fields else {
+            continue;
+        };
         let fields = named
             .named
             .iter()
             .filter_map(|f| {
                 let name = f.ident.as_ref()?.to_string();
-                Some(FieldDef { name, doc: doc_paragraphs(&f.attrs), type_name: type_name(&f.ty) })
+                Some(FieldDef {
+                    name,
+                    doc: doc_paragraphs(&f.attrs),
+                    type_name: type_name(&f.ty),
+                })
             })
             .collect();
         out.insert(s.ident.to_string(), StructDef { fields });
@@ -98,10 +104,18 @@ fn walk(
         bail!("struct {name} not found in {RAW_CONFIG_SOURCE}");
     };
     let here = tables.len();
-    tables.push(Table { path: path.to_owned(), doc, keys: Vec::new() });
+    tables.push(Table {
+        path: path.to_owned(),
+        doc,
+        keys: Vec::new(),
+    });
     let mut subtables = Vec::new();
     for field in &def.fields {
-        let dotted = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+        let dotted = if path.is_empty() {
+            field.name.clone()
+        } else {
+            format!("{path}.{}", field.name)
+        };
         if field.doc.is_empty() {
             bail!("config key {dotted} has no doc comment in {RAW_CONFIG_SOURCE}");
         }
@@ -127,7 +141,14 @@ fn walk(
         }
     }
     for (field, dotted, sub) in subtables {
-        walk(structs, &field.type_name, &dotted, field.doc.clone(), sub, tables)?;
+        walk(
+            structs,
+            &field.type_name,
+            &dotted,
+            field.doc.clone(),
+            sub,
+            tables,
+        )?;
     }
     Ok(())
 }
@@ -140,8 +161,14 @@ fn doc_paragraphs(attrs: &[syn::Attribute]) -> Vec<String> {
         if !attr.path().is_ident("doc") {
             continue;
         }
-        let syn::Meta::NameValue(nv) = &attr.meta else { continue };
-        let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value else {
+        let syn::Meta::NameValue(nv) = &attr.meta else {
+            continue;
+        };
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) = &nv.value
+        else {
             continue;
         };
         let line = s.value();
@@ -165,7 +192,12 @@ fn doc_paragraphs(attrs: &[syn::Attribute]) -> Vec<String> {
 
 fn type_name(ty: &syn::Type) -> String {
     match ty {
-        syn::Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default(),
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -177,19 +209,28 @@ mod tests {
     #[test]
     fn reads_docs_nested_tables_and_refuses_undocumented_keys() {
         let schema = Schema::from_source(
-            &std::fs::read_to_string(format!("{}/../../{RAW_CONFIG_SOURCE}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap(),
+            &std::fs::read_to_string(format!(
+                "{}/../../{RAW_CONFIG_SOURCE}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
         )
         .unwrap();
         let paths: Vec<&str> = schema.tables.iter().map(|t| t.path.as_str()).collect();
         assert_eq!(paths[0], "");
-        assert!(paths.contains(&"node") && paths.contains(&"actuator.lab"), "{paths:?}");
+        assert!(
+            paths.contains(&"node") && paths.contains(&"actuator.lab"),
+            "{paths:?}"
+        );
         let actuator = paths.iter().position(|p| *p == "actuator").unwrap();
         let lab = paths.iter().position(|p| *p == "actuator.lab").unwrap();
         assert!(actuator < lab, "a table comes before its sub-table");
         let node = schema.tables.iter().find(|t| t.path == "node").unwrap();
         let state_dir = node.keys.iter().find(|k| k.name == "state_dir").unwrap();
-        assert_eq!(state_dir.default, toml::Value::String("/var/lib/dvms".into()));
+        assert_eq!(
+            state_dir.default,
+            toml::Value::String("/var/lib/dvms".into())
+        );
         assert!(!state_dir.doc.is_empty());
 
         let undocumented = "pub struct RawConfig { pub node: RawNode }\n\
