@@ -1,11 +1,12 @@
 //! Actuators: what carries out the migrations the protocol decides.
 //!
 //! One trait, [`Actuator`]; one implementation per `actuator.kind` (a config section each):
-//! [`Observe`] never acts, [`Lab`] asks the dvms-lab hypervisor (CONTRACTS B). A libvirt
-//! actuator plugs in the same way. The driver runs migrations concurrently, at most
+//! [`Observe`] never acts, [`Lab`] asks the dvms-lab hypervisor (CONTRACTS B), [`Libvirt`]
+//! runs `dvms-libvirt` for each migration. The driver runs migrations concurrently, at most
 //! `actuator.max_parallel_migrations` at once, and hands each outcome back to the core.
 
 mod lab;
+mod libvirt;
 mod observe;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use dvms_core::MigrationOutcome;
 
 pub use lab::Lab;
+pub use libvirt::{Inventory, Libvirt};
 pub use observe::{NOT_EXECUTED, Observe};
 
 use crate::config::ActuatorKind;
@@ -50,6 +52,8 @@ pub enum AnyActuator {
     Observe(Observe),
     /// `lab`.
     Lab(Lab),
+    /// `libvirt`.
+    Libvirt(Libvirt),
 }
 
 impl AnyActuator {
@@ -58,6 +62,7 @@ impl AnyActuator {
         match kind {
             ActuatorKind::Observe => AnyActuator::Observe(Observe),
             ActuatorKind::Lab { socket } => AnyActuator::Lab(Lab::new(socket.clone())),
+            ActuatorKind::Libvirt(s) => AnyActuator::Libvirt(Libvirt::new((**s).clone())),
         }
     }
 }
@@ -67,6 +72,7 @@ impl Actuator for AnyActuator {
         match self {
             AnyActuator::Observe(a) => a.kind(),
             AnyActuator::Lab(a) => a.kind(),
+            AnyActuator::Libvirt(a) => a.kind(),
         }
     }
 
@@ -74,6 +80,7 @@ impl Actuator for AnyActuator {
         match self {
             AnyActuator::Observe(a) => a.migrate(req).await,
             AnyActuator::Lab(a) => a.migrate(req).await,
+            AnyActuator::Libvirt(a) => a.migrate(req).await,
         }
     }
 }
