@@ -102,9 +102,8 @@ async fn call(
         let status = child.wait().await;
         (o.and(e), out, err, status)
     };
-    let (read, out, err, status) = match tokio::time::timeout(limit, work).await {
-        Ok(v) => v,
-        Err(_) => return Err(CallError::Timeout(limit)),
+    let Ok((read, out, err, status)) = tokio::time::timeout(limit, work).await else {
+        return Err(CallError::Timeout(limit));
     };
     let log = String::from_utf8_lossy(&err);
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
