@@ -73,6 +73,8 @@ jqt() { jq -e "$2" <<<"$1" >/dev/null || { echo "    $2 does not hold for: $1" >
 L() { "$lab" --id "$id" "$@"; }
 work=$(mktemp -d /tmp/dvms-e2e-agents.XXXXXX)
 hosts=(h00 h01 h02)
+scenario=${DVMS_E2E_SCENARIO:-overload} # overload | refuse | kill
+case "$scenario" in overload | refuse | kill) ;; *) echo "agents e2e: unknown scenario $scenario" >&2; exit 64 ;; esac
 agent_pid() { cat "$work/$1/dvmsd.pid" 2>/dev/null || true; }
 stop_agent() { # HOST [SIGNAL]: stops that host's dvmsd by its pid
     local p
@@ -156,42 +158,6 @@ EOF
 done
 ctl() { "$bindir/dvmsctl" --socket "$work/$1/control.sock" --json "${@:2}"; }
 
-t_agents=$(date +%s.%N)
-for h in "${hosts[@]}"; do
-    # inside the host's namespaces and cgroups; the shell records its pid, then becomes dvmsd
-    DVMS_LOG_FORMAT=json DVMS_LOG=info,libp2p=warn \
-        L exec "$h" sh -c 'echo $$ >"$0"; exec "$@"' "$work/$h/dvmsd.pid" \
-        "$bindir/dvmsd" --config "$work/$h/dvms.toml" run >"$work/$h/log.json" 2>&1 &
-    for _ in $(seq 50); do [ -s "$work/$h/dvmsd.pid" ] && break; sleep 0.1; done
-    [ "$h" = h00 ] && sleep 1 # the bootstrap host listens first
-done
-
-# --- wait until no host is overloaded and no migration runs (at most 240 s) --------------------
-status_of() { ctl "$1" status 2>/dev/null || echo '{}'; }
-settled=0
-for _ in $(seq 240); do
-    sleep 1
-    busy=0
-    for h in "${hosts[@]}"; do
-        s=$(status_of "$h")
-        if ! jq -e '.ready == true and .overloaded == false and .migrations_running == 0 and .role == "free"' <<<"$s" >/dev/null 2>&1; then
-            busy=1
-        fi
-    done
-    # settled: every host calm, and h00 did migrate (not merely calm before detecting)
-    if [ "$busy" -eq 0 ] && grep -q '"migration_done"' "$work/h00/log.json"; then
-        settled=$((settled + 1))
-        [ "$settled" -ge 3 ] && break
-    else
-        settled=0
-    fi
-done
-t_end=$(date +%s.%N)
-for h in "${hosts[@]}"; do
-    echo "    $h: $(status_of "$h" | jq -c '{role, overloaded, vms, load, migrations_running, stats}')"
-done
-
-# --- checks ------------------------------------------------------------------------------------
 running_on() { # VM: the hosts where libvirt says it runs
     local vm="$1" h out=()
     for h in "${hosts[@]}"; do
@@ -208,6 +174,95 @@ defined_on() {
 }
 once() { local w; w=$(running_on "$1"); [[ "$w" =~ ^h0[0-9]$ ]] || { echo "    $1 runs on: $w" >&2; return 1; }; }
 
+start_agent() { # HOST: dvmsd inside the host's namespaces and cgroups (its log appended)
+    # the shell records its pid, then becomes dvmsd
+    DVMS_LOG_FORMAT=json DVMS_LOG=info,libp2p=warn \
+        L exec "$1" sh -c 'echo $$ >"$0"; exec "$@"' "$work/$1/dvmsd.pid" \
+        "$bindir/dvmsd" --config "$work/$1/dvms.toml" run >>"$work/$1/log.json" 2>&1 &
+    for _ in $(seq 50); do [ -s "$work/$1/dvmsd.pid" ] && break; sleep 0.1; done
+}
+status_of() { ctl "$1" status 2>/dev/null || echo '{}'; }
+calm() { # HOST: ready, not overloaded, in no partition, no migration running
+    jq -e '.ready == true and .overloaded == false and .migrations_running == 0 and .role == "free"' \
+        <<<"$(status_of "$1")" >/dev/null 2>&1
+}
+# libvirt's truth: the two migratable spinning guests have left h00 (one each elsewhere)
+spread() { [ "$(running_on vm-a)" != h00 ] && [ "$(running_on vm-b)" != h00 ] && once vm-a && once vm-b; }
+settle() { # MAX_S: until every agent is calm and the guests spread, 3 s in a row
+    local n=0 h busy
+    settled=0
+    while [ "$n" -lt "$1" ]; do
+        sleep 1
+        n=$((n + 1))
+        busy=0
+        for h in "${hosts[@]}"; do calm "$h" || busy=1; done
+        if [ "$busy" -eq 0 ] && spread 2>/dev/null; then
+            settled=$((settled + 1))
+            [ "$settled" -ge 3 ] && return 0
+        else
+            settled=0
+        fi
+    done
+    return 1
+}
+wait_log() { # HOST EVENT MAX_S: until HOST's log has EVENT
+    local n=0
+    until grep -q "\"event\":\"$2\"" "$work/$1/log.json" 2>/dev/null; do
+        sleep 0.2
+        n=$((n + 1))
+        [ "$n" -lt $(($3 * 5)) ] || return 1
+    done
+}
+
+case "$scenario" in
+    refuse) # the destinations refuse QEMU's migration stream (iptables) until told otherwise
+        L block h01 migration
+        L block h02 migration ;;
+esac
+t_agents=$(date +%s.%N)
+for h in "${hosts[@]}"; do
+    start_agent "$h"
+    [ "$h" = h00 ] && sleep 1 # the bootstrap host listens first
+done
+case "$scenario" in
+    refuse)
+        echo "== destinations refuse the migration stream (iptables)"
+        check "a migration failed (h00)" wait_log h00 migration_failed 120
+        # every partition dissolves; the guests stay on h00
+        n=0
+        until { calm h01 && calm h02 && jq -e '.role == "free" and .migrations_running == 0' <<<"$(status_of h00)" >/dev/null; } || [ "$n" -ge 60 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        check "partitions dissolved after the refusals" jqt "$(for h in "${hosts[@]}"; do status_of "$h"; done | jq -s 'map(.role)')" 'all(. == "free")'
+        for vm in vm-a vm-b vm-pin; do check "$vm still runs exactly once, on h00" is "$(running_on "$vm")" h00; done
+        check "the failure carries libvirt's error (log)" grep -q '"libvirt_message":' "$work/h00/log.json"
+        check "dvmsctl events shows the failure with libvirt's error" jqt "$(ctl h00 events 2>/dev/null || echo '[]')" \
+            '[.. | strings | select(test("libvirt error"))] | length > 0'
+        L unblock h01
+        L unblock h02
+        echo "== destinations accept again: the agents retry" ;;
+    kill)
+        echo "== h00's agent killed (SIGKILL) mid-migration"
+        check "a migration started (h00)" wait_log h00 migration_started 120
+        stop_agent h00 KILL
+        # what dvms-libvirt started goes on (peer to peer); the other agents' partition dissolves
+        n=0
+        until { calm h01 && calm h02; } || [ "$n" -ge 60 ]; do sleep 1; n=$((n + 1)); done
+        sleep 3 # a migration libvirt still runs ends within this lab's 3 s
+        for vm in "${all_vms[@]}"; do check "$vm runs exactly once after the kill" once "$vm"; done
+        check "h01 and h02 left the partition" jqt "$(for h in h01 h02; do status_of "$h"; done | jq -s 'map(.role)')" 'all(. == "free")'
+        echo "    after the kill: vm-a on $(running_on vm-a), vm-b on $(running_on vm-b)"
+        start_agent h00
+        echo "== h00's agent restarted" ;;
+esac
+settle 240 || true
+t_end=$(date +%s.%N)
+for h in "${hosts[@]}"; do
+    echo "    $h: $(status_of "$h" | jq -c '{role, overloaded, vms, load, migrations_running, stats}')"
+done
+
+# --- checks ------------------------------------------------------------------------------------
 check "agents settled: no host overloaded, no partition, no migration running" [ "$settled" -ge 3 ]
 for vm in "${all_vms[@]}"; do
     check "$vm runs exactly once" once "$vm"
@@ -219,10 +274,11 @@ for vm in "${spin_h00[@]}"; do [ "$(running_on "$vm")" != h00 ] && moved=$((move
 check "both migratable spinning guests left h00 (3000 -> 1000 milli-cores)" is "$moved" 2
 check "one spinning guest per host" is "$(for vm in vm-pin "${spin_h00[@]}"; do running_on "$vm"; done | sort | paste -sd' ')" "h00 h01 h02"
 done_n=$(cat "$work"/h0*/log.json | grep -c '"event":"migration_done"' || true)
-failed_n=$(cat "$work"/h0*/log.json | grep -c '"event":"migration_failed"' || true)
+failed_n=$(cat "$work"/h0*/log.json | grep -c 'migration failed: the vm stays here' || true)
 libvirt_n=$(cat "$work"/h0*/log.json | grep -c 'libvirt live migration done' || true)
 check "every migration the agents report done is one libvirt did ($done_n)" is "$libvirt_n" "$done_n"
-check "no migration failed" is "$failed_n" 0
+[ "$scenario" = kill ] || check "2 migrations done" is "$done_n" 2
+[ "$scenario" = refuse ] || check "no migration failed" is "$failed_n" 0
 check "the monitor read the guests' real cgroups (vm_seen for every guest)" \
     is "$(cat "$work"/h0*/log.json | grep '"event":"vm_seen"' | jq -r '.fields.vm // .vm' 2>/dev/null | sort -u | wc -l)" "${#all_vms[@]}"
 check "the opt-out reached the solver (vm-pin not migratable)" \
