@@ -27,6 +27,10 @@ cargo test -p dvms-overlay --locked -- --test-threads=1
 # be installed.
 echo "== libvirt end-to-end (tools/libvirt-lab/e2e.sh)"
 tools/libvirt-lab/e2e.sh
+# dvms on real VMs: a dvmsd per libvirt host (libvirt actuator, real cgroups) fixes an overload
+# by live migration; every guest runs exactly once afterwards.
+echo "== dvmsd + libvirt end-to-end (tools/libvirt-lab/e2e-agents.sh)"
+tools/libvirt-lab/e2e-agents.sh
 
 # Debian package (issue 8). The man pages, completions and conffile committed under packaging/
 # must be what `cargo run -p dvms-xtask -- man` generates from the current code (diff shown).

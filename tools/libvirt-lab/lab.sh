@@ -3,6 +3,10 @@
 # (tmpfs /run/libvirt; /etc/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt bound
 # to per-host directories) and its own network namespace (a veth pair to a lab bridge, addresses
 # 169.254.<100+id>.<host+1>/24 only), with its own host_uuid and a TCP listener (no TLS, no auth).
+# Each host also has its own cgroups: a sub-cgroup dvmslab<K>/<host> of the lab's own in every
+# hierarchy and a cgroup namespace rooted there, with the hierarchies mounted again inside its
+# mount namespace; so each libvirtd puts its guests in <its root>/machine/, and a dvmsd run
+# there (exec) sees only its own host's guests, as on a real hypervisor.
 # Guests are 512-byte boot sectors (make-bootsector.sh) that spin or halt. `down` stops every
 # process the lab started, by pid, and removes everything it made. The lab tool (dvms-lab) wraps
 # these commands later.
@@ -48,10 +52,53 @@ host_index() { # h03 -> 3
 host_addr() { echo "$net.$(($(host_index "$1") + 1))"; }
 holder_pid() { cat "$dir/$1/holder.pid"; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-in_host() { # HOST CMD... : run in the host's mount and network namespaces
+in_host() { # HOST CMD... : run in the host's cgroups and its mount, network, cgroup namespaces
     local h="$1"
     shift
-    nsenter -t "$(holder_pid "$h")" -m -n -- "$@"
+    # the process joins the host's cgroups first (so the namespace shows it at its root)
+    sh -c 'while read -r f; do echo $$ >"$f"; done <"$1"; shift; exec "$@"' sh "$dir/$h/cgroups" \
+        nsenter -t "$(holder_pid "$h")" -m -n -C -- "$@"
+}
+
+# The cgroup hierarchies mounted under /sys/fs/cgroup: "mountpoint type options" lines.
+cg_mounts() {
+    awk '$2 ~ "^/sys/fs/cgroup/" && ($3 == "cgroup" || $3 == "cgroup2") {print $2, $3, $4}' /proc/self/mounts
+}
+# The cgroup path of this process in the hierarchy mounted at $1 (a v1 controller or unified).
+cg_self() {
+    local opts="$2" line
+    if [ "$1" = cgroup2 ]; then
+        awk -F: '$1 == "0" {print $3}' /proc/self/cgroup
+        return
+    fi
+    while IFS=: read -r _ ctrls path; do
+        local c
+        for c in ${ctrls//,/ }; do
+            if [[ ",$opts," == *",$c,"* ]]; then echo "$path"; return; fi
+        done
+    done </proc/self/cgroup
+}
+# Creates HOST's cgroups (one per hierarchy, under the lab's own) and lists their cgroup.procs.
+make_cgroups() { # HOST
+    local h="$1" mnt type opts base cg
+    : >"$dir/$h/cgroups"
+    : >"$dir/$h/cgroup-mounts"
+    while read -r mnt type opts; do
+        base="$(cg_self "$type" "$opts")"
+        [ -n "$base" ] || continue
+        cg="$mnt${base%/}/dvmslab$id/$h"
+        mkdir -p "$cg"
+        if [ -e "$cg/cpuset.cpus" ]; then # cpuset: a new cgroup has no CPU until given one
+            local p="$mnt${base%/}/dvmslab$id"
+            cat "$mnt${base%/}/cpuset.cpus" >"$p/cpuset.cpus"
+            cat "$mnt${base%/}/cpuset.mems" >"$p/cpuset.mems"
+            cat "$p/cpuset.cpus" >"$cg/cpuset.cpus"
+            cat "$p/cpuset.mems" >"$cg/cpuset.mems"
+        fi
+        echo "$cg/cgroup.procs" >>"$dir/$h/cgroups"
+        echo "$mnt${base%/}/dvmslab$id" >>"$dir/cgroup-roots"
+        echo "$mnt $type $opts" >>"$dir/$h/cgroup-mounts"
+    done < <(cg_mounts)
 }
 
 write_conf() { # HOST INDEX
@@ -137,12 +184,24 @@ cmd_up() {
         ip -n "dvl$id-$h" addr add "$net.$((i + 1))/24" dev eth0
         ip -n "dvl$id-$h" link set eth0 up
         ip -n "dvl$id-$h" link set lo up
+        make_cgroups "$h"
         # the namespace holder: a sleep that keeps the mount namespace alive across daemon
-        # restarts; every process of the host is started inside its namespaces
-        nsenter --net="/run/netns/dvl$id-$h" unshare --mount --propagation private -- sh -c '
+        # restarts; every process of the host is started inside its namespaces and cgroups
+        sh -c 'while read -r f; do echo $$ >"$f"; done <"$1"; shift; exec "$@"' sh "$d/cgroups" \
+        nsenter --net="/run/netns/dvl$id-$h" unshare --mount --cgroup --propagation private -- sh -c '
             set -e
             mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
             mount -t tmpfs -o mode=0755 tmpfs /run/libvirt
+            # the cgroup hierarchies again, seen from this cgroup namespace (its root: the
+            # host cgroup): libvirt places guests and dvmsd reads them there
+            while read -r mnt type opts; do
+                umount "$mnt"
+                if [ "$type" = cgroup2 ]; then
+                    mount -t cgroup2 cgroup2 "$mnt"
+                else
+                    mount -t cgroup -o "$(echo "$opts" | tr , "\n" | grep -Ev "^(rw|ro|relatime|noatime|nosuid|nodev|noexec)$" | paste -sd, -)" cgroup "$mnt"
+                fi
+            done <"$1/cgroup-mounts"
             mount --bind "$1/etc" /etc/libvirt
             mount --bind "$1/lib" /var/lib/libvirt
             mount --bind "$1/cache" /var/cache/libvirt
@@ -299,6 +358,13 @@ cmd_down() {
         ip netns del "dvl$id-$h" 2>/dev/null || true
     done
     ip link del "$bridge" 2>/dev/null || true
+    # the hosts' cgroups (their guests' left over too), emptied by the kills above
+    local root
+    if [ -e "$dir/cgroup-roots" ]; then
+        for root in $(sort -u "$dir/cgroup-roots"); do
+            [ -d "$root" ] && find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done
+    fi
     # QEMU's cgroups (cgroupfs layout without systemd) are removed by libvirt when it stops a
     # guest; killed guests leave theirs, so remove the empty ones named after the lab's guests.
     local img name cg

@@ -5,11 +5,13 @@
 //! latest sample, so migrations and `dvmsctl` can name them. A VM's memory for placement is its
 //! configured size (what a destination must hold), or what it uses when the size is unknown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use dvms_core::model::{HostSample, Resources, VmId, VmLoad};
 use dvms_host::{Monitor, MonitorConfig, MonitorError, VmInfo};
 
+use crate::actuator::Inventory;
 use crate::config::Config;
 use crate::control::proto::{Load, VmRow};
 use crate::directory::vm_id_of;
@@ -22,6 +24,10 @@ pub struct HostMonitor {
     vms: BTreeMap<VmId, VmInfo>,
     /// The latest sample's totals.
     load: Load,
+    /// libvirt's inventory (libvirt actuator): a VM is migratable only when it says so.
+    inventory: Option<Arc<Inventory>>,
+    /// VMs of the latest sample that may not be migrated.
+    pinned: BTreeSet<VmId>,
 }
 
 impl HostMonitor {
@@ -41,7 +47,15 @@ impl HostMonitor {
             inner,
             vms: BTreeMap::new(),
             load: Load::default(),
+            inventory: None,
+            pinned: BTreeSet::new(),
         })
+    }
+
+    /// Marks VMs migratable only as libvirt's inventory allows (named there, running with the
+    /// QEMU pid the monitor read, not opted out by `<dvms:policy migrate="never"/>`).
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        self.inventory = Some(inventory);
     }
 
     /// Takes one sample; logs VMs that appear and vanish.
@@ -66,10 +80,22 @@ impl HostMonitor {
             } else {
                 vm.mem_used_mib
             };
+            let migratable = self
+                .inventory
+                .as_ref()
+                .is_none_or(|inv| inv.migratable(&vm.name, vm.pid));
+            if migratable == self.pinned.contains(&id) {
+                tracing::info!(vm = %vm.name, migratable, event = "vm_policy", "vm migratable as libvirt's inventory says");
+            }
+            if migratable {
+                self.pinned.remove(&id);
+            } else {
+                self.pinned.insert(id);
+            }
             loads.push(VmLoad {
                 id,
                 demand: Resources::new(vm.cpu_demand_milli, mem),
-                migratable: true,
+                migratable,
             });
             vms.insert(id, vm.clone());
         }
@@ -81,6 +107,7 @@ impl HostMonitor {
         if sample.skipped > 0 {
             tracing::debug!(skipped = sample.skipped, "entries skipped while sampling");
         }
+        self.pinned.retain(|id| vms.contains_key(id));
         self.vms = vms;
         let out = HostSample {
             capacity: Resources::new(sample.host.cpu_capacity_milli, sample.host.mem_capacity_mib),

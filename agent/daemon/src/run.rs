@@ -59,12 +59,21 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 pub async fn run(cfg: Config) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
     let psk = cfg.cluster_key().map_err(RunError::Config)?;
-    let monitor = HostMonitor::new(&cfg)
+    let mut monitor = HostMonitor::new(&cfg)
         .map_err(anyhow::Error::from)
         .map_err(unavailable(format!(
             "cannot read the host's load (monitor.cgroup_root = {:?}, monitor.proc_root = {:?})",
             cfg.cgroup_root, cfg.proc_root
         )))?;
+    // With the libvirt actuator, VMs are migratable only as libvirt's inventory allows.
+    let inventory_task = match &cfg.actuator {
+        crate::config::ActuatorKind::Libvirt(s) => {
+            let inventory = crate::actuator::Inventory::new((**s).clone());
+            monitor.set_inventory(inventory.clone());
+            Some(tokio::spawn(inventory.run()))
+        }
+        _ => None,
+    };
     let mut ocfg = dvms_overlay::Config::new(psk)
         .with_listen(cfg.listen.clone())
         .with_location(cfg.location)
@@ -171,6 +180,9 @@ pub async fn run(cfg: Config) -> Result<(), RunError> {
     }
     control_task.abort();
     net_task.abort();
+    if let Some(t) = inventory_task {
+        t.abort();
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }

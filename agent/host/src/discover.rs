@@ -63,6 +63,12 @@ pub(crate) fn cg_files(version: Version) -> [&'static CStr; 4] {
             c"memory.stat",
             c"",
         ],
+        Version::Hybrid => [
+            c"cpu.stat",
+            c"memory.usage_in_bytes",
+            c"memory.stat",
+            c"cpu.pressure",
+        ],
     }
 }
 
@@ -209,7 +215,7 @@ pub(crate) fn discover(
         .collect();
     let mem_dir = match at.version {
         Version::V2 => None,
-        Version::V1 => Some(open_dir(&at.mem_dir.join(dir_name))?),
+        Version::V1 | Version::Hybrid => Some(open_dir(&at.mem_dir.join(dir_name))?),
     };
     let cg_dir = open_dir(&vm)?;
     let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;

@@ -317,19 +317,19 @@ fn read_cgroup(
     let [cpu_f, cur_f, stat_f, psi_f] = &st.cg_files;
     let t = read_file(r, cpu_f.as_ref(), cg, names[0])?;
     let usage_ns = match version {
-        Version::V2 => parse::parse_cpu_stat_usage_usec(t)?.saturating_mul(1000),
+        Version::V2 | Version::Hybrid => parse::parse_cpu_stat_usage_usec(t)?.saturating_mul(1000),
         Version::V1 => parse::parse_single(t, "cpuacct.usage")?,
     };
     let t = read_file(r, cur_f.as_ref(), mem, names[1])?;
     let current = parse::check_bytes(parse::parse_single(t, "memory current")?, "memory current")?;
     let stat_key = match version {
         Version::V2 => "inactive_file",
-        Version::V1 => "total_inactive_file",
+        Version::V1 | Version::Hybrid => "total_inactive_file",
     };
     let t = read_file(r, stat_f.as_ref(), mem, names[2])?;
     let inactive = parse::check_bytes(parse::parse_keyed(t, stat_key)?, stat_key)?;
     let psi_some_us = match version {
-        Version::V2 => match read_file(r, psi_f.as_ref(), cg, names[3]) {
+        Version::V2 | Version::Hybrid => match read_file(r, psi_f.as_ref(), cg, names[3]) {
             Ok(t) => parse::parse_psi(t).ok().map(|p| p.some.total_us),
             Err(_) => None,
         },

@@ -134,6 +134,56 @@ fn v1_hybrid_as_on_this_machine() {
     assert_eq!((n.cpu_use_milli, n.cpu_demand_milli), (1000, 1700));
 }
 
+/// This machine as it really is: `cpu` and `cpuacct` mounted apart, so libvirt leaves VMs out
+/// of `cpuacct`; CPU time and threads come from the v2 `unified/` tree, memory from v1.
+#[test]
+fn hybrid_with_vms_only_in_unified_and_memory() {
+    let dir = copy_fixture("v1");
+    let root = dir.path();
+    let cg = root.join("sys/fs/cgroup");
+    let unified = cg.join("unified");
+    // the v1 fixture's VM cgroups, moved to the unified tree as libvirt creates them there
+    fs::create_dir_all(&unified).unwrap();
+    fs::write(unified.join("cgroup.controllers"), "").unwrap();
+    fs::rename(cg.join("cpuacct/machine"), unified.join("machine")).unwrap();
+    let m_dir = unified.join("machine");
+    for vm in ["qemu-5-legacy.libvirt-qemu", "qemu-6-nocg.libvirt-qemu"] {
+        let d = m_dir.join(vm);
+        fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 1000\nuser_usec 0\nsystem_usec 1000\n",
+        )
+        .unwrap();
+        fs::remove_file(d.join("cpuacct.usage")).unwrap();
+        if d.join("vcpu0").exists() {
+            fs::rename(d.join("vcpu0/tasks"), d.join("vcpu0/cgroup.threads")).unwrap();
+        }
+    }
+    let mut m = Monitor::new(config(root)).unwrap();
+    let t0 = Instant::now();
+    let s = m.sample_at(t0).unwrap();
+    assert_eq!((s.skipped, s.vms.len()), (0, 2));
+    let l = find(&s.vms, "legacy");
+    assert_eq!(
+        (l.pid, l.vcpus, l.mem_used_mib),
+        (5100, 1, (1_468_743_680 - 419_430_400) >> 20),
+        "memory from the v1 hierarchy"
+    );
+    bump(
+        &m_dir.join("qemu-5-legacy.libvirt-qemu/cpu.stat"),
+        "usage_usec",
+        400_000,
+    );
+    bump_run_delay(&root.join("proc/5100/task/5110/schedstat"), 300_000_000);
+    let s = m.sample_at(t0 + Duration::from_secs(1)).unwrap();
+    let l = find(&s.vms, "legacy");
+    assert_eq!((l.cpu_use_milli, l.cpu_demand_milli), (400, 700));
+    // Where libvirt does use cpuacct, the v1 reading wins and no VM is counted twice.
+    fs::create_dir_all(cg.join("cpuacct/machine")).unwrap();
+    let mut m = Monitor::new(config(root)).unwrap();
+    assert_eq!(m.sample_at(t0).unwrap().vms.len(), 0);
+}
+
 #[test]
 fn reserve_and_bad_roots() {
     let dir = copy_fixture("v2-plain");

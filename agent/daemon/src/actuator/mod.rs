@@ -1,13 +1,14 @@
 //! Actuators: what carries out the migrations the protocol decides.
 //!
 //! One trait, [`Actuator`]; one implementation per `actuator.kind` (a config section each):
-//! [`Observe`] never acts, [`Lab`] asks the dvms-lab hypervisor (CONTRACTS B). A libvirt
-//! actuator plugs in the same way. The driver runs migrations concurrently, at most
+//! [`Observe`] never acts, [`Lab`] asks the dvms-lab hypervisor (CONTRACTS B), [`Libvirt`]
+//! runs `dvms-libvirt` for each migration. The driver runs migrations concurrently, at most
 //! `actuator.max_parallel_migrations` at once, and hands each outcome back to the core. When
 //! the core gives up on a migration (`Output::AbortMigration`, `migrate_timeout` after its
 //! start) the driver calls [`Actuator::abort`]; the migration's own future still ends it.
 
 mod lab;
+mod libvirt;
 mod observe;
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use dvms_core::MigrationOutcome;
 
 pub use lab::Lab;
+pub use libvirt::{Inventory, Libvirt};
 pub use observe::{NOT_EXECUTED, Observe};
 
 use crate::config::ActuatorKind;
@@ -78,6 +80,8 @@ pub enum AnyActuator {
     Observe(Observe),
     /// `lab`.
     Lab(Lab),
+    /// `libvirt`.
+    Libvirt(Libvirt),
 }
 
 impl AnyActuator {
@@ -86,6 +90,7 @@ impl AnyActuator {
         match kind {
             ActuatorKind::Observe => AnyActuator::Observe(Observe),
             ActuatorKind::Lab { socket } => AnyActuator::Lab(Lab::new(socket.clone())),
+            ActuatorKind::Libvirt(s) => AnyActuator::Libvirt(Libvirt::new((**s).clone())),
         }
     }
 }
@@ -95,6 +100,7 @@ impl Actuator for AnyActuator {
         match self {
             AnyActuator::Observe(a) => a.kind(),
             AnyActuator::Lab(a) => a.kind(),
+            AnyActuator::Libvirt(a) => a.kind(),
         }
     }
 
@@ -102,6 +108,7 @@ impl Actuator for AnyActuator {
         match self {
             AnyActuator::Observe(a) => a.migrate(req).await,
             AnyActuator::Lab(a) => a.migrate(req).await,
+            AnyActuator::Libvirt(a) => a.migrate(req).await,
         }
     }
 
@@ -109,6 +116,7 @@ impl Actuator for AnyActuator {
         match self {
             AnyActuator::Observe(a) => a.abort(req).await,
             AnyActuator::Lab(a) => a.abort(req).await,
+            AnyActuator::Libvirt(a) => Actuator::abort(a, req).await,
         }
     }
 }

@@ -3,14 +3,16 @@
 //! Every error names the key (`monitor.period`) and the value it refused; `dvmsd` exits with
 //! 78 (`EX_CONFIG`) on any of them.
 
+mod libvirt;
 mod raw;
 mod typed;
 
 use std::path::{Path, PathBuf};
 
+pub use libvirt::LibvirtSettings;
 pub use raw::{
-    RawActuator, RawConfig, RawControl, RawLab, RawMetrics, RawMonitor, RawNode, RawOverlay,
-    RawProtocol,
+    RawActuator, RawConfig, RawControl, RawLab, RawLibvirt, RawMetrics, RawMonitor, RawNode,
+    RawOverlay, RawProtocol,
 };
 pub(crate) use typed::valid_name as typed_valid_name;
 pub use typed::{ActuatorKind, Config};

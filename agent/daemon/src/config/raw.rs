@@ -182,12 +182,15 @@ impl Default for RawProtocol {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawActuator {
-    /// `observe` (log and show the plan, never migrate) or `lab` (the dvms-lab hypervisor).
+    /// `observe` (log and show the plan, never migrate), `lab` (the dvms-lab hypervisor) or
+    /// `libvirt` (live migration through libvirt, by the `dvms-libvirt` executable).
     pub kind: String,
     /// Live migrations this host runs at once at most.
     pub max_parallel_migrations: u32,
     /// `[actuator.lab]`: the lab hypervisor's socket.
     pub lab: RawLab,
+    /// `[actuator.libvirt]`: how `dvms-libvirt` reaches libvirt and migrates.
+    pub libvirt: RawLibvirt,
 }
 
 impl Default for RawActuator {
@@ -196,6 +199,7 @@ impl Default for RawActuator {
             kind: "observe".into(),
             max_parallel_migrations: 2,
             lab: RawLab::default(),
+            libvirt: RawLibvirt::default(),
         }
     }
 }
@@ -212,6 +216,56 @@ impl Default for RawLab {
     fn default() -> Self {
         RawLab {
             socket: "/run/dvms-lab/lab.sock".into(),
+        }
+    }
+}
+
+/// `[actuator.libvirt]` (see docs/libvirt.md for the request these keys fill).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLibvirt {
+    /// The `dvms-libvirt` executable, run once per migration, abort and inventory.
+    pub binary: String,
+    /// libvirt connection URI of this host.
+    pub connect: String,
+    /// libvirt URI of a destination's daemon; `{name}` is the destination's node name,
+    /// `{address}` its address (see `addresses`).
+    pub dest_uri: String,
+    /// QEMU's migration stream URI, same placeholders, e.g. `tcp://{address}`; empty: the
+    /// destination's libvirt chooses (its host name).
+    pub migrate_uri: String,
+    /// Addresses of destinations, as `name=address` entries (an IP address or DNS name); a
+    /// destination not listed has its node name as address.
+    pub addresses: Vec<String>,
+    /// Bandwidth cap of a migration, MiB/s; 0: unlimited.
+    pub bandwidth_mib_s: u64,
+    /// Longest guest pause QEMU may plan for the switch-over, ms; 0: QEMU's default (300 ms).
+    pub max_downtime_ms: u64,
+    /// A migration still running after this long is aborted by libvirt (the VM stays here);
+    /// the shorter of this and `protocol.migrate_timeout` applies.
+    pub timeout: String,
+    /// Adds `VIR_MIGRATE_UNSAFE`: needed when a guest's local disk file is at the same path on
+    /// both hosts (shared or copied storage without a cache mode libvirt trusts).
+    pub allow_unsafe: bool,
+    /// How often libvirt's inventory is read (domain names, UUIDs and the per-VM
+    /// `<dvms:policy migrate="never"/>` opt-out); a VM not in the latest inventory is not
+    /// migrated.
+    pub inventory_period: String,
+}
+
+impl Default for RawLibvirt {
+    fn default() -> Self {
+        RawLibvirt {
+            binary: "/usr/libexec/dvms/dvms-libvirt".into(),
+            connect: "qemu:///system".into(),
+            dest_uri: "qemu+tcp://{address}/system".into(),
+            migrate_uri: String::new(),
+            addresses: Vec::new(),
+            bandwidth_mib_s: 0,
+            max_downtime_ms: 0,
+            timeout: "120s".into(),
+            allow_unsafe: false,
+            inventory_period: "2s".into(),
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum ActuatorKind {
         /// The lab's socket.
         socket: PathBuf,
     },
+    /// libvirt, through the `dvms-libvirt` executable (`[actuator.libvirt]`).
+    Libvirt(Box<super::LibvirtSettings>),
 }
 
 /// The agent's validated configuration.
@@ -224,18 +226,15 @@ impl Config {
             "lab" => ActuatorKind::Lab {
                 socket: path("actuator.lab.socket", &raw.actuator.lab.socket)?,
             },
-            "libvirt" => {
-                return Err(ConfigError::invalid(
-                    "actuator.kind",
-                    "libvirt",
-                    "observe or lab (this build has no libvirt actuator yet)",
-                ));
-            }
+            "libvirt" => ActuatorKind::Libvirt(Box::new(super::LibvirtSettings::from_raw(
+                &raw.actuator.libvirt,
+                duration,
+            )?)),
             other => {
                 return Err(ConfigError::invalid(
                     "actuator.kind",
                     other,
-                    "observe or lab",
+                    "observe, lab or libvirt",
                 ));
             }
         };
