@@ -36,7 +36,7 @@ pub(crate) struct Leader {
     /// The version at which the solver last found no plan.
     unsolved_version: Option<u32>,
     /// Renewals since the current plan step started: unreported migrations are re-sent at the
-    /// 1st, 2nd, 4th, 8th… renewal (§9.2).
+    /// 1st, 2nd, 4th and 8th renewal, then every 8th (§9.2).
     renewals_in_step: u32,
 }
 
