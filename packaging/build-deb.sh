@@ -81,7 +81,7 @@ gzip -9n "$STAGE/usr/share/doc/dvms/changelog"
     echo "Comment: crate, version, declared license:"
     cargo tree --locked --target "$TARGET" -e normal -p dvms-agent -p dvmsctl --prefix none \
         --format '{p} {l}' 2>/dev/null |
-        sed -e 's/ (.*)//' -e 's/ (\*)$//' | grep -v '^dvms' | sort -u | sed 's/^/ /'
+        sed -e 's/ (.*)//' -e 's/ (\*)$//' | grep -v -e '^dvms' -e '^$' | sort -u | sed 's/^/ /'
 } > "$STAGE/usr/share/doc/dvms/copyright"
 chmod 0644 "$STAGE/usr/share/doc/dvms/copyright"
 

@@ -21,10 +21,16 @@ systemctl is-enabled dvmsd || fail "not enabled"
 systemctl is-active dvmsd && fail "started on first install (it should wait for the operator)"
 
 step "configure: observe actuator, loopback overlay, the fake host root with $VM"
-{
-    printf '\n[node]\nname = "ct-node"\n\n[overlay]\nlisten = "/ip4/127.0.0.1/tcp/0"\n\n'
-    cat /dvms-test/monitor.toml
-} >>/etc/dvms/dvms.toml
+# The shipped file has every [table] header uncommented: each key goes right under its header.
+under() { # table, line
+    sed -i "/^\[$1\]\$/a $2" /etc/dvms/dvms.toml
+}
+under node 'name = "ct-node"'
+under overlay 'listen = "/ip4/127.0.0.1/tcp/0"'
+grep -v '^\[' /dvms-test/monitor.toml | grep . | while IFS= read -r line; do
+    under monitor "$line"
+done
+grep -v '^#' /etc/dvms/dvms.toml | grep .
 cp /etc/dvms/dvms.toml /root/good.toml
 dvmsd check-config || fail "check-config refuses the test config"
 
@@ -57,14 +63,17 @@ sleep 5
 [ "$(systemctl show dvmsd -p ActiveState --value)" = active ] || fail "agent stopped"
 [ "$(systemctl show dvmsd -p NRestarts --value)" = 0 ] || fail "agent restarted"
 
-step "a bad config: start fails with 78 in ExecStartPre=, no restart loop"
+step "a bad config: start fails with 78 in ExecStartPre=, the unit ends failed (start limit)"
 printf '[monitor]\nperiod = "often"\n' >/etc/dvms/dvms.toml
 systemctl restart dvmsd && fail "restart succeeded with a bad config"
-sleep 7
+wait_for 40 sh -c '[ "$(systemctl show dvmsd -p ActiveState --value)" = failed ]' ||
+    fail "still $(systemctl show dvmsd -p ActiveState --value) 40 s after a bad config: restart loop"
 systemctl show dvmsd -p ActiveState -p Result -p ExecMainStatus -p NRestarts
-journalctl -u dvmsd -q --no-pager | grep "monitor.period" | tail -2
-[ "$(systemctl show dvmsd -p NRestarts --value)" = 0 ] || fail "restarted on a bad config"
-journalctl -u dvmsd -q --no-pager | grep -q "monitor.period" || fail "the journal does not name the key"
+sleep 6
+[ "$(systemctl show dvmsd -p ActiveState --value)" = failed ] || fail "restarted after failing"
+[ "$(systemctl show dvmsd -p NRestarts --value)" -le 2 ] || fail "more than 2 restarts on a bad config"
+journalctl -u dvmsd -q --no-pager | grep "monitor.period" | tail -3
+journalctl -u dvmsd -q --no-pager | grep "monitor.period" >/dev/null || fail "the journal does not name the key"
 cp /root/good.toml /etc/dvms/dvms.toml
 systemctl reset-failed dvmsd
 systemctl start dvmsd || fail "start after fixing the config"
