@@ -20,6 +20,8 @@ deny dvms-sim 'tokio|libp2p|dvms-overlay'
 deny dvms-overlay 'dvms-core|dvms-placement'
 deny dvms-libvirt 'tokio|futures|libp2p|dvms-[a-z]+'
 deny dvms-host 'libp2p'
+# dvmsd stays free of libvirt: it uses dvms-libvirt's protocol types only (no `virt`)
+deny dvms-agent 'virt|virt-sys'
 if grep -rnE 'std::(fs|net)::' agent/core/src agent/placement/src; then
     echo "dependency rule broken: the sans-IO crates use std::fs or std::net" >&2
     fail=1

@@ -309,9 +309,11 @@ figures=$(jq -cn --arg start "$t_agents" --arg ev "${first_event:-}" --arg dec "
     ($dt | split(",") | map(select(. != "") | tonumber)) as $d |
     ($du | split(",") | map(select(. != "") | tonumber)) as $u |
     {migrations: $n, migrations_failed: $f,
-     overload_detected_after_start_ms: ms($start; $ev),
-     overload_to_decision_ms: ms($ev; $dec),
-     overload_to_last_migration_ms: ms($ev; $last),
+     agents_start_to_event_ms: ms($start; $ev),
+     agents_start_to_decision_ms: ms($start; $dec),
+     agents_start_to_last_migration_ms: ms($start; $last),
+     event_to_decision_ms: ms($ev; $dec),
+     decision_to_last_migration_ms: ms($dec; $last),
      migration_duration_ms: {mean: (if ($u|length) > 0 then ($u | add / length | floor) else null end), max: ($u | max)},
      migration_downtime_ms: {mean: (if ($d|length) > 0 then ($d | add / length | floor) else null end), max: ($d | max)}}')
 echo "figures: $figures"
