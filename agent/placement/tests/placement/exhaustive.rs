@@ -1,9 +1,10 @@
-//! The solver against an exhaustive search on small instances (up to 6 hosts and 12 VMs).
+//! The solver against an exhaustive search: small instances (up to 6 hosts and 12 VMs), nearly
+//! full ones and crowded 4-host partitions of 36 to 40 VMs (issue 11).
 //!
-//! The reference enumerates every final placement (depth first, pruned only by capacity,
-//! which only grows as VMs are assigned, and by cost), checks the constraints with its own
-//! code, keeps the placements its migrations can reach (below) and returns the least (memory
-//! moved, migrations). The solver must give the same
+//! The reference searches every final placement of every VM (not the solver's scope), checks
+//! the constraints with its own code, keeps the placements its migrations can reach (below)
+//! and returns the least (memory moved, migrations), by iterative deepening on the memory
+//! moved with its own lower bound (see [`Reference`]). The solver must give the same
 //! feasibility verdict on every seed, never an unsafe plan, and moved memory within 2 % of the
 //! optimum on average.
 //!
