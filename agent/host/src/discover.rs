@@ -1,6 +1,7 @@
 //! Discovery of a VM's static facts: QEMU pid, name, size, vCPU threads.
 //!
-//! Runs once per VM (and again when its threads change); it may allocate.
+//! Runs when a VM is first seen and again when what it found may have changed (see
+//! `monitor::stale`); it may allocate.
 
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
@@ -45,6 +46,44 @@ pub(crate) struct Static {
     pub(crate) mem_dir: Option<OwnedFd>,
     /// `/proc/<pid>/task`.
     pub(crate) task_dir: OwnedFd,
+    /// The inode number the VM's cgroup directory was listed with (`d_ino`): a different one
+    /// later means the directory was removed and made again, and `cg_files` read a dead one.
+    pub(crate) cg_ino: u64,
+    /// Whether the vCPU threads came from `vcpuN` sub-cgroups. When not, libvirt may still
+    /// be creating them: their appearance calls for a new discovery.
+    pub(crate) vcpu_cgroups: bool,
+    /// Whether the threads were a guess that new threads can change: no `vcpuN` cgroups and
+    /// fewer threads named `CPU <n>/KVM` than vCPUs (QEMU still starting, or unnamed threads).
+    pub(crate) threads_guessed: bool,
+    /// The link count of `task_dir` at discovery: procfs gives 2 + the thread count, so a
+    /// change says threads came or went (one `fstat`).
+    pub(crate) task_links: u64,
+}
+
+impl Static {
+    /// A fingerprint of what the VM's counters are summed over (pid, cgroup, threads): two
+    /// readings are comparable only when it is the same.
+    pub(crate) fn basis(&self) -> u64 {
+        // FNV-1a over the pid, the cgroup's inode and the thread ids.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |v: u64| {
+            for b in v.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(u64::from(self.pid));
+        eat(self.cg_ino);
+        for (t, _) in &self.tids {
+            eat(u64::from(*t));
+        }
+        h
+    }
+}
+
+/// The link count of an open directory (`fstat`), 0 when it cannot be read.
+pub(crate) fn links(dir: &OwnedFd) -> u64 {
+    rustix::fs::fstat(dir).map_or(0, |s| u64::from(s.st_nlink))
 }
 
 /// The per-VM cgroup files of each version: CPU usage, memory current, memory.stat,
@@ -191,17 +230,27 @@ pub(crate) fn discover(
     }
     let (pid, cl) = found.ok_or(Skip::Read)?;
     let args = parse_qemu_args(&cl);
+    // The thread count before the threads are listed: one made meanwhile changes it.
+    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
+    let task_links = links(&task_dir);
     let dirs = vcpu_dirs(&base);
     let mut tids = Vec::new();
     for d in &dirs {
+        let before = tids.len();
         tids.extend(read_pids(r, &d.join(threads_file)));
+        if tids.len() == before {
+            // libvirt made the cgroup but has not moved its thread in yet: try again at the
+            // next sample rather than keep an incomplete set.
+            return Err(Skip::Read);
+        }
     }
     let mut vcpus = u32::try_from(dirs.len()).unwrap_or(0);
+    let mut threads_guessed = false;
     if dirs.is_empty() {
         let (kvm, all) = kvm_threads(r, &cfg.proc_root, pid);
-        vcpus = args
-            .smp
-            .unwrap_or_else(|| u32::try_from(kvm.len()).unwrap_or(0));
+        let named = u32::try_from(kvm.len()).unwrap_or(0);
+        vcpus = args.smp.unwrap_or(named);
+        threads_guessed = named < vcpus;
         // Without vCPU threads we can name, every thread's wait counts (documented).
         tids = if kvm.is_empty() { all } else { kvm };
     }
@@ -218,7 +267,6 @@ pub(crate) fn discover(
         Version::V1 | Version::Hybrid => Some(open_dir(&at.mem_dir.join(dir_name))?),
     };
     let cg_dir = open_dir(&vm)?;
-    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
     let names = cg_files(at.version);
     let mem = mem_dir.as_ref().unwrap_or(&cg_dir);
     let cg_files = [
@@ -246,5 +294,9 @@ pub(crate) fn discover(
         cg_dir,
         mem_dir,
         task_dir,
+        cg_ino: at.ino,
+        vcpu_cgroups: !dirs.is_empty(),
+        threads_guessed,
+        task_links,
     })
 }
