@@ -82,6 +82,8 @@ impl Static {
 }
 
 /// The link count of an open directory (`fstat`), 0 when it cannot be read.
+// `st_nlink` is a u64 on x86-64 and a u32 on other targets.
+#[allow(clippy::useless_conversion)]
 pub(crate) fn links(dir: &OwnedFd) -> u64 {
     rustix::fs::fstat(dir).map_or(0, |s| u64::from(s.st_nlink))
 }

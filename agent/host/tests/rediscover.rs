@@ -41,13 +41,20 @@ fn paths(root: &FakeRoot, name: &str, ids: FakeVmIds) -> (PathBuf, PathBuf) {
 /// Puts the VM as QEMU is just after its start: the process in the VM's cgroup, no
 /// `libvirt/` sub-tree yet, and only its main thread (the vCPU threads not made yet). The
 /// parts taken away go to `stash`.
-fn rewind_to_start(scope: &Path, task: &Path, ids: FakeVmIds, vcpus: u32, stash: &Path) {
-    fs::rename(scope.join("libvirt"), stash.join("libvirt")).unwrap();
-    fs::write(scope.join("cgroup.procs"), format!("{}\n", ids.pid)).unwrap();
+fn rewind_to_start(
+    scope: &Path,
+    task: &Path,
+    ids: FakeVmIds,
+    vcpus: u32,
+    stash: &Path,
+) -> std::io::Result<()> {
+    fs::rename(scope.join("libvirt"), stash.join("libvirt"))?;
+    fs::write(scope.join("cgroup.procs"), format!("{}\n", ids.pid))?;
     for n in 1..=vcpus {
         let tid = (ids.pid + n).to_string();
-        fs::rename(task.join(&tid), stash.join(&tid)).unwrap();
+        fs::rename(task.join(&tid), stash.join(&tid))?;
     }
+    Ok(())
 }
 
 /// Discovered before its `vcpuN` cgroups and vCPU threads exist; then QEMU makes the
@@ -61,7 +68,7 @@ fn vcpu_cgroups_made_after_discovery() {
     let mut root = FakeRoot::create(dir.path().join("h"), 4, 8192).unwrap();
     let ids = root.add_vm("a", 2, 1024).unwrap();
     let (scope, task) = paths(&root, "a", ids);
-    rewind_to_start(&scope, &task, ids, 2, &stash);
+    rewind_to_start(&scope, &task, ids, 2, &stash).unwrap();
 
     let mut m = Monitor::new(root.monitor_config()).unwrap();
     let t0 = Instant::now();
@@ -102,7 +109,7 @@ fn vcpu_threads_made_after_discovery_without_vcpu_cgroups() {
     let mut root = FakeRoot::create(dir.path().join("h"), 4, 8192).unwrap();
     let ids = root.add_vm("a", 2, 1024).unwrap();
     let (scope, task) = paths(&root, "a", ids);
-    rewind_to_start(&scope, &task, ids, 2, &stash);
+    rewind_to_start(&scope, &task, ids, 2, &stash).unwrap();
 
     let mut m = Monitor::new(root.monitor_config()).unwrap();
     let t0 = Instant::now();
