@@ -302,3 +302,44 @@ pub(crate) fn discover(
         task_links,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On this machine's procfs, the link count of `/proc/<pid>/task` is 2 + the thread
+    /// count (`Threads:` of `/proc/<pid>/status`), which the thread-count check relies on.
+    /// Other test threads come and go, so a reading is taken when it is stable.
+    #[test]
+    fn task_dir_links_count_threads() {
+        let Ok(task) = open_dir(Path::new("/proc/self/task")) else {
+            return; // no procfs here
+        };
+        let threads = || {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let ok = (0..1000).any(|_| {
+            let a = links(&task);
+            let t = threads();
+            let b = links(&task);
+            a == b && t.is_some_and(|t| a == t + 2)
+        });
+        assert!(ok, "link count of /proc/self/task is not 2 + threads");
+        // A new thread adds one (tried again when another test thread came or went).
+        let grew = (0..100).any(|_| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let before = links(&task);
+            let h = std::thread::spawn(move || {
+                let _ = rx.recv();
+            });
+            let during = links(&task);
+            let _ = tx.send(());
+            let _ = h.join();
+            during == before + 1
+        });
+        assert!(grew, "a new thread did not change the link count");
+    }
+}
