@@ -1,6 +1,7 @@
 //! Discovery of a VM's static facts: QEMU pid, name, size, vCPU threads.
 //!
-//! Runs once per VM (and again when its threads change); it may allocate.
+//! Runs when a VM is first seen and again when what it found may have changed (see
+//! `monitor::stale`); it may allocate.
 
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
@@ -45,6 +46,46 @@ pub(crate) struct Static {
     pub(crate) mem_dir: Option<OwnedFd>,
     /// `/proc/<pid>/task`.
     pub(crate) task_dir: OwnedFd,
+    /// The inode number the VM's cgroup directory was listed with (`d_ino`): a different one
+    /// later means the directory was removed and made again, and `cg_files` read a dead one.
+    pub(crate) cg_ino: u64,
+    /// Whether the vCPU threads came from `vcpuN` sub-cgroups. When not, libvirt may still
+    /// be creating them: their appearance calls for a new discovery.
+    pub(crate) vcpu_cgroups: bool,
+    /// Whether the threads were a guess that new threads can change: no `vcpuN` cgroups and
+    /// fewer threads named `CPU <n>/KVM` than vCPUs (QEMU still starting, or unnamed threads).
+    pub(crate) threads_guessed: bool,
+    /// The link count of `task_dir` at discovery: procfs gives 2 + the thread count, so a
+    /// change says threads came or went (one `fstat`).
+    pub(crate) task_links: u64,
+}
+
+impl Static {
+    /// A fingerprint of what the VM's counters are summed over (pid, cgroup, threads): two
+    /// readings are comparable only when it is the same.
+    pub(crate) fn basis(&self) -> u64 {
+        // FNV-1a over the pid, the cgroup's inode and the thread ids.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |v: u64| {
+            for b in v.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(u64::from(self.pid));
+        eat(self.cg_ino);
+        for (t, _) in &self.tids {
+            eat(u64::from(*t));
+        }
+        h
+    }
+}
+
+/// The link count of an open directory (`fstat`), 0 when it cannot be read.
+// `st_nlink` is a u64 on x86-64 and a u32 on other targets.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn links(dir: &OwnedFd) -> u64 {
+    rustix::fs::fstat(dir).map_or(0, |s| u64::from(s.st_nlink))
 }
 
 /// The per-VM cgroup files of each version: CPU usage, memory current, memory.stat,
@@ -191,17 +232,27 @@ pub(crate) fn discover(
     }
     let (pid, cl) = found.ok_or(Skip::Read)?;
     let args = parse_qemu_args(&cl);
+    // The thread count before the threads are listed: one made meanwhile changes it.
+    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
+    let task_links = links(&task_dir);
     let dirs = vcpu_dirs(&base);
     let mut tids = Vec::new();
     for d in &dirs {
+        let before = tids.len();
         tids.extend(read_pids(r, &d.join(threads_file)));
+        if tids.len() == before {
+            // libvirt made the cgroup but has not moved its thread in yet: try again at the
+            // next sample rather than keep an incomplete set.
+            return Err(Skip::Read);
+        }
     }
     let mut vcpus = u32::try_from(dirs.len()).unwrap_or(0);
+    let mut threads_guessed = false;
     if dirs.is_empty() {
         let (kvm, all) = kvm_threads(r, &cfg.proc_root, pid);
-        vcpus = args
-            .smp
-            .unwrap_or_else(|| u32::try_from(kvm.len()).unwrap_or(0));
+        let named = u32::try_from(kvm.len()).unwrap_or(0);
+        vcpus = args.smp.unwrap_or(named);
+        threads_guessed = named < vcpus;
         // Without vCPU threads we can name, every thread's wait counts (documented).
         tids = if kvm.is_empty() { all } else { kvm };
     }
@@ -218,7 +269,6 @@ pub(crate) fn discover(
         Version::V1 | Version::Hybrid => Some(open_dir(&at.mem_dir.join(dir_name))?),
     };
     let cg_dir = open_dir(&vm)?;
-    let task_dir = open_dir(&cfg.proc_root.join(pid.to_string()).join("task"))?;
     let names = cg_files(at.version);
     let mem = mem_dir.as_ref().unwrap_or(&cg_dir);
     let cg_files = [
@@ -246,5 +296,50 @@ pub(crate) fn discover(
         cg_dir,
         mem_dir,
         task_dir,
+        cg_ino: at.ino,
+        vcpu_cgroups: !dirs.is_empty(),
+        threads_guessed,
+        task_links,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On this machine's procfs, the link count of `/proc/<pid>/task` is 2 + the thread
+    /// count (`Threads:` of `/proc/<pid>/status`), which the thread-count check relies on.
+    /// Other test threads come and go, so a reading is taken when it is stable.
+    #[test]
+    fn task_dir_links_count_threads() {
+        let Ok(task) = open_dir(Path::new("/proc/self/task")) else {
+            return; // no procfs here
+        };
+        let threads = || {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let ok = (0..1000).any(|_| {
+            let a = links(&task);
+            let t = threads();
+            let b = links(&task);
+            a == b && t.is_some_and(|t| a == t + 2)
+        });
+        assert!(ok, "link count of /proc/self/task is not 2 + threads");
+        // A new thread adds one (tried again when another test thread came or went).
+        let grew = (0..100).any(|_| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let before = links(&task);
+            let h = std::thread::spawn(move || {
+                let _ = rx.recv();
+            });
+            let during = links(&task);
+            let _ = tx.send(());
+            let _ = h.join();
+            during == before + 1
+        });
+        assert!(grew, "a new thread did not change the link count");
+    }
 }

@@ -6,10 +6,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{RawDir, SeekFrom};
+use rustix::fs::{AtFlags, RawDir, SeekFrom};
 use tracing::{debug, info};
 
-use crate::discover::{Static, cg_files, discover};
+use crate::discover::{Static, cg_files, discover, links};
 use crate::layout::{Scanner, Version};
 use crate::names::dir_kind;
 use crate::parse::{self, ParseError};
@@ -40,14 +40,103 @@ struct Counters {
     psi_some_us: Option<u64>,
 }
 
+/// Ages (seconds since a VM was first discovered, doubling from 1) at which its discovery
+/// is done again whatever the cheap checks say: a backstop for a VM found while libvirt was
+/// still setting it up. After the last one a VM is in steady state.
+const RECHECKS: u32 = 6;
+
 /// What the monitor remembers of a VM between samples.
 #[derive(Debug)]
 struct VmState {
     stat: Option<Static>,
     /// The pid the counters in `prev` belong to (kept while `stat` is rediscovered).
     pid: u32,
+    /// [`Static::basis`] of the discovery `prev` was read with (0 before any).
+    basis: u64,
+    /// The cgroup inode of the last discovery.
+    cg_ino: u64,
     prev: Option<Counters>,
     seen: u64,
+    /// When this VM (its pid and cgroup) was first discovered.
+    born: Option<Instant>,
+    /// How many of the backstop rediscoveries (at 1, 2, 4, ... s of age) are done.
+    rechecks: u32,
+}
+
+impl VmState {
+    /// The instant of the next backstop rediscovery, if any is left.
+    fn next_recheck(&self) -> Option<Instant> {
+        let born = self.born?;
+        if self.rechecks >= RECHECKS {
+            return None;
+        }
+        born.checked_add(Duration::from_secs(1u64 << self.rechecks))
+    }
+
+    /// Whether a backstop rediscovery is due at `now`; if so, counts it (and the ones a long
+    /// gap between samples skipped).
+    fn take_recheck(&mut self, now: Instant) -> bool {
+        let mut due = false;
+        while self.next_recheck().is_some_and(|t| t <= now) {
+            self.rechecks += 1;
+            due = true;
+        }
+        due
+    }
+
+    /// Takes a new discovery: counters read over another pid, cgroup or thread set are not
+    /// comparable with the previous ones, so those are dropped.
+    fn adopt(&mut self, st: Static, why: Why, now: Instant) {
+        let basis = st.basis();
+        if st.pid != self.pid || st.cg_ino != self.cg_ino || self.born.is_none() {
+            info!(vm = %st.name, pid = st.pid, vcpus = st.vcpus, ?why, "vm discovered");
+            self.born = Some(now);
+            self.rechecks = 0;
+        } else if basis != self.basis {
+            info!(vm = %st.name, pid = st.pid, vcpus = st.vcpus, threads = st.tids.len(), ?why,
+                "vm threads or cgroup changed: discovered again");
+        }
+        if basis != self.basis {
+            self.prev = None;
+        }
+        self.pid = st.pid;
+        self.cg_ino = st.cg_ino;
+        self.basis = basis;
+        self.stat = Some(st);
+    }
+}
+
+/// Why a VM is discovered (again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// Not discovered yet, or a read showed its threads or files gone.
+    New,
+    /// Its cgroup directory has another inode: it was removed and made again.
+    CgroupReplaced,
+    /// `vcpuN` sub-cgroups appeared after a discovery that found none.
+    VcpuCgroups,
+    /// Its process's thread count changed while its vCPU threads were a guess.
+    Threads,
+    /// The backstop for a young VM.
+    Young,
+}
+
+/// Whether what `st` found may be out of date, checked cheaply at each sample (no
+/// allocation: a comparison, at most two `statat` and one `fstat`).
+fn stale(st: &Static, at: &VmDir<'_>) -> Option<Why> {
+    if at.ino != st.cg_ino {
+        return Some(Why::CgroupReplaced);
+    }
+    if !st.vcpu_cgroups {
+        let exists = |p: &CStr| rustix::fs::statat(&st.cg_dir, p, AtFlags::empty()).is_ok();
+        if exists(c"libvirt/vcpu0") || exists(c"vcpu0") {
+            return Some(Why::VcpuCgroups);
+        }
+    }
+    if st.threads_guessed && links(&st.task_dir) != st.task_links {
+        return Some(Why::Threads);
+    }
+    None
 }
 
 /// Reads the host and its VMs; see the crate documentation.
@@ -162,6 +251,7 @@ impl Monitor {
             while let Some(Ok(entry)) = rewound.then(|| it.next()).flatten() {
                 any = true;
                 let name = entry.file_name().to_bytes();
+                let ino = entry.ino();
                 if dir_kind(name).is_none() {
                     continue;
                 }
@@ -175,8 +265,12 @@ impl Monitor {
                     None => vms.entry(key.clone()).or_insert(VmState {
                         stat: None,
                         pid: 0,
+                        basis: 0,
+                        cg_ino: 0,
                         prev: None,
                         seen: 0,
+                        born: None,
+                        rechecks: 0,
                     }),
                 };
                 vm.seen = *generation;
@@ -185,6 +279,7 @@ impl Monitor {
                     cpu_dir,
                     mem_dir,
                     name,
+                    ino,
                 };
                 if n == sample.vms.len() {
                     sample.vms.push(VmInfo::default());
@@ -223,6 +318,8 @@ pub(crate) struct VmDir<'a> {
     pub(crate) mem_dir: &'a Path,
     /// The VM's directory name.
     pub(crate) name: &'a [u8],
+    /// The VM directory's inode number, as listed (`d_ino`).
+    pub(crate) ino: u64,
 }
 
 /// Reads one VM into `out`; on error the VM is skipped this sample.
@@ -234,14 +331,21 @@ fn read_vm(
     now: Instant,
     out: &mut VmInfo,
 ) -> Result<(), Skip> {
-    if vm.stat.is_none() {
-        let st = discover(cfg, reader, at)?;
-        if st.pid != vm.pid {
-            info!(vm = %st.name, pid = st.pid, vcpus = st.vcpus, "vm discovered");
-            vm.prev = None;
-            vm.pid = st.pid;
+    let young = vm.take_recheck(now);
+    let why = match vm.stat.as_ref() {
+        None => Some(Why::New),
+        Some(st) => stale(st, at).or(young.then_some(Why::Young)),
+    };
+    if let Some(why) = why {
+        match discover(cfg, reader, at) {
+            Ok(st) => vm.adopt(st, why, now),
+            // The backstop found nothing better: keep what was found before.
+            Err(_) if why == Why::Young => {}
+            Err(e) => {
+                vm.stat = None;
+                return Err(e);
+            }
         }
-        vm.stat = Some(st);
     }
     let Some(st) = vm.stat.as_ref() else {
         return Err(Skip::Read);
@@ -345,8 +449,12 @@ fn read_counters(
     st: &Static,
     now: Instant,
 ) -> Result<(Counters, u64), (Skip, bool)> {
-    let (usage_ns, mem_used, psi_some_us) =
-        read_cgroup(r, at.version, st).map_err(|e| (e, false))?;
+    // A cgroup file that cannot be read (a removed cgroup's files fail with ENODEV) calls
+    // for a new discovery too; a malformed one does not.
+    let (usage_ns, mem_used, psi_some_us) = read_cgroup(r, at.version, st).map_err(|e| {
+        let again = matches!(e, Skip::Read);
+        (e, again)
+    })?;
     let mut run_delay_ns = 0u64;
     for ((_, rel), kept) in st.tids.iter().zip(&st.tid_files) {
         let rel = CStr::from_bytes_with_nul(rel).map_err(|_| (Skip::Parse, true))?;

@@ -21,7 +21,8 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
-fn copy_tree(src: &Path, dst: &Path) {
+/// Copies the tree `src` to `dst` (new files and directories: new inodes).
+pub fn copy_tree(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).unwrap();
     for e in fs::read_dir(src).unwrap() {
         let e = e.unwrap();
