@@ -322,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
         })?;
     }
     first_rtts.sort_by(f64::total_cmp);
-    if args.settle_ms > 0 {
+    if args.settle_ms > 0 && args.rounds > 0 {
         tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
         for i in 0..n {
             let to = nodes[(i + 1) % n].local_peer_id();
