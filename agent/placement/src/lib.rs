@@ -109,6 +109,7 @@ mod greedy;
 mod infeasible;
 pub mod instance;
 mod keep;
+mod lns;
 mod model;
 mod plan;
 mod search;
