@@ -2,15 +2,16 @@
 //!
 //! On a nearly full partition of many hosts, the search over every movable VM rarely finishes
 //! a round and the packing search often finds no first plan, while the cheapest plan usually
-//! touches only the violating hosts and a few others. So before those searches, the iterative
-//! deepening ([`search::deepening`]) runs exactly on small subproblems: the VMs of the violating
-//! hosts and of a few healthy hosts move (anywhere), every other VM stays. First each healthy
-//! host alone (most free room first), then, around the incumbent (a large-neighbourhood
-//! search), the hosts its plan touches plus one more, then pairs and triples of healthy hosts.
-//! Each subproblem gets a small slice of the budget; the incumbent they share prunes them, so
-//! once a good plan is known they end quickly. Every plan comes from the usual plan builder
-//! and is validated like any other; the neighbourhoods depend only on the problem and the
-//! incumbent, so results stay deterministic.
+//! touches only a few hosts. So before those searches, the iterative deepening
+//! ([`search::deepening`]) runs exactly on small subproblems (neighbourhoods, each with a small
+//! slice of the budget). Without an incumbent: the VMs of the violating hosts and of one
+//! healthy host move (anywhere), every other VM stays; healthy hosts are tried alone, most
+//! free room first, until a plan is found. With an incumbent (a large-neighbourhood search):
+//! every pair of hosts among those its plan touches and those with the most room; the VMs
+//! of the pair (and those the incumbent puts there) move, every other VM stays where the
+//! incumbent puts it; again while the incumbent improves. The shared incumbent prunes every
+//! subproblem. Plans come from the usual plan builder and are validated like any other; the
+//! neighbourhoods depend only on the problem and the incumbent, so results are deterministic.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
@@ -22,14 +23,17 @@ use crate::work::Work;
 /// Share of the budget, in percent, for all the neighbourhood searches.
 const SHARE_PCT: u64 = 60;
 
-/// Share of the budget, in percent, for one neighbourhood.
+/// Share of the budget, in percent, for one neighbourhood of the violating hosts and one other.
 const EACH_PCT: u64 = 5;
+
+/// Share of the budget, in percent, for one neighbourhood of two hosts around the incumbent.
+const PAIR_PCT: u64 = 2;
 
 /// Healthy hosts (most free room first) tried alone with the violating hosts.
 const CANDIDATES: usize = 12;
 
 /// Hosts (touched by the incumbent first, then by free room) whose pairs are tried.
-const PAIR_HOSTS: usize = 10;
+const PAIR_HOSTS: usize = 12;
 
 /// Runs the neighbourhood searches, improving `inc`.
 pub(crate) fn run(
@@ -62,7 +66,9 @@ pub(crate) fn run(
     healthy.truncate(CANDIDATES);
     let mut all = work.slice(work.limit / 100 * SHARE_PCT);
     let each = work.limit / 100 * EACH_PCT;
+    let each_pair = work.limit / 100 * PAIR_PCT;
     let try_hosts = |hosts: &[usize], base: &[usize], inc: &mut Incumbent, all: &mut Work| {
+        let each = if base.is_empty() { each } else { each_pair };
         let mut free = vec![false; n];
         for &h in hosts {
             free[h] = true;
@@ -73,8 +79,11 @@ pub(crate) fn run(
         all.used = one.used;
         !all.exhausted()
     };
-    // The violating hosts with each healthy host alone.
+    // Without an incumbent, the violating hosts with each healthy host alone, until a plan.
     for &h in &healthy {
+        if inc.best.is_some() {
+            break;
+        }
         if !try_hosts(&[h], &[], inc, &mut all) {
             work.used = all.used;
             return;

@@ -9,7 +9,7 @@
 //! skipped. A room relaxation (the VMs still to place need no more than the room of the hosts
 //! that can take the smallest of them) prunes tight packings.
 //!
-//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a quarter of the
+//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
 //! budget when there is no incumbent yet); if that finds nothing, a packing search over every
 //! movable VM (largest first, healthy destinations first, stopping at the first plan,
 //! backjumping past decisions unrelated to a plan's deadlock) with a third of the rest; then
@@ -91,6 +91,22 @@ pub(crate) struct Hood<'b> {
     pub(crate) base: &'b [usize],
 }
 
+/// True when the incumbent's cost meets the lower bound over every movable VM (it is then
+/// optimal and no neighbourhood can improve it).
+fn root_meets(
+    m: &Model,
+    violating: &[usize],
+    max_per_host: usize,
+    inc: &Incumbent,
+    work: &mut Work,
+) -> bool {
+    let Some(best) = inc.cost() else {
+        return false;
+    };
+    let s = Search::new(m, violating, Scope::All, max_per_host, work);
+    s.lower_bound(0, true, work).is_none_or(|lb| lb >= best)
+}
+
 /// Rounds of [`deepening`] without an incumbent before its last, unbounded round.
 const BLIND_ROUNDS: usize = 4;
 
@@ -152,7 +168,7 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    // Without an incumbent, the search over the violating hosts' VMs gets a quarter of the
+    // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the
     // budget: the packing and the search over every VM may need the rest.
     let mut slice = work.slice(if inc.best.is_some() {
         work.left()
@@ -162,7 +178,7 @@ pub(crate) fn full(
     let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
         .run(&mut inc, &mut slice);
     work.used = slice.used;
-    if !work.exhausted() && !m.hosts.is_empty() {
+    if !work.exhausted() && !root_meets(m, violating, max_per_host, &inc, work) {
         crate::lns::run(m, violating, max_per_host, &mut inc, work);
     }
     if inc.best.is_none() && !work.exhausted() {
