@@ -51,7 +51,12 @@ pub(crate) fn deepening(
     free: Option<&Hood<'_>>,
     work: &mut Work,
 ) -> bool {
-    let mut s = Search::with_hosts(m, violating, Scope::All, free, max_per_host, work);
+    let s = Search::with_hosts(m, violating, Scope::All, free, max_per_host, work);
+    deepen(s, inc, work)
+}
+
+/// [`deepening`] with a search already built.
+fn deepen(mut s: Search<'_>, inc: &mut Incumbent, work: &mut Work) -> bool {
     s.stall = false;
     let mut threshold = (0, 0);
     let mut rounds = 0;
@@ -89,22 +94,6 @@ pub(crate) struct Hood<'b> {
     pub(crate) hosts: &'b [bool],
     /// Per VM, its host in the placement around which to search, or empty.
     pub(crate) base: &'b [usize],
-}
-
-/// True when the incumbent's cost meets the lower bound over every movable VM (it is then
-/// optimal and no neighbourhood can improve it).
-fn root_meets(
-    m: &Model,
-    violating: &[usize],
-    max_per_host: usize,
-    inc: &Incumbent,
-    work: &mut Work,
-) -> bool {
-    let Some(best) = inc.cost() else {
-        return false;
-    };
-    let s = Search::new(m, violating, Scope::All, max_per_host, work);
-    s.lower_bound(0, true, work).is_none_or(|lb| lb >= best)
 }
 
 /// Rounds of [`deepening`] without an incumbent before its last, unbounded round.
@@ -178,7 +167,15 @@ pub(crate) fn full(
     let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
         .run(&mut inc, &mut slice);
     work.used = slice.used;
-    if !work.exhausted() && !root_meets(m, violating, max_per_host, &inc, work) {
+    // The search over every movable VM, built once: its root bound tells whether the
+    // neighbourhoods can improve the incumbent at all.
+    let all =
+        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
+    let meets = match (&all, inc.cost()) {
+        (Some(s), Some(best)) => s.lower_bound(0, true, work).is_none_or(|lb| lb >= best),
+        _ => false,
+    };
+    if !work.exhausted() && !meets {
         crate::lns::run(m, violating, max_per_host, &mut inc, work);
     }
     if inc.best.is_none() && !work.exhausted() {
@@ -196,7 +193,10 @@ pub(crate) fn full(
         } else {
             work.left()
         });
-        complete = deepening(m, violating, max_per_host, &mut inc, None, &mut slice);
+        complete = match all {
+            Some(s) => deepen(s, &mut inc, &mut slice),
+            None => deepening(m, violating, max_per_host, &mut inc, None, &mut slice),
+        };
         proved = complete;
         work.used = slice.used;
     }
