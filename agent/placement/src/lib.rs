@@ -55,7 +55,11 @@
 //! must still leave it: the exact knapsack above before the host is touched, a small exact
 //! knapsack or a fractional one during the search. Identical unconstrained VMs of one host
 //! are decided in a fixed order (symmetry breaking). An improving leaf gets a plan; a
-//! placement that no plan can reach is skipped. When this finds nothing, a packing search
+//! placement that no plan can reach is skipped. Then neighbourhood searches (`lns.rs`, issue
+//! 11) re-solve small subproblems exactly: without an incumbent, the violating hosts with one
+//! healthy host; with one, pairs of hosts with every other VM where the incumbent puts it
+//! (60 % of the budget at most; skipped when the incumbent meets the root bound over every
+//! VM). When this finds nothing, a packing search
 //! (all movable VMs, largest first, healthy destinations first, backjumping over leaves no
 //! plan reaches) looks for any plan. Then, at any problem size, a search over **every**
 //! movable VM of the partition (issue 11: the cheapest plan often moves a VM off a healthy
@@ -100,6 +104,7 @@
 //! - `infeasible.rs`: quick proofs that no plan exists.
 //! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
 //! - `search.rs`: the branch and bound and the iterative deepening of the full mode.
+//! - `lns.rs`: the full mode's neighbourhood searches.
 //! - `plan.rs`: the plan builder (steps, per-host cap, pivots).
 //! - [`validate`]: the independent plan validator.
 //! - [`instance`]: the JSON instance format of `dvms-sim solve` (the only reason this crate
@@ -109,6 +114,7 @@ mod greedy;
 mod infeasible;
 pub mod instance;
 mod keep;
+mod lns;
 mod model;
 mod plan;
 mod search;

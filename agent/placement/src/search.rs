@@ -9,7 +9,7 @@
 //! skipped. A room relaxation (the VMs still to place need no more than the room of the hosts
 //! that can take the smallest of them) prunes tight packings.
 //!
-//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a quarter of the
+//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
 //! budget when there is no incumbent yet); if that finds nothing, a packing search over every
 //! movable VM (largest first, healthy destinations first, stopping at the first plan,
 //! backjumping past decisions unrelated to a plan's deadlock) with a third of the rest; then
@@ -43,14 +43,20 @@ const ALL_SHARE_PCT: u64 = 15;
 /// ends). Rounds stop once a round cuts nothing (every placement was seen), the threshold
 /// reaches the incumbent's cost (which is then optimal) or the slice runs out. True when the
 /// search was complete.
-fn deepening(
+pub(crate) fn deepening(
     m: &Model,
     violating: &[usize],
     max_per_host: usize,
     inc: &mut Incumbent,
+    free: Option<&Hood<'_>>,
     work: &mut Work,
 ) -> bool {
-    let mut s = Search::new(m, violating, Scope::All, max_per_host, work);
+    let s = Search::with_hosts(m, violating, Scope::All, free, max_per_host, work);
+    deepen(s, inc, work)
+}
+
+/// [`deepening`] with a search already built.
+fn deepen(mut s: Search<'_>, inc: &mut Incumbent, work: &mut Work) -> bool {
     s.stall = false;
     let mut threshold = (0, 0);
     let mut rounds = 0;
@@ -80,6 +86,16 @@ fn deepening(
     false
 }
 
+/// A neighbourhood: the hosts whose VMs move, and where the other VMs are (by VM; empty:
+/// where they run now, and then the violating hosts' VMs move too).
+#[derive(Debug)]
+pub(crate) struct Hood<'b> {
+    /// Per host, true when its VMs (and the VMs `base` puts on it) move.
+    pub(crate) hosts: &'b [bool],
+    /// Per VM, its host in the placement around which to search, or empty.
+    pub(crate) base: &'b [usize],
+}
+
 /// Rounds of [`deepening`] without an incumbent before its last, unbounded round.
 const BLIND_ROUNDS: usize = 4;
 
@@ -95,8 +111,9 @@ fn plan_cost(p: &Plan) -> Cost {
 
 /// The best plan found so far.
 #[derive(Debug, Default)]
-struct Incumbent {
-    best: Option<(Cost, Plan)>,
+pub(crate) struct Incumbent {
+    /// The plan and its cost.
+    pub(crate) best: Option<(Cost, Plan)>,
     /// A leaf's plan needed a pivot that did not exist.
     no_pivot: bool,
     /// Work units spent when the incumbent last improved.
@@ -117,7 +134,8 @@ impl Incumbent {
     fn stalled(&self, work: &Work) -> bool {
         self.best.is_some() && work.used - self.improved_at > STALL_UNITS.max(self.improved_at)
     }
-    fn cost(&self) -> Option<Cost> {
+    /// The incumbent's cost, if any.
+    pub(crate) fn cost(&self) -> Option<Cost> {
         self.best.as_ref().map(|(c, _)| *c)
     }
 }
@@ -139,16 +157,27 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    // Without an incumbent, the search over the violating hosts' VMs gets a quarter of the
+    // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the
     // budget: the packing and the search over every VM may need the rest.
     let mut slice = work.slice(if inc.best.is_some() {
         work.left()
     } else {
-        work.left() / 4
+        work.left() / 10
     });
     let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
         .run(&mut inc, &mut slice);
     work.used = slice.used;
+    // The search over every movable VM, built once: its root bound tells whether the
+    // neighbourhoods can improve the incumbent at all.
+    let all =
+        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
+    let meets = match (&all, inc.cost()) {
+        (Some(s), Some(best)) => s.lower_bound(0, true, work).is_none_or(|lb| lb >= best),
+        _ => false,
+    };
+    if !work.exhausted() && !meets {
+        crate::lns::run(m, violating, max_per_host, &mut inc, work);
+    }
     if inc.best.is_none() && !work.exhausted() {
         // Tight packing: find any placement first, largest VMs first, with a third of the rest.
         let mut half = work.slice(work.left() / 3);
@@ -164,7 +193,10 @@ pub(crate) fn full(
         } else {
             work.left()
         });
-        complete = deepening(m, violating, max_per_host, &mut inc, &mut slice);
+        complete = match all {
+            Some(s) => deepen(s, &mut inc, &mut slice),
+            None => deepening(m, violating, max_per_host, &mut inc, None, &mut slice),
+        };
         proved = complete;
         work.used = slice.used;
     }
@@ -276,7 +308,20 @@ impl<'a> Search<'a> {
         max_per_host: usize,
         work: &mut Work,
     ) -> Search<'a> {
+        Search::with_hosts(m, violating, scope, None, max_per_host, work)
+    }
+
+    /// [`Search::new`], with only the VMs of the hosts `free` marks (all if None) moving.
+    fn with_hosts(
+        m: &'a Model,
+        violating: &[usize],
+        scope: Scope,
+        free: Option<&Hood<'_>>,
+        max_per_host: usize,
+        work: &mut Work,
+    ) -> Search<'a> {
         let healthy_move = scope != Scope::Violating;
+        let in_free = |h: usize| free.is_none_or(|f| f.hosts.get(h).copied().unwrap_or(false));
         let mut is_violating = vec![false; m.hosts.len()];
         for &h in violating {
             is_violating[h] = true;
@@ -288,7 +333,8 @@ impl<'a> Search<'a> {
         let hosts = violating
             .iter()
             .copied()
-            .chain((0..m.hosts.len()).filter(|&h| healthy_move && !is_violating[h]));
+            .filter(|&h| free.is_none_or(|f| f.base.is_empty()) || in_free(h))
+            .chain((0..m.hosts.len()).filter(|&h| healthy_move && !is_violating[h] && in_free(h)));
         for h in hosts {
             let start = order.len();
             let mut residents: Vec<usize> = m.host_vms[h]
@@ -353,9 +399,24 @@ impl<'a> Search<'a> {
         for &v in &order {
             in_order[v] = true;
         }
+        // A neighbourhood of a placement: the VMs it put on a free host move too; the others
+        // stay where it put them.
+        let base = free.map_or(&[][..], |f| f.base);
+        for (v, vm) in m.vms.iter().enumerate() {
+            if let Some(&b) = base.get(v)
+                && !in_order[v]
+                && !vm.pinned
+                && in_free(b)
+            {
+                in_order[v] = true;
+                twin.push(None);
+                order.push(v);
+            }
+        }
         for (v, vm) in m.vms.iter().enumerate() {
             if !in_order[v] {
-                st.place(m, v, vm.host);
+                let at = base.get(v).copied().filter(|&b| b < m.hosts.len());
+                st.place(m, v, at.unwrap_or(vm.host));
             }
         }
         for b in &mut bounds {
