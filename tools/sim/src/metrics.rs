@@ -57,6 +57,17 @@ pub struct Dist {
     pub max: f64,
 }
 
+/// `n=.. mean=.. p50=.. p99=.. max=..`, as the text reports print it.
+impl std::fmt::Display for Dist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "n={} mean={:.3} p50={:.3} p99={:.3} max={:.3}",
+            self.count, self.mean, self.p50, self.p99, self.max
+        )
+    }
+}
+
 impl Dist {
     /// Summarises `v` (sorted in place).
     pub fn of(v: &mut [f64]) -> Dist {

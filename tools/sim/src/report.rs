@@ -203,13 +203,6 @@ impl Sim {
     }
 }
 
-fn dist(d: &Dist) -> String {
-    format!(
-        "n={} mean={:.3} p50={:.3} p99={:.3} max={:.3}",
-        d.count, d.mean, d.p50, d.p99, d.max
-    )
-}
-
 impl Report {
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
@@ -257,9 +250,9 @@ impl Report {
                 .collect();
             let _ = writeln!(s, "  ended by reason: {}", reasons.join(", "));
         }
-        let _ = writeln!(s, "  time to decide (s): {}", dist(&self.time_to_decide_s));
-        let _ = writeln!(s, "  time to solve (s):  {}", dist(&self.time_to_solve_s));
-        let _ = writeln!(s, "  partition size:     {}", dist(&self.partition_size));
+        let _ = writeln!(s, "  time to decide (s): {}", &self.time_to_decide_s);
+        let _ = writeln!(s, "  time to solve (s):  {}", &self.time_to_solve_s);
+        let _ = writeln!(s, "  partition size:     {}", &self.partition_size);
         let _ = writeln!(
             s,
             "  migrations:    {} done ({} MiB, {} between sites), {} failed ({} aborted), {} ended after their partition",
@@ -270,7 +263,7 @@ impl Report {
             self.migrations_aborted,
             self.migrations_after_dissolve
         );
-        let _ = writeln!(s, "  migration time (s): {}", dist(&self.migration_time_s));
+        let _ = writeln!(s, "  migration time (s): {}", &self.migration_time_s);
         let _ = writeln!(
             s,
             "  messages:      {} sent ({} between sites), {} gossip publications",
@@ -289,15 +282,11 @@ impl Report {
             "  solver:        {} calls, {} work units, {:.3} s wall, {:.3} s charged",
             self.solver_calls, self.solver_work_units, self.solver_wall_s, self.solver_charged_s
         );
-        let _ = writeln!(
-            s,
-            "  computations (s charged): {}",
-            dist(&self.computation_s)
-        );
+        let _ = writeln!(s, "  computations (s charged): {}", &self.computation_s);
         let _ = writeln!(
             s,
             "  solver units per call: {}",
-            dist(&self.solver_units_per_call)
+            &self.solver_units_per_call
         );
         let _ = writeln!(
             s,

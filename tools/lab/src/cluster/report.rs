@@ -81,13 +81,6 @@ pub struct LabReport {
     pub interrupted: bool,
 }
 
-fn dist(d: &Dist) -> String {
-    format!(
-        "n={} mean={:.3} p50={:.3} p99={:.3} max={:.3}",
-        d.count, d.mean, d.p50, d.p99, d.max
-    )
-}
-
 impl LabReport {
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
@@ -121,15 +114,11 @@ impl LabReport {
             "  overload:      {:.1} host-seconds ({per_host:.2} s per host), {} onsets",
             self.cumulated_violation_s, self.overloads
         );
-        let _ = writeln!(
-            s,
-            "  overload episode (s): {}",
-            dist(&self.overload_episode_s)
-        );
+        let _ = writeln!(s, "  overload episode (s): {}", &self.overload_episode_s);
         let _ = writeln!(
             s,
             "  time to decide (s):   {}  (onset to the first migration asked)",
-            dist(&self.time_to_decide_s)
+            &self.time_to_decide_s
         );
         let _ = writeln!(
             s,
@@ -145,7 +134,7 @@ impl LabReport {
             self.migrations_aborted,
             self.migrations_in_flight_at_end
         );
-        let _ = writeln!(s, "  migration time (s):   {}", dist(&self.migration_s));
+        let _ = writeln!(s, "  migration time (s):   {}", &self.migration_s);
         let _ = writeln!(
             s,
             "  VMs:           {} lost, {} duplicated, {} misplaced; {} load changes",
