@@ -13,7 +13,7 @@ use crate::model::{
     Candidate, Constraint, HostSample, LoadSummary, Migration, MigrationId, NodeId, Plan, Problem,
     QueryId, Resources, SolveId, Unsolvable, VmId, VmLoad,
 };
-use crate::msg::Msg;
+use crate::msg::{DissolveReason, Msg};
 use crate::output::{Event, MigrationCmd, MigrationOutcome, Output};
 use crate::{Config, Node, Time};
 
@@ -150,6 +150,18 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
+    /// How the events `node` started have ended so far, in order.
+    pub(super) fn ended(&self, node: u64) -> Vec<DissolveReason> {
+        self.events
+            .iter()
+            .filter(|(_, n, _)| n.0 == node)
+            .filter_map(|(_, _, e)| match e {
+                Event::EventEnded { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// `loads[i]` are the CPU demands (milli) of host i's VMs; hosts have 1,000 milli and 10 GiB.
     pub(crate) fn new(loads: &[&[u64]], cfg: Config) -> Cluster {
         Cluster::with_memory(loads, cfg, 10240, 1024)

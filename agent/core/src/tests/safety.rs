@@ -13,17 +13,6 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn ended(c: &Cluster, node: u64) -> Vec<DissolveReason> {
-    c.events
-        .iter()
-        .filter(|(_, n, _)| n.0 == node)
-        .filter_map(|(_, _, e)| match e {
-            Event::EventEnded { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
-}
-
 fn drain(n: &mut Node) -> Vec<Output> {
     std::iter::from_fn(|| n.poll_output()).collect()
 }
@@ -146,7 +135,7 @@ fn finding1_slow_migration_is_aborted_and_its_room_stays_reserved_until_confirme
     c.run_until(c.start() + secs(20));
     assert_eq!(demand(&c), 100, "room released once the abort is confirmed");
     assert_eq!(c.hosts[1].vms.len(), 1, "the vm stayed on its source");
-    assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::MigrationFailed));
+    assert_eq!(c.ended(0).first(), Some(&DissolveReason::MigrationFailed));
     assert!(
         c.capacity_violations.is_empty(),
         "{:?}",
@@ -164,7 +153,7 @@ fn finding1_lost_report_of_a_long_migration_is_recovered_within_eight_renewals()
     c.migration_time = secs(40);
     c.run_until(c.start() + secs(52));
     assert!(c.drop_once.is_empty(), "the first report was lost");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert_eq!(c.hosts[1].vms.len(), 2);
 }
 
@@ -180,7 +169,7 @@ fn finding2_lost_incoming_is_retried_and_the_migration_waits_for_the_ack() {
     assert!(c.drop_once.is_empty(), "the first Incoming was lost");
     let incoming = c.sent.iter().filter(|s| s.2 == "incoming").count();
     assert_eq!(incoming, 2, "re-sent once");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert_eq!(c.hosts[1].vms.len(), 2);
     assert!(
         c.capacity_violations.is_empty(),
@@ -229,7 +218,7 @@ fn finding3_two_lost_renewals_do_not_depose_the_leader() {
     c.run_for(secs(30));
     assert!(c.drop_once.is_empty(), "two renewals were lost");
     assert_eq!(c.count(|e| matches!(e, Event::TookOver { .. })), 0);
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert_eq!(
         c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. })),
         1
@@ -494,7 +483,7 @@ fn finding5_overload_smaller_than_the_margin_is_fixed() {
     // 5 milli-cores over, default margin of 10.
     let mut c = Cluster::new(&[&[505, 500], &[0]], Config::default());
     c.run_for(secs(10));
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty());
 }
 

@@ -12,17 +12,6 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-fn ended(c: &Cluster, node: u64) -> Vec<DissolveReason> {
-    c.events
-        .iter()
-        .filter(|(_, n, _)| n.0 == node)
-        .filter_map(|(_, _, e)| match e {
-            Event::EventEnded { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .collect()
-}
-
 fn started_at(c: &Cluster, node: u64) -> Option<Time> {
     c.events
         .iter()
@@ -40,7 +29,7 @@ fn overload_is_solved_by_growing_to_a_free_host() {
         Some(Time::ZERO + c.cfg().detect_hold),
         "event after the hold"
     );
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty(), "overload fixed");
     assert!(c.busy_hosts().is_empty(), "partition dissolved");
     assert_eq!(
@@ -84,8 +73,8 @@ fn busy_host_is_skipped_without_a_hop() {
         .filter(|&&(f, t, k)| f.0 == 0 && t.0 == 1 && k == "isp")
         .count();
     assert_eq!(hops_to_busy, 0, "no ISP sent to the busy neighbour");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
-    assert_eq!(ended(&c, 1), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(1), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty());
     assert!(c.busy_hosts().is_empty());
 }
@@ -116,8 +105,8 @@ fn simultaneous_events_share_no_host_and_both_solve() {
         max_busy = max_busy.max(c.busy_hosts().len());
     }
     assert!(max_busy >= 4, "both partitions existed at once");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
-    assert_eq!(ended(&c, 2), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(2), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty());
     assert!(c.busy_hosts().is_empty());
 }
@@ -163,9 +152,9 @@ fn blocked_partitions_merge_towards_the_lower_initiator_and_solve() {
         "merge goes towards the lower initiator"
     );
     assert_eq!(size, 4);
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert_eq!(
-        ended(&c, 2),
+        c.ended(2),
         vec![DissolveReason::Solved],
         "absorbed event ends with the merged partition"
     );
@@ -179,7 +168,7 @@ fn partition_blocked_past_its_budget_gives_up_and_backs_off() {
     // Two hosts, both overloaded: nothing can be solved and no free host exists.
     let mut c = Cluster::new(&[&[600, 600], &[600, 600]], Config::default());
     c.run_for(secs(15));
-    let first = ended(&c, 0);
+    let first = c.ended(0);
     assert!(!first.is_empty(), "event ended");
     assert!(
         first
@@ -219,7 +208,7 @@ fn initiator_takes_over_when_the_leader_crashes() {
             }
         )) >= 1
     );
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty());
     assert!(c.busy_hosts().is_empty());
 }
@@ -270,7 +259,7 @@ fn failed_migration_leaves_the_vm_and_dissolves() {
     let before = c.placement();
     c.run_for(secs(4));
     assert_eq!(c.placement(), before, "no vm moved");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::MigrationFailed]);
+    assert_eq!(c.ended(0), vec![DissolveReason::MigrationFailed]);
     assert!(c.busy_hosts().is_empty());
 }
 
@@ -300,7 +289,7 @@ fn migration_target_crash_keeps_the_vm_and_the_initiator_recovers() {
             }
         )) >= 1
     );
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved], "{:?}", c.events);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved], "{:?}", c.events);
     let at = c.placement();
     assert_eq!(at.len(), 4, "no vm lost or duplicated");
     assert_eq!(at.values().filter(|&&h| h == 0).count(), 1);
@@ -347,7 +336,7 @@ fn evacuation_empties_the_host_and_keeps_it_empty() {
     c.evacuate(0);
     c.run_for(secs(20));
     assert!(c.hosts[0].vms.is_empty(), "host 0 drained");
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert!(
         c.count(|e| matches!(
             e,
@@ -398,7 +387,7 @@ fn tiny_overload_below_the_margin_is_still_fixed() {
     };
     let mut c = Cluster::new(&[&[550, 500], &[0]], cfg);
     c.run_for(secs(10));
-    assert_eq!(ended(&c, 0), vec![DissolveReason::Solved]);
+    assert_eq!(c.ended(0), vec![DissolveReason::Solved]);
     assert!(c.overloaded().is_empty());
 }
 
@@ -413,7 +402,7 @@ fn consolidation_below_the_margin_is_not_acted_on() {
     };
     let mut c = Cluster::new(&[&[50], &[300], &[300]], cfg);
     c.run_for(secs(30));
-    assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::NotWorthIt));
+    assert_eq!(c.ended(0).first(), Some(&DissolveReason::NotWorthIt));
     assert_eq!(c.count(|e| matches!(e, Event::PlanChosen { .. })), 0);
 }
 
@@ -456,7 +445,7 @@ fn failed_migration_waits_for_the_others_in_flight_before_dissolving() {
         dissolved >= moved,
         "dissolved at {dissolved:?}, vm still moving until {moved:?}"
     );
-    assert_eq!(ended(&c, 0), vec![DissolveReason::MigrationFailed]);
+    assert_eq!(c.ended(0), vec![DissolveReason::MigrationFailed]);
     assert_eq!(c.placement().len(), 6, "no vm lost or duplicated");
     assert!(c.busy_hosts().is_empty());
 }
@@ -471,7 +460,7 @@ fn lost_migrate_or_report_is_resent_and_the_vm_moves_once() {
         c.drop_once = vec![lost];
         c.run_for(secs(10));
         assert!(c.drop_once.is_empty(), "{lost}: a message was dropped");
-        assert_eq!(ended(&c, 0), vec![DissolveReason::Solved], "{lost}");
+        assert_eq!(c.ended(0), vec![DissolveReason::Solved], "{lost}");
         let moved = c.count(|e| matches!(e, Event::MigrationFinished { ok: true, .. }));
         assert_eq!(moved, 1, "{lost}: the vm moved once");
         assert_eq!(c.placement().len(), 3);
@@ -543,7 +532,7 @@ fn blocked_partition_taken_over_still_gives_up() {
         )) >= 1,
         "the initiator took over"
     );
-    assert_eq!(ended(&c, 0).first(), Some(&DissolveReason::GaveUp));
+    assert_eq!(c.ended(0).first(), Some(&DissolveReason::GaveUp));
 }
 
 // Reference: protocol.md §9.4 (the destination reserves room for a VM on its way).
