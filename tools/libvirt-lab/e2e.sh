@@ -13,24 +13,9 @@ cd "$(dirname "$0")/../.."
 lab=tools/libvirt-lab/lab.sh
 id=7 # lab id: its own bridge, namespaces and 169.254.107.0/24
 
-skip() {
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
-    echo "!!! libvirt end-to-end test SKIPPED: $*" >&2
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
-    exit 0
-}
-
-[ "$(id -u)" -eq 0 ] || skip "needs root (namespaces, libvirtd)"
-if ! tools/setup-libvirt.sh; then
-    if [ "${CI:-}" = true ]; then
-        echo "libvirt e2e: tools/setup-libvirt.sh could not install libvirt/QEMU (CI=true: failing)" >&2
-        exit 1
-    fi
-    skip "tools/setup-libvirt.sh could not install libvirt/QEMU"
-fi
-if ! ip netns add dvl-probe-$$ 2>/dev/null; then skip "cannot create network namespaces"; fi
-ip netns del dvl-probe-$$
-unshare --mount --propagation private true 2>/dev/null || skip "cannot create mount namespaces"
+# shellcheck source=tools/libvirt-lab/preflight.sh
+. tools/libvirt-lab/preflight.sh
+e2e_preflight libvirt mount
 
 bin="${1:-}"
 if [ -z "$bin" ]; then
