@@ -13,8 +13,13 @@
 #
 # usage: lab.sh [--id K] COMMAND ...          (K in 0..9 keeps several labs apart; default 0)
 #   up --hosts N                   start N hosts h00..h<N-1>
-#   vm HOST NAME [--mode spin|halt|dirty] [--mem MIB] [--vcpus N] [--no-migrate]
-#                                  define and start a guest on HOST (--no-migrate: dvms policy)
+#   vm HOST NAME [--mode spin|halt|dirty|duty] [--duty P] [--mem MIB] [--vcpus N] [--no-migrate]
+#                                  define and start a guest on HOST (--no-migrate: dvms policy);
+#                                  a duty guest spins P % of each 10 ms (default 0) and has a
+#                                  serial port: a unix socket per host (see serial, duty)
+#   serial VM                      path (from the root namespaces) of VM's serial socket on the
+#                                  host where it runs now (a migrated guest has a new one)
+#   duty VM P                      set a duty guest's duty cycle to P % (0..100; needs python3)
 #   uri HOST                       libvirt URI of HOST, reachable from the root namespaces
 #   addr HOST                      HOST's address
 #   exec HOST CMD...               run CMD inside HOST's mount and network namespaces
@@ -57,6 +62,13 @@ in_host() { # HOST CMD... : run in the host's cgroups and its mount, network, cg
     shift
     # the process joins the host's cgroups first (so the namespace shows it at its root)
     sh -c 'while read -r f; do echo $$ >"$f"; done <"$1"; shift; exec "$@"' sh "$dir/$h/cgroups" \
+        nsenter -t "$(holder_pid "$h")" -m -n -C -- "$@"
+}
+
+in_host_exec() { # HOST CMD...: as in_host, but CMD replaces this script (same pid)
+    local h="$1"
+    shift
+    exec sh -c 'while read -r f; do echo $$ >"$f"; done <"$1"; shift; exec "$@"' sh "$dir/$h/cgroups" \
         nsenter -t "$(holder_pid "$h")" -m -n -C -- "$@"
 }
 
@@ -224,11 +236,12 @@ cmd_up() {
 }
 
 cmd_vm() {
-    local h="$1" name="$2" mode=spin mem=64 vcpus=1 policy=""
+    local h="$1" name="$2" mode=spin mem=64 vcpus=1 policy="" duty=0 serial=""
     shift 2
     while [ $# -gt 0 ]; do
         case "$1" in
             --mode) mode="$2"; shift 2 ;;
+            --duty) duty="$2"; shift 2 ;;
             --mem) mem="$2"; shift 2 ;;
             --vcpus) vcpus="$2"; shift 2 ;;
             --no-migrate) policy='<dvms:policy xmlns:dvms="http://dvms.invalid/xmlns/policy/1" migrate="never"/>'; shift ;;
@@ -240,7 +253,13 @@ cmd_vm() {
     [[ "$mem" =~ ^[0-9]+$ ]] && [ "$mem" -ge 16 ] && [ "$mem" -le 4096 ] || die "vm: --mem must be 16..4096"
     [[ "$vcpus" =~ ^[0-9]+$ ]] && [ "$vcpus" -ge 1 ] && [ "$vcpus" -le 8 ] || die "vm: --vcpus must be 1..8"
     local img="$dir/images/$name.img"
-    "$here/make-bootsector.sh" "$mode" "$img"
+    if [ "$mode" = duty ]; then
+        "$here/make-bootsector.sh" duty "$duty" "$img"
+        # the path is the same string on every host, each its own file (its own /var/lib/libvirt)
+        serial="<serial type='unix'><source mode='bind' path='$(serial_in_host "$name")'/><target port='0'/></serial>"
+    else
+        "$here/make-bootsector.sh" "$mode" "$img"
+    fi
     local type=qemu
     [ -r /dev/kvm ] && [ -w /dev/kvm ] && type=kvm
     cat >"$dir/images/$name.xml" <<EOF
@@ -260,6 +279,7 @@ cmd_vm() {
     </disk>
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
+    $serial
   </devices>
 </domain>
 EOF
@@ -268,6 +288,20 @@ EOF
     virsh -q -c "$uri" define "$dir/images/$name.xml" >/dev/null
     virsh -q -c "$uri" start "$name" >/dev/null
     echo "lab: $name ($mode, $mem MiB, $vcpus vCPU, $type) running on $h" >&2
+}
+
+serial_in_host() { echo "/var/lib/libvirt/qemu/dvms-serial-$1.sock"; }
+cmd_serial() { # VM
+    local h
+    h="$(cmd_where "$1")"
+    [[ "$h" =~ ^h[0-9]{2}$ ]] || die "serial: $1 runs on several hosts ($h)"
+    echo "$dir/$h/lib/qemu/dvms-serial-$1.sock"
+}
+cmd_duty() { # VM P
+    [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -le 100 ] || die "duty: P must be 0..100"
+    local sock
+    sock="$(cmd_serial "$1")"
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(bytes([int(sys.argv[2])])); s.close()' "$sock" "$2"
 }
 
 cmd_block() { # HOST [all|migration]: refuse new TCP connections (answered by a reset at once)
@@ -380,20 +414,22 @@ cmd_down() {
 }
 
 command="${1:-}"
-[ -n "$command" ] || die "usage: lab.sh [--id K] up|vm|uri|addr|exec|stop-daemon|start-daemon|block|unblock|status|down"
+[ -n "$command" ] || die "usage: lab.sh [--id K] up|vm|uri|addr|exec|stop-daemon|start-daemon|block|unblock|cpu-cap|where|serial|duty|status|down"
 shift
 case "$command" in
     up) cmd_up "$@" ;;
     vm) [ $# -ge 2 ] || die "usage: vm HOST NAME [options]"; cmd_vm "$@" ;;
     uri) host_index "$1" >/dev/null; cat "$dir/$1/uri" ;;
     addr) host_addr "$1" ;;
-    exec) h="$1"; shift; host_index "$h" >/dev/null; in_host "$h" "$@" ;;
+    exec) h="$1"; shift; host_index "$h" >/dev/null; in_host_exec "$h" "$@" ;;
     stop-daemon) host_index "$1" >/dev/null; stop_daemon "$1" ;;
     start-daemon) host_index "$1" >/dev/null; start_daemon "$1" ;;
     block) host_index "$1" >/dev/null; cmd_block "$@" ;;
     unblock) host_index "$1" >/dev/null; cmd_unblock "$1" ;;
     cpu-cap) [ $# -eq 2 ] || die "usage: cpu-cap VM PERCENT"; cmd_cpu_cap "$@" ;;
     where) [ $# -eq 1 ] || die "usage: where VM"; cmd_where "$1" ;;
+    serial) [ $# -eq 1 ] || die "usage: serial VM"; cmd_serial "$1" ;;
+    duty) [ $# -eq 2 ] || die "usage: duty VM P"; cmd_duty "$@" ;;
     status) cmd_status ;;
     down) cmd_down ;;
     *) die "unknown command $command" ;;
