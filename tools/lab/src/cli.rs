@@ -1,6 +1,5 @@
 //! The command line: one subcommand per family. `cluster` runs real agents on fake hypervisor
-//! roots; another family (`libvirt`, in `src/libvirt/`) adds its variant to [`Command`] and one
-//! arm to [`run`].
+//! roots; `libvirt` runs them on real KVM guests (`src/libvirt/`).
 
 use std::process::ExitCode;
 
@@ -24,6 +23,10 @@ pub enum Command {
     /// Start N real dvmsd processes on loopback over fake hypervisor roots that a load generator
     /// keeps busy, run for a while, and report (the README's first command).
     Cluster(ClusterArgs),
+    /// Real KVM guests through libvirt: hosts in namespaces on this machine, guests whose CPU
+    /// demand follows a workload, a dvmsd per host that live-migrates them (needs root and
+    /// tools/setup-libvirt.sh).
+    Libvirt(crate::libvirt::LibvirtArgs),
 }
 
 /// Exit code for a usage error (sysexits `EX_USAGE`).
@@ -43,5 +46,6 @@ pub fn init_logging() {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Cluster(args) => crate::cluster::main(&args),
+        Command::Libvirt(args) => crate::libvirt::main(&args),
     }
 }

@@ -9,9 +9,22 @@
 //!   the simulator's generators.
 //! - [`cluster`]: `dvms-lab cluster`: N real `dvmsd` processes on loopback, one per host root,
 //!   a run of a given duration and its report.
-//! - [`cli`]: the command line (one subcommand per family: `cluster`, later `libvirt`).
+//! - [`libvirt`]: `dvms-lab libvirt`: the same on real KVM guests: libvirt hosts in namespaces
+//!   (`tools/libvirt-lab/lab.sh`), duty-cycle guests whose CPU demand follows the workload, a
+//!   `dvmsd` per host with the libvirt actuator.
+//! - [`cli`]: the command line (one subcommand per family: `cluster`, `libvirt`).
+
+/// Writes a line to stderr, ignoring errors (a closed stderr must not stop a run that has
+/// agents to stop).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub mod cli;
 pub mod cluster;
 pub mod hv;
+pub mod libvirt;
 pub mod workload;

@@ -33,7 +33,9 @@ impl Binaries {
     }
 }
 
-fn locate(name: &str, var: &str) -> Result<PathBuf, String> {
+/// Finds executable `name`: `$var` when set, else next to the current executable (or its
+/// parent, for test binaries in `target/*/deps`).
+pub fn locate(name: &str, var: &str) -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(var) {
         let p = PathBuf::from(p);
         return if p.is_file() {
@@ -154,15 +156,38 @@ impl Agents {
         control: &Path,
         log: &Path,
     ) -> Result<(), String> {
+        self.spawn_wrapped(name, &[], "plain", config, control, log)
+    }
+
+    /// Starts `WRAPPER... dvmsd --config F run` with `DVMS_LOG_FORMAT=log_format`, its output
+    /// to `log`. The wrapper must end by `exec`ing its arguments (as `lab.sh exec HOST` does),
+    /// so that the pid kept and signalled is dvmsd's own.
+    pub fn spawn_wrapped(
+        &mut self,
+        name: &str,
+        wrapper: &[std::ffi::OsString],
+        log_format: &str,
+        config: &Path,
+        control: &Path,
+        log: &Path,
+    ) -> Result<(), String> {
         let out = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err = out
             .try_clone()
             .map_err(|e| format!("cannot share {}: {e}", log.display()))?;
-        let child = Command::new(&self.bins.dvmsd)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.bins.dvmsd);
+                c
+            }
+            None => Command::new(&self.bins.dvmsd),
+        };
+        let child = cmd
             .arg("--config")
             .arg(config)
             .arg("run")
-            .env("DVMS_LOG_FORMAT", "plain")
+            .env("DVMS_LOG_FORMAT", log_format)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
@@ -297,6 +322,12 @@ pub struct AgentStatus {
     pub plans_chosen: u64,
     /// Messages sent.
     pub messages_sent: u64,
+    /// Migrations this agent runs now.
+    pub migrations_running: u64,
+    /// Whether the agent sees its host overloaded.
+    pub overloaded: bool,
+    /// VMs the agent sees on its host.
+    pub vms: u64,
 }
 
 impl AgentStatus {
@@ -334,6 +365,12 @@ impl AgentStatus {
             events_started: stat("events_started"),
             plans_chosen: stat("plans_chosen"),
             messages_sent: stat("messages_sent"),
+            migrations_running: o
+                .get("migrations_running")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            overloaded: o.get("overloaded").and_then(Value::as_bool).unwrap_or(false),
+            vms: o.get("vms").and_then(Value::as_u64).unwrap_or(0),
         }
     }
 

@@ -12,18 +12,9 @@
 //! `actuator.kind = "observe"`: they detect and decide but never migrate, so the two runs
 //! differ only in whether plans are carried out.
 
-/// Writes a line to stderr, ignoring errors (a closed stderr must not stop a run that has
-/// agents to stop).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 pub mod agents;
 pub mod config;
-mod progress;
+pub(crate) mod progress;
 pub mod report;
 
 use std::path::PathBuf;

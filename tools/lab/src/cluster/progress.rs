@@ -15,23 +15,23 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// What the measured part saw.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Measured {
-    pub(super) elapsed: Duration,
-    pub(super) load_changes: u64,
-    pub(super) exited: usize,
-    pub(super) interrupted: bool,
-    pub(super) at_start: Counters,
+    pub(crate) elapsed: Duration,
+    pub(crate) load_changes: u64,
+    pub(crate) exited: usize,
+    pub(crate) interrupted: bool,
+    pub(crate) at_start: Counters,
 }
 
 /// Sums of the agents' core counters.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Counters {
-    pub(super) events_started: u64,
-    pub(super) plans_chosen: u64,
-    pub(super) messages_sent: u64,
+pub(crate) struct Counters {
+    pub(crate) events_started: u64,
+    pub(crate) plans_chosen: u64,
+    pub(crate) messages_sent: u64,
 }
 
 /// Sums the counters of every agent that answers.
-pub(super) fn counters(agents: &Agents) -> Counters {
+pub(crate) fn counters(agents: &Agents) -> Counters {
     let mut c = Counters::default();
     for a in &agents.list {
         if let Some(s) = agents.status(a) {
@@ -45,7 +45,7 @@ pub(super) fn counters(agents: &Agents) -> Counters {
 
 impl Counters {
     /// `self - earlier`, per counter.
-    pub(super) fn since(self, earlier: Counters) -> Counters {
+    pub(crate) fn since(self, earlier: Counters) -> Counters {
         Counters {
             events_started: self.events_started.saturating_sub(earlier.events_started),
             plans_chosen: self.plans_chosen.saturating_sub(earlier.plans_chosen),
@@ -171,14 +171,14 @@ fn line(hv: &Hypervisor, agents: &mut Agents, t: Duration) -> String {
 
 /// What the agents cost over the measured part.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Footprint {
-    pub(super) rss_mib_max: f64,
-    pub(super) cpu_pct_mean: f64,
-    pub(super) cpu_pct_max: f64,
+pub(crate) struct Footprint {
+    pub(crate) rss_mib_max: f64,
+    pub(crate) cpu_pct_mean: f64,
+    pub(crate) cpu_pct_max: f64,
 }
 
 /// Peak RSS and CPU of the agents still running, from `/proc`.
-pub(super) fn footprint(agents: &mut Agents, elapsed: Duration) -> Footprint {
+pub(crate) fn footprint(agents: &mut Agents, elapsed: Duration) -> Footprint {
     let hz = agents::clock_ticks() as f64;
     let secs = elapsed.as_secs_f64().max(1e-3);
     let mut f = Footprint::default();
