@@ -97,6 +97,11 @@ pub struct LoadArgs {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Every demand of the workload scaled by this percentage (1 to 100): guests use this
+    /// machine's real cores, so on a small machine scale the workload (and the hosts'
+    /// capacity) down.
+    #[arg(long, default_value_t = 100)]
+    pub demand_scale_pct: u8,
 }
 
 /// Why a command failed.
@@ -308,13 +313,20 @@ pub fn workload(
     })
 }
 
-/// Plays `schedule` from `t0` until `duration` (when given) or `stop`: each change sets the
-/// guest's duty cycle and its entry in `demand`. Counts the changes applied.
+/// A demand scaled by `scale_pct` percent, capped at one vCPU (thousandths of a core).
+pub fn scaled(cpu_milli: u64, scale_pct: u8) -> u64 {
+    (cpu_milli.saturating_mul(u64::from(scale_pct)) / 100).min(1000)
+}
+
+/// Plays `schedule` from `t0` until `duration` (when given) or `stop`: each change, scaled by
+/// `scale_pct` percent, sets the guest's duty cycle and its entry in `demand`. Counts the
+/// changes applied.
 #[allow(clippy::too_many_arguments)]
 pub fn play(
     lab: &Lab,
     hosts: &[String],
     names: &[String],
+    scale_pct: u8,
     mut schedule: Schedule,
     demand: &Mutex<BTreeMap<String, u64>>,
     t0: Instant,
@@ -334,11 +346,12 @@ pub fn play(
         }
         let c = schedule.next_change();
         let Some(vm) = names.get(c.vm) else { continue };
-        match guests::set_duty(lab, hosts, vm, guests::duty_pct(c.cpu_milli)) {
+        let milli = scaled(c.cpu_milli, scale_pct);
+        match guests::set_duty(lab, hosts, vm, guests::duty_pct(milli)) {
             Ok(_) => {
                 changes.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut d) = demand.lock() {
-                    d.insert(vm.clone(), c.cpu_milli.min(1000));
+                    d.insert(vm.clone(), milli);
                 }
             }
             Err(e) => tracing::warn!(vm = %vm, error = %e, "cannot change the guest's duty cycle"),
@@ -360,6 +373,12 @@ fn load(lab: &Lab, a: &LoadArgs, interrupted: &AtomicBool) -> Result<ExitCode, L
         .map(parse_duration)
         .transpose()
         .map_err(|e| LabError::Usage(format!("--duration: {e}")))?;
+    if !(1..=100).contains(&a.demand_scale_pct) {
+        return Err(LabError::Usage(format!(
+            "--demand-scale-pct {}: expected 1 to 100",
+            a.demand_scale_pct
+        )));
+    }
     let w = workload(&a.workload, s.vms.len(), &a.load_period, a.seed)?;
     let names: Vec<String> = s.vms.iter().map(|g| g.name.clone()).collect();
     let me = std::process::id();
@@ -367,6 +386,7 @@ fn load(lab: &Lab, a: &LoadArgs, interrupted: &AtomicBool) -> Result<ExitCode, L
     lab.save_state(&s).map_err(LabError::Run)?;
     let demand = Mutex::new(BTreeMap::new());
     for (vm, &d) in names.iter().zip(&w.initial) {
+        let d = scaled(d, a.demand_scale_pct);
         guests::set_duty(lab, &s.hosts, vm, guests::duty_pct(d)).map_err(LabError::Run)?;
     }
     say!(
@@ -385,6 +405,7 @@ fn load(lab: &Lab, a: &LoadArgs, interrupted: &AtomicBool) -> Result<ExitCode, L
         lab,
         &s.hosts,
         &names,
+        a.demand_scale_pct,
         w.schedule,
         &demand,
         Instant::now(),

@@ -62,9 +62,15 @@ pub struct RunArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub report: Format,
-    /// CPU capacity of each host, cores (the hosts share this machine's).
-    #[arg(long, default_value_t = 3)]
-    pub host_cores: u64,
+    /// CPU capacity of each host, thousandths of a core (the hosts share this machine's cores;
+    /// the agents' monitor is told so through its sys_root and reserve).
+    #[arg(long, default_value_t = 3000)]
+    pub host_cpu_milli: u64,
+    /// Every demand of the workload scaled by this percentage (1 to 100): the guests really
+    /// run on this machine's cores, so on a small machine scale the workload (and
+    /// --host-cpu-milli) down.
+    #[arg(long, default_value_t = 100)]
+    pub demand_scale_pct: u8,
     /// Overload threshold, percent of a host's capacity.
     #[arg(long, default_value_t = 95)]
     pub cpu_threshold_pct: u8,
@@ -129,6 +135,10 @@ pub struct LibvirtReport {
     pub migrations_started: u64,
     /// Most migrations one agent ran at once (from its log).
     pub max_parallel_migrations_seen: u64,
+    /// Each host's CPU capacity, thousandths of a core (`host_cores` is it rounded up).
+    pub host_cpu_milli: u64,
+    /// The percentage every workload demand was scaled by.
+    pub demand_scale_pct: u8,
     /// Whether guests ran under KVM (else TCG).
     pub kvm: bool,
 }
@@ -200,13 +210,14 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
             super::host::MAX_HOSTS
         )));
     }
-    if !(1..=1024).contains(&a.host_cores)
+    if !(100..=1_024_000).contains(&a.host_cpu_milli)
+        || !(1..=100).contains(&a.demand_scale_pct)
         || !(1..=100).contains(&a.cpu_threshold_pct)
         || !(16..=4096).contains(&a.vm_mem_mib)
         || !(1..=64).contains(&a.max_parallel_migrations)
     {
         return Err(usage(
-            "--host-cores 1 to 1024, --cpu-threshold-pct 1 to 100, --vm-mem-mib 16 to 4096, --max-parallel-migrations 1 to 64".into(),
+            "--host-cpu-milli 100 to 1024000, --demand-scale-pct 1 to 100, --cpu-threshold-pct 1 to 100, --vm-mem-mib 16 to 4096, --max-parallel-migrations 1 to 64".into(),
         ));
     }
     let run_for = duration("duration", &a.duration)?;
@@ -247,8 +258,9 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     check_int()?;
     note(format!("starting {n} duty-cycle guests ({} MiB each)", a.vm_mem_mib));
     let initial = w.initial.clone();
+    let scale = a.demand_scale_pct;
     let made = guests::create(lab, &hosts, a.vms_per_host, a.vm_mem_mib, &|i| {
-        initial.get(i).copied().unwrap_or(0)
+        super::scaled(initial.get(i).copied().unwrap_or(0), scale)
     }, quiet);
     let guests_made: Vec<GuestState> = match made {
         Ok(g) => g,
@@ -266,12 +278,14 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     for h in &hosts {
         addresses.push(format!("{h}={}", lab.addr(h).map_err(LabError::Run)?));
     }
+    let cores = a.host_cpu_milli.div_ceil(1000);
+    let reserve = cores * 1000 - a.host_cpu_milli;
     for (i, h) in hosts.iter().enumerate() {
         let dir = work.join(h);
         let sys = dir.join("sys/devices/system/cpu");
         std::fs::create_dir_all(&sys)
             .and_then(|()| {
-                std::fs::write(sys.join("online"), format!("0-{}\n", a.host_cores - 1))
+                std::fs::write(sys.join("online"), format!("0-{}\n", cores - 1))
             })
             .and_then(|()| std::fs::create_dir_all(dir.join("state")))
             .map_err(|e| LabError::Run(format!("cannot write {}: {e}", dir.display())))?;
@@ -291,6 +305,7 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
             bootstrap: &bootstrap,
             key: &key,
             threshold: a.cpu_threshold_pct,
+            reserve,
             detect_hold,
             migrate_timeout,
             max_parallel: a.max_parallel_migrations,
@@ -347,14 +362,14 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         names
             .iter()
             .cloned()
-            .zip(w.initial.iter().map(|d| (*d).min(1000)))
+            .zip(w.initial.iter().map(|d| super::scaled(*d, scale)))
             .collect::<BTreeMap<_, _>>(),
     );
     let at_start = progress::counters(&agents);
     for x in &mut agents.list {
         x.ticks_at_start = x.pid().and_then(crate::cluster::agents::cpu_ticks);
     }
-    let mut tracker = Tracker::new(a.host_cores * 1000, a.cpu_threshold_pct);
+    let mut tracker = Tracker::new(a.host_cpu_milli, a.cpu_threshold_pct);
     let t0 = Instant::now();
     let stop = AtomicBool::new(false);
     let changes = AtomicU64::new(0);
@@ -369,7 +384,7 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     std::thread::scope(|s| {
         s.spawn(|| {
             super::play(
-                lab, &hosts, &names, w.schedule, &demand, t0, Some(run_for), &stop, &changes,
+                lab, &hosts, &names, scale, w.schedule, &demand, t0, Some(run_for), &stop, &changes,
             );
         });
         let mut next_line = t0 + PROGRESS_EVERY;
@@ -450,7 +465,7 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
             scheduler: "dvms".into(),
             workload: w.name.clone(),
             load_period_s: w.load_period.as_secs_f64(),
-            host_cores: a.host_cores,
+            host_cores: a.host_cpu_milli.div_ceil(1000),
             bandwidth_mbs: a.bandwidth_mib_s as f64,
             cpu_threshold_pct: a.cpu_threshold_pct,
             cumulated_violation_s: tracker.violation_s,
@@ -481,6 +496,8 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         migration_downtime_ms: MeanMax::of(&mig.downtime_ms),
         migrations_started: mig.started.len() as u64,
         max_parallel_migrations_seen: mig.max_parallel,
+        host_cpu_milli: a.host_cpu_milli,
+        demand_scale_pct: a.demand_scale_pct,
         kvm: super::host::kvm_usable(),
     })
 }
@@ -521,6 +538,7 @@ struct AgentToml<'a> {
     bootstrap: &'a str,
     key: &'a Path,
     threshold: u8,
+    reserve: u64,
     detect_hold: Duration,
     migrate_timeout: Duration,
     max_parallel: u32,
@@ -546,7 +564,7 @@ cluster_key_file = {key}
 [monitor]
 period = \"1s\"
 sys_root = {sys}
-reserve_cpu_milli = 0
+reserve_cpu_milli = {reserve}
 [protocol]
 cpu_threshold_pct = {threshold}
 detect_hold = \"{hold}ms\"
@@ -575,6 +593,7 @@ socket = {control}
             key = q(&self.key.display().to_string()),
             sys = q(&self.dir.join("sys").display().to_string()),
             threshold = self.threshold,
+            reserve = self.reserve,
             hold = self.detect_hold.as_millis(),
             timeout = self.migrate_timeout.as_millis(),
             par = self.max_parallel,
@@ -600,6 +619,7 @@ mod tests {
             bootstrap: "\"/ip4/169.254.100.1/tcp/7946\"",
             key: Path::new("/w/cluster.key"),
             threshold: 95,
+            reserve: 300,
             detect_hold: Duration::from_secs(3),
             migrate_timeout: Duration::from_secs(60),
             max_parallel: 2,
@@ -613,6 +633,7 @@ mod tests {
         assert_eq!(t["actuator"]["max_parallel_migrations"].as_integer(), Some(2));
         assert_eq!(t["actuator"]["libvirt"]["bandwidth_mib_s"].as_integer(), Some(1000));
         assert_eq!(t["monitor"]["sys_root"].as_str(), Some("/w/h01/sys"));
+        assert_eq!(t["monitor"]["reserve_cpu_milli"].as_integer(), Some(300));
         assert_eq!(
             t["actuator"]["libvirt"]["dest_uri"].as_str(),
             Some("qemu+tcp://{address}/system")
