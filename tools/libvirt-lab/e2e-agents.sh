@@ -58,8 +58,21 @@ jqt() { jq -e "$2" <<<"$1" >/dev/null || { echo "    $2 does not hold for: $1" >
 L() { "$lab" --id "$id" "$@"; }
 work=$(mktemp -d /tmp/dvms-e2e-agents.XXXXXX)
 hosts=(h00 h01 h02)
-scenario=${DVMS_E2E_SCENARIO:-overload} # overload | refuse | kill
-case "$scenario" in overload | refuse | kill) ;; *) echo "agents e2e: unknown scenario $scenario" >&2; exit 64 ;; esac
+scenario=${DVMS_E2E_SCENARIO:-overload} # overload | refuse | kill | serial | abort
+case "$scenario" in overload | refuse | kill | serial | abort) ;; *) echo "agents e2e: unknown scenario $scenario" >&2; exit 64 ;; esac
+# serial: max_parallel_migrations = 1, so h00's two migrations run one after the other.
+# abort: the two migratable guests rewrite their memory (make-bootsector.sh dirty), the
+# migration bandwidth is capped at 1 MiB/s and the switch-over pause at 1 ms, so no migration
+# converges; the agent aborts each one
+# after protocol.migrate_timeout (8 s; libvirt's own timeout is longer) and the guest must keep
+# running on h00, exactly once.
+max_parallel=2 bandwidth=0 migrate_timeout=60s guest_mode=spin max_downtime=0
+case "$scenario" in
+    serial) max_parallel=1 ;;
+    # max_downtime_ms 1: a guest starved on a loaded machine dirties little, and within QEMU's
+    # default 300 ms switch-over its migration would converge after all
+    abort) bandwidth=1 migrate_timeout=8s guest_mode=dirty max_downtime=1 ;;
+esac
 agent_pid() { cat "$work/$1/dvmsd.pid" 2>/dev/null || true; }
 stop_agent() { # HOST [SIGNAL]: stops that host's dvmsd by its pid
     local p
@@ -87,7 +100,7 @@ L up --hosts 3
 
 # --- guests: h00 overloaded, h01 and h02 light -------------------------------------------------
 spin_h00=(vm-a vm-b)
-for vm in "${spin_h00[@]}"; do L vm h00 "$vm" --mode spin --mem 128; done
+for vm in "${spin_h00[@]}"; do L vm h00 "$vm" --mode "$guest_mode" --mem 128; done
 L vm h00 vm-pin --mode spin --mem 128 --no-migrate
 L vm h01 vm-e --mode halt --mem 128
 L vm h02 vm-f --mode halt --mem 128
@@ -123,10 +136,10 @@ reserve_cpu_milli = $reserve
 [protocol]
 cpu_threshold_pct = 100
 detect_hold = "3s"
-migrate_timeout = "60s"
+migrate_timeout = "$migrate_timeout"
 [actuator]
 kind = "libvirt"
-max_parallel_migrations = 2
+max_parallel_migrations = $max_parallel
 [actuator.libvirt]
 binary = "$bindir/dvms-libvirt"
 connect = "qemu:///system"
@@ -135,6 +148,8 @@ migrate_uri = "tcp://{address}"
 addresses = [${addresses%, }]
 timeout = "60s"
 allow_unsafe = true
+bandwidth_mib_s = $bandwidth
+max_downtime_ms = $max_downtime
 inventory_period = "1s"
 [control]
 socket = "$a/control.sock"
@@ -240,6 +255,36 @@ case "$scenario" in
         echo "    after the kill: vm-a on $(running_on vm-a), vm-b on $(running_on vm-b)"
         start_agent h00
         echo "== h00's agent restarted" ;;
+    abort)
+        echo "== migrations that cannot converge (1 MiB/s, guests rewriting memory): aborted"
+        check "a migration was aborted after migrate_timeout (h00)" wait_log h00 migration_aborted 120
+        check "libvirt aborted the job (dvms-libvirt abort)" grep -q '"event":"migration_abort"' "$work/h00/log.json"
+        for vm in "${all_vms[@]}"; do check "$vm runs exactly once right after the abort" once "$vm"; done
+        for vm in "${spin_h00[@]}" vm-pin; do check "$vm still on h00 after the abort" is "$(running_on "$vm")" h00; done
+        # the agents try again (and abort again) for a while: the invariant holds throughout
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            sleep 2
+            for vm in "${spin_h00[@]}"; do once "$vm" || break 2; done
+        done
+        check "still exactly once 20 s later" once vm-a
+        check "still exactly once 20 s later (vm-b)" once vm-b
+        stop_agents
+        sleep 1
+        for vm in "${all_vms[@]}"; do
+            check "$vm runs exactly once after the agents stopped" once "$vm"
+            check "$vm defined exactly once" is "$(defined_on "$vm" | wc -w)" 1
+        done
+        for vm in "${spin_h00[@]}"; do check "$vm on h00 at the end" is "$(running_on "$vm")" h00; done
+        aborted_n=$(cat "$work"/h0*/log.json | grep -c '"event":"migration_aborted"' || true)
+        done_n=$(cat "$work"/h0*/log.json | grep -c '"event":"migration_done"' || true)
+        check "no migration completed ($done_n)" is "$done_n" 0
+        echo "figures: {\"scenario\":\"abort\",\"migrations_aborted\":$aborted_n}"
+        [ "$failed" -eq 0 ] || { keep=1; echo "agents e2e: logs kept in $work" >&2; }
+        L down
+        echo "agents e2e: $(($(date +%s) - started)) s"
+        echo "agents-e2e: $passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        exit ;;
 esac
 settle 240 || true
 t_end=$(date +%s.%N)
@@ -263,6 +308,18 @@ failed_n=$(cat "$work"/h0*/log.json | grep -c 'migration failed: the vm stays he
 libvirt_n=$(cat "$work"/h0*/log.json | grep -c 'libvirt live migration done' || true)
 check "every migration the agents report done is one libvirt did ($done_n)" is "$libvirt_n" "$done_n"
 [ "$scenario" = kill ] || check "2 migrations done" is "$done_n" 2
+# most live migrations libvirt ran at once for h00: each one's interval is [done - duration,
+# done] from dvmsd's "libvirt live migration done" lines (migration_started is logged before the
+# migration waits for its max_parallel_migrations permit, so it cannot tell); 100 ms tolerance
+parallel=$(jq -rR 'fromjson? | select((.fields.message // .message) == "libvirt live migration done")
+        | (.timestamp | sub("\\.[0-9]+Z$"; "Z") | fromdate) as $s
+        | (.timestamp | capture("\\.(?<f>[0-9]+)Z$").f // "0" | ("0." + .) | tonumber) as $f
+        | ($s + $f) as $t | ((.fields.duration_ms // .duration_ms) / 1000) as $d
+        | "\($t - $d + 0.1) 1\n\($t) -1"' "$work/h00/log.json" 2>/dev/null |
+    grep -v '^$' | sort -n | awk '{n += $2; if (n > m) m = n} END {print m + 0}')
+echo "    at most $parallel migrations at once on h00 (max_parallel_migrations = $max_parallel)"
+check "h00 never ran more than max_parallel_migrations ($max_parallel) at once" [ "$parallel" -le "$max_parallel" ]
+[ "$scenario" = serial ] && check "serial: one migration after the other" is "$parallel" 1
 [ "$scenario" = refuse ] || check "no migration failed" is "$failed_n" 0
 check "the monitor read the guests' real cgroups (vm_seen for every guest)" \
     is "$(cat "$work"/h0*/log.json | grep '"event":"vm_seen"' | jq -r '.fields.vm // .vm' 2>/dev/null | sort -u | wc -l)" "${#all_vms[@]}"
@@ -288,12 +345,12 @@ last_done=$(logs | jq -r 'select((.fields.event // .event) == "migration_done") 
 downtimes=$(logs | jq -r 'select((.fields.message // .message) == "libvirt live migration done") | (.fields.downtime_ms // .downtime_ms // empty)' | paste -sd, -)
 durations=$(logs | jq -r 'select((.fields.message // .message) == "libvirt live migration done") | (.fields.duration_ms // .duration_ms // empty)' | paste -sd, -)
 figures=$(jq -cn --arg start "$t_agents" --arg ev "${first_event:-}" --arg dec "${decided:-}" --arg last "${last_done:-}" \
-    --arg dt "$downtimes" --arg du "$durations" --argjson n "$done_n" --argjson f "$failed_n" '
+    --arg dt "$downtimes" --arg du "$durations" --arg sc "$scenario" --arg par "$parallel" --argjson n "$done_n" --argjson f "$failed_n" '
     def num: if . == "" then null else tonumber end;
     def ms(a; b): if (a|num) == null or (b|num) == null then null else (((b|num) - (a|num)) * 1000 | floor) end;
     ($dt | split(",") | map(select(. != "") | tonumber)) as $d |
     ($du | split(",") | map(select(. != "") | tonumber)) as $u |
-    {migrations: $n, migrations_failed: $f,
+    {scenario: $sc, max_parallel_seen: ($par | tonumber), migrations: $n, migrations_failed: $f,
      agents_start_to_event_ms: ms($start; $ev),
      agents_start_to_decision_ms: ms($start; $dec),
      agents_start_to_last_migration_ms: ms($start; $last),

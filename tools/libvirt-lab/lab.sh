@@ -100,6 +100,12 @@ make_cgroups() { # HOST
         [ -n "$base" ] || continue
         cg="$mnt${base%/}/dvmslab$id/$h"
         mkdir -p "$cg"
+        # The lab's guests compete with the machine's other work as ONE cgroup (of default
+        # weight, like a single process): on a busy machine a guest then waits in the run
+        # queue for most of its duty cycle, and that wait counts as demand. A larger weight
+        # lets the guests get the CPU they ask for (they never ask for more than they use).
+        [ -w "${cg%/*}/cpu.shares" ] && echo 8192 >"${cg%/*}/cpu.shares" 2>/dev/null || true
+        [ -w "${cg%/*}/cpu.weight" ] && echo 800 >"${cg%/*}/cpu.weight" 2>/dev/null || true
         if [ -e "$cg/cpuset.cpus" ]; then # cpuset: a new cgroup has no CPU until given one
             local p="$mnt${base%/}/dvmslab$id"
             cat "$mnt${base%/}/cpuset.cpus" >"$p/cpuset.cpus"

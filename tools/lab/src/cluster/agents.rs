@@ -369,7 +369,10 @@ impl AgentStatus {
                 .get("migrations_running")
                 .and_then(Value::as_u64)
                 .unwrap_or(0),
-            overloaded: o.get("overloaded").and_then(Value::as_bool).unwrap_or(false),
+            overloaded: o
+                .get("overloaded")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             vms: o.get("vms").and_then(Value::as_u64).unwrap_or(0),
         }
     }

@@ -294,15 +294,10 @@ impl std::fmt::Debug for Workload {
 }
 
 /// Builds the workload of `n` guests.
-pub fn workload(
-    spec: &str,
-    n: usize,
-    load_period: &str,
-    seed: u64,
-) -> Result<Workload, LabError> {
+pub fn workload(spec: &str, n: usize, load_period: &str, seed: u64) -> Result<Workload, LabError> {
     let kind = Kind::parse(spec).map_err(|e| LabError::Usage(format!("--workload {e}")))?;
-    let load_period = parse_duration(load_period)
-        .map_err(|e| LabError::Usage(format!("--load-period: {e}")))?;
+    let load_period =
+        parse_duration(load_period).map_err(|e| LabError::Usage(format!("--load-period: {e}")))?;
     let (schedule, initial) = Schedule::new(&kind, n, load_period, seed)
         .map_err(|e| LabError::Usage(format!("--workload: {e}")))?;
     Ok(Workload {

@@ -133,7 +133,7 @@ pub struct LibvirtReport {
     pub migration_downtime_ms: MeanMax,
     /// Migrations started by the agents.
     pub migrations_started: u64,
-    /// Most migrations one agent ran at once (from its log).
+    /// Most live migrations one host ran at once (from the agents' logs).
     pub max_parallel_migrations_seen: u64,
     /// Each host's CPU capacity, thousandths of a core (`host_cores` is it rounded up).
     pub host_cpu_milli: u64,
@@ -149,7 +149,8 @@ pub fn main(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<ExitCode
     match a.report {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            serde_json::to_string_pretty(&report)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         ),
         Format::Text => {
             print!("{}", report.base.to_text());
@@ -240,7 +241,10 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         }
     };
 
-    note(format!("starting {} libvirt hosts (lab {})", a.hosts, lab.id));
+    note(format!(
+        "starting {} libvirt hosts (lab {})",
+        a.hosts, lab.id
+    ));
     let hosts = super::up(lab, a.hosts, quiet)?;
     let mut guard = Teardown {
         lab,
@@ -250,18 +254,28 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     let is_interrupted = || interrupted.load(Ordering::SeqCst);
     let check_int = || {
         if is_interrupted() {
-            Err(LabError::Run("interrupted; everything started was stopped".into()))
+            Err(LabError::Run(
+                "interrupted; everything started was stopped".into(),
+            ))
         } else {
             Ok(())
         }
     };
     check_int()?;
-    note(format!("starting {n} duty-cycle guests ({} MiB each)", a.vm_mem_mib));
+    note(format!(
+        "starting {n} duty-cycle guests ({} MiB each)",
+        a.vm_mem_mib
+    ));
     let initial = w.initial.clone();
     let scale = a.demand_scale_pct;
-    let made = guests::create(lab, &hosts, a.vms_per_host, a.vm_mem_mib, &|i| {
-        super::scaled(initial.get(i).copied().unwrap_or(0), scale)
-    }, quiet);
+    let made = guests::create(
+        lab,
+        &hosts,
+        a.vms_per_host,
+        a.vm_mem_mib,
+        &|i| super::scaled(initial.get(i).copied().unwrap_or(0), scale),
+        quiet,
+    );
     let guests_made: Vec<GuestState> = match made {
         Ok(g) => g,
         Err(e) => return Err(LabError::Run(e)),
@@ -284,9 +298,7 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         let dir = work.join(h);
         let sys = dir.join("sys/devices/system/cpu");
         std::fs::create_dir_all(&sys)
-            .and_then(|()| {
-                std::fs::write(sys.join("online"), format!("0-{}\n", cores - 1))
-            })
+            .and_then(|()| std::fs::write(sys.join("online"), format!("0-{}\n", cores - 1)))
             .and_then(|()| std::fs::create_dir_all(dir.join("state")))
             .map_err(|e| LabError::Run(format!("cannot write {}: {e}", dir.display())))?;
         let addr = lab.addr(h).map_err(LabError::Run)?;
@@ -384,7 +396,16 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     std::thread::scope(|s| {
         s.spawn(|| {
             super::play(
-                lab, &hosts, &names, scale, w.schedule, &demand, t0, Some(run_for), &stop, &changes,
+                lab,
+                &hosts,
+                &names,
+                scale,
+                w.schedule,
+                &demand,
+                t0,
+                Some(run_for),
+                &stop,
+                &changes,
             );
         });
         let mut next_line = t0 + PROGRESS_EVERY;
@@ -421,7 +442,12 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         .filter_map(|x| agents.status(x))
         .map(|s| s.migrations_running)
         .sum();
-    let exited = agents.list.iter_mut().map(|x| !x.alive()).filter(|&gone| gone).count();
+    let exited = agents
+        .list
+        .iter_mut()
+        .map(|x| !x.alive())
+        .filter(|&gone| gone)
+        .count();
     note("stopping the agents".into());
     agents.stop_all();
     let mig = logs_of(&agents);
@@ -431,7 +457,10 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     }
     let (lost, duplicated) = guests::audit(&guests_made, &placement);
     if a.keep {
-        say!("dvms-lab libvirt: agents' configs and logs kept in {}", work.display());
+        say!(
+            "dvms-lab libvirt: agents' configs and logs kept in {}",
+            work.display()
+        );
     }
     note("taking the lab down".into());
     guard.agents = Some(agents);
@@ -495,7 +524,7 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
         },
         migration_downtime_ms: MeanMax::of(&mig.downtime_ms),
         migrations_started: mig.started.len() as u64,
-        max_parallel_migrations_seen: mig.max_parallel,
+        max_parallel_migrations_seen: mig.max_parallel(),
         host_cpu_milli: a.host_cpu_milli,
         demand_scale_pct: a.demand_scale_pct,
         kvm: super::host::kvm_usable(),
@@ -510,9 +539,21 @@ fn line(
     mig: Migrations,
     t0: Instant,
 ) -> String {
-    let up = agents.list.iter_mut().map(|x| x.alive()).filter(|&up| up).count();
-    let statuses: Vec<_> = agents.list.iter().filter_map(|x| agents.status(x)).collect();
-    let mut partitions: Vec<String> = statuses.iter().filter_map(|s| s.partition.clone()).collect();
+    let up = agents
+        .list
+        .iter_mut()
+        .map(|x| x.alive())
+        .filter(|&up| up)
+        .count();
+    let statuses: Vec<_> = agents
+        .list
+        .iter()
+        .filter_map(|x| agents.status(x))
+        .collect();
+    let mut partitions: Vec<String> = statuses
+        .iter()
+        .filter_map(|s| s.partition.clone())
+        .collect();
     partitions.sort();
     partitions.dedup();
     let running: u64 = statuses.iter().map(|s| s.migrations_running).sum();
@@ -630,15 +671,24 @@ mod tests {
         .text();
         let t: toml::Table = text.parse().expect("toml");
         assert_eq!(t["actuator"]["kind"].as_str(), Some("libvirt"));
-        assert_eq!(t["actuator"]["max_parallel_migrations"].as_integer(), Some(2));
-        assert_eq!(t["actuator"]["libvirt"]["bandwidth_mib_s"].as_integer(), Some(1000));
+        assert_eq!(
+            t["actuator"]["max_parallel_migrations"].as_integer(),
+            Some(2)
+        );
+        assert_eq!(
+            t["actuator"]["libvirt"]["bandwidth_mib_s"].as_integer(),
+            Some(1000)
+        );
         assert_eq!(t["monitor"]["sys_root"].as_str(), Some("/w/h01/sys"));
         assert_eq!(t["monitor"]["reserve_cpu_milli"].as_integer(), Some(300));
         assert_eq!(
             t["actuator"]["libvirt"]["dest_uri"].as_str(),
             Some("qemu+tcp://{address}/system")
         );
-        assert_eq!(t["overlay"]["bootstrap"][0].as_str(), Some("/ip4/169.254.100.1/tcp/7946"));
+        assert_eq!(
+            t["overlay"]["bootstrap"][0].as_str(),
+            Some("/ip4/169.254.100.1/tcp/7946")
+        );
     }
 
     #[test]

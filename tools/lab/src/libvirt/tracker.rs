@@ -115,9 +115,7 @@ mod tests {
     #[test]
     fn episodes_open_and_close_and_violation_integrates() {
         let mut t = Tracker::new(2000, 95); // limit 1900
-        let l = |a: u64, b: u64| {
-            BTreeMap::from([("h00".to_owned(), a), ("h01".to_owned(), b)])
-        };
+        let l = |a: u64, b: u64| BTreeMap::from([("h00".to_owned(), a), ("h01".to_owned(), b)]);
         assert_eq!(t.sample(at(0), &l(1900, 100)), 0);
         assert_eq!(t.sample(at(1), &l(2000, 100)), 1);
         assert_eq!(t.sample(at(3), &l(2500, 2100)), 2);
