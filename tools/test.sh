@@ -31,6 +31,18 @@ tools/libvirt-lab/e2e.sh
 # by live migration; every guest runs exactly once afterwards.
 echo "== dvmsd + libvirt end-to-end (tools/libvirt-lab/e2e-agents.sh)"
 tools/libvirt-lab/e2e-agents.sh
+# A migration that cannot converge is aborted after migrate_timeout: the guest keeps running on
+# its source, exactly once (about 140 s). DVMS_E2E_SCENARIO=serial (max_parallel_migrations 1,
+# about 90 s) is not run here.
+echo "== dvmsd + libvirt: migration abort (e2e-agents.sh, DVMS_E2E_SCENARIO=abort)"
+DVMS_E2E_SCENARIO=abort tools/libvirt-lab/e2e-agents.sh
+# The guest load of dvms-lab libvirt: measured demand follows the duty cycle set through the
+# serial port, also after a migration; a guest started after dvmsd is seen (about 70 s).
+echo "== duty-cycle guests and rediscovery (tools/libvirt-lab/e2e-duty.sh)"
+tools/libvirt-lab/e2e-duty.sh
+# dvms-lab libvirt up/vms/load/down, a short run and its report, Ctrl-C (about 2 min).
+echo "== dvms-lab libvirt (tools/libvirt-lab/e2e-lab.sh)"
+tools/libvirt-lab/e2e-lab.sh
 
 # Debian package (issue 8). The man pages, completions and conffile committed under packaging/
 # must be what `cargo run -p dvms-xtask -- man` generates from the current code (diff shown).

@@ -97,7 +97,10 @@ check "run: nothing left behind" nothing_left
 
 # --- 3. interrupted -----------------------------------------------------------------------------
 echo "== run, interrupted (SIGINT)"
-lab run --hosts 2 --vms-per-host 1 --duration 300s --report json >"$work/int.json" 2>"$work/int.err" &
+# exec: $! must be dvms-lab itself, not a subshell running the function (which would not pass
+# the signal on)
+(exec "$bindir/dvms-lab" libvirt --id "$id" run --hosts 2 --vms-per-host 1 --duration 300s \
+    --report json >"$work/int.json" 2>"$work/int.err") &
 pid=$!
 n=0
 until grep -q "playing" "$work/int.err" 2>/dev/null || [ "$n" -ge 300 ]; do sleep 0.5; n=$((n + 1)); done
