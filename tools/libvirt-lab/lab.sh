@@ -15,7 +15,7 @@
 #   up --hosts N                   start N hosts h00..h<N-1>
 #   vm HOST NAME [--mode spin|halt|dirty|duty] [--duty P] [--mem MIB] [--vcpus N] [--no-migrate]
 #                                  define and start a guest on HOST (--no-migrate: dvms policy);
-#                                  a duty guest spins P % of each 10 ms (default 0) and has a
+#                                  a duty guest spins P % of each 50 ms (default 0) and has a
 #                                  serial port: a unix socket per host (see serial, duty)
 #   serial VM                      path (from the root namespaces) of VM's serial socket on the
 #                                  host where it runs now (a migrated guest has a new one)

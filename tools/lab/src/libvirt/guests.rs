@@ -1,5 +1,5 @@
 //! The lab's guests: duty-cycle boot sectors (`make-bootsector.sh duty`) whose vCPU spins the
-//! given percentage of each 10 ms and halts for the rest, so the CPU demand dvms-host measures
+//! given percentage of each 50 ms and halts for the rest, so the CPU demand dvms-host measures
 //! (use plus run-queue wait) follows the workload. The duty cycle is one byte 0..100 written to
 //! the guest's serial port: a unix socket per host, so after a live migration the byte goes to
 //! the destination's socket.
