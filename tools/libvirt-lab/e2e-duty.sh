@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lab=tools/libvirt-lab/lab.sh
-id=7 # lab id: its own bridge, namespaces, cgroups and 169.254.107.0/24
+id=3 # lab id: its own bridge, namespaces, cgroups and 169.254.103.0/24 (e2e.sh uses 7)
 
 # shellcheck source=tools/libvirt-lab/preflight.sh
 . tools/libvirt-lab/preflight.sh
