@@ -23,6 +23,7 @@ declare -A probe=(
     [util-linux]=/usr/bin/unshare
     [procps]=/usr/bin/pgrep
     [jq]=/usr/bin/jq
+    [python3-minimal]=/usr/bin/python3 # lab.sh duty: one byte to a guest's serial socket
 )
 need=()
 for pkg in "${!probe[@]}"; do

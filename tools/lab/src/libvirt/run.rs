@@ -228,7 +228,8 @@ pub fn run(lab: &Lab, a: &RunArgs, interrupted: &AtomicBool) -> Result<LibvirtRe
     let n = a.hosts * a.vms_per_host;
     let w = super::workload(&a.workload, n, &a.load_period, a.seed)?;
     let bins = Binaries::locate().map_err(LabError::Run)?;
-    let libvirt_bin = locate("dvms-libvirt", "DVMS_LIBVIRT").map_err(LabError::Run)?;
+    let libvirt_bin = locate("dvms-libvirt", "DVMS_LIBVIRT")
+        .map_err(|e| LabError::Run(format!("{e}; build it: cargo build -p dvms-libvirt")))?;
     super::check_machine()?;
     let work = PathBuf::from(format!("/tmp/dvms-lab-libvirt-{}.agents", lab.id));
     let _ = std::fs::remove_dir_all(&work);
