@@ -1,6 +1,7 @@
 //! Load-summary gossip: strict validation of what arrives on the load topic.
 
 use super::*;
+use crate::guard::{Kind, Refusal};
 
 impl EventLoop {
     pub(super) fn handle_gossip(&mut self, event: gossipsub::Event) {
@@ -10,7 +11,31 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                self.active(propagation_source, Instant::now());
+                let now = Instant::now();
+                self.active(propagation_source, now);
+                if let Err(refusal) =
+                    self.guard
+                        .inbound_gossip(propagation_source, message.source, now)
+                {
+                    // Ignored, not rejected: the message may be valid, and the forwarder of
+                    // a busy author is not at fault. Not forwarded, not delivered.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
+                    self.refuse(Kind::Gossip, refusal, propagation_source, now);
+                    // An author's excess is the offence of the forwarder only when it is
+                    // the author.
+                    if refusal == Refusal::AuthorRate && message.source == Some(propagation_source)
+                    {
+                        self.offence(propagation_source, now);
+                    }
+                    return;
+                }
                 let verdict = self.validate_summary(&message);
                 let acceptance = if verdict.is_ok() {
                     gossipsub::MessageAcceptance::Accept
@@ -42,11 +67,23 @@ impl EventLoop {
                     }
                     Err(reason) => {
                         bump(&self.counters.gossip_rejected);
+                        self.offence(propagation_source, Instant::now());
                         if let Some(suppressed) = self.warn.bad_gossip.allow(Instant::now()) {
                             warn!(peer = %propagation_source, error = %reason, suppressed, "invalid summary rejected");
                         }
                     }
                 }
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages: f,
+            } => {
+                let dropped = f
+                    .priority
+                    .saturating_add(f.non_priority)
+                    .saturating_add(f.timeout);
+                crate::stats::add(&self.counters.gossip_send_dropped, dropped);
+                debug!(peer = %peer_id, dropped, "gossip messages to a slow peer dropped");
             }
             gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
                 // No republish here: with many joiners it becomes a storm. Joiners get our
