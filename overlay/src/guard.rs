@@ -259,29 +259,27 @@ impl Guard {
         }
     }
 
-    /// A gossip message forwarded by `source`, signed by `author`, arrived.
-    pub(crate) fn inbound_gossip(
-        &mut self,
-        source: PeerId,
-        author: Option<PeerId>,
-        now: Instant,
-    ) -> Result<(), Refusal> {
+    /// A gossip message forwarded by `source` arrived (checked before validation).
+    pub(crate) fn inbound_gossip(&mut self, source: PeerId, now: Instant) -> Result<(), Refusal> {
         if self.penalised(&source, now) {
             return Err(Refusal::Penalised);
         }
         let rate = self.limits.gossip_per_source;
-        if !self
+        if self
             .peers
             .entry(source)
             .or_default()
             .gossip
             .allow(rate, now)
         {
-            return Err(Refusal::Rate);
+            Ok(())
+        } else {
+            Err(Refusal::Rate)
         }
-        let Some(author) = author else {
-            return Ok(());
-        };
+    }
+
+    /// A valid summary signed by `author` arrived (checked after validation).
+    pub(crate) fn summary_author(&mut self, author: PeerId, now: Instant) -> Result<(), Refusal> {
         if !self.authors.contains_key(&author) && self.authors.len() >= MAX_AUTHORS {
             // Make room: an author without debt is the same as a fresh one.
             self.authors.retain(|_, g| !g.idle(now));
@@ -426,7 +424,7 @@ pub(crate) fn load_topic_params() -> gossipsub::TopicScoreParams {
 /// gossipsub subscription filter: only overlay topics ([`TOPIC_PREFIX`]; refusals counted
 /// in `Stats::subscriptions_refused`), inside libp2p's count filter: at most `max_topics`
 /// per peer and [`MAX_SUBSCRIPTIONS_PER_RPC`] per RPC (an RPC over either is refused whole;
-/// libp2p gives no hook to count those, see `Stats::peer_topics_max` for the effect).
+/// libp2p gives no hook to count those, see `Stats::peer_topics_peak` for the effect).
 pub(crate) type SubscriptionFilter = gossipsub::MaxCountSubscriptionFilter<PrefixFilter>;
 
 /// Builds the [`SubscriptionFilter`].
@@ -522,7 +520,7 @@ mod tests {
         assert!(change.score < GRAYLIST_THRESHOLD);
         assert_eq!(g.inbound_request(p, now), Err(Refusal::Penalised));
         assert_eq!(g.inbound_sync(p, now), Err(Refusal::Penalised));
-        assert_eq!(g.inbound_gossip(p, None, now), Err(Refusal::Penalised));
+        assert_eq!(g.inbound_gossip(p, now), Err(Refusal::Penalised));
         assert!(g.expire(now + Duration::from_secs(4)).is_empty());
         let lifted = g.expire(now + Duration::from_secs(5));
         assert_eq!(lifted.len(), 1);
@@ -535,15 +533,13 @@ mod tests {
     fn author_table_is_bounded() {
         let limits = Limits {
             summaries_per_author: Rate::new(1, 1),
-            gossip_per_source: Rate::new(1_000_000, 1_000_000),
             ..Limits::default()
         };
         let (mut g, _) = guard(limits);
         let now = Instant::now();
-        let src = PeerId::random();
         let mut refused = 0;
         for _ in 0..MAX_AUTHORS + 100 {
-            if g.inbound_gossip(src, Some(PeerId::random()), now).is_err() {
+            if g.summary_author(PeerId::random(), now).is_err() {
                 refused += 1;
             }
         }
@@ -551,12 +547,12 @@ mod tests {
             refused, 100,
             "authors beyond the table are refused, not stored"
         );
-        assert!(g.size() <= MAX_AUTHORS + 1);
+        assert!(g.size() <= MAX_AUTHORS);
         // Once their debt is paid, entries are dropped and new authors fit again.
         g.expire(now + Duration::from_secs(2));
-        assert!(g.size() <= 1);
+        assert_eq!(g.size(), 0);
         assert!(
-            g.inbound_gossip(src, Some(PeerId::random()), now + Duration::from_secs(2))
+            g.summary_author(PeerId::random(), now + Duration::from_secs(2))
                 .is_ok()
         );
     }

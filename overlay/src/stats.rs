@@ -45,7 +45,7 @@ pub struct Stats {
     /// forwarder was penalised (not forwarded, not delivered).
     pub gossip_rate_limited: u64,
     /// Gossip subscriptions refused: not an overlay topic (`dvms/…`). Subscriptions over the
-    /// per-peer or per-message caps are refused by libp2p uncounted (see `peer_topics_max`).
+    /// per-peer or per-message caps are refused by libp2p uncounted (see `peer_topics_peak`).
     pub subscriptions_refused: u64,
     /// Outbound gossip messages gossipsub dropped because a peer's send queue was full or
     /// they waited too long (its `SlowPeer` reports).
@@ -57,9 +57,9 @@ pub struct Stats {
     pub pending_inbound: u64,
     /// Most inbound requests awaiting a response at once since start.
     pub pending_inbound_peak: u64,
-    /// Most topics any one connected peer was subscribed to, as of the last housekeeping
-    /// pass (a gauge; bounded by `limits.max_topics_per_peer`).
-    pub peer_topics_max: u64,
+    /// Most topics any one connected peer was subscribed to since start, sampled at each
+    /// housekeeping pass (bounded by `limits.max_topics_per_peer`).
+    pub peer_topics_peak: u64,
     /// Entries in the per-peer limit tables (connected peers, recent authors, penalties) as
     /// of the last housekeeping pass (a gauge).
     pub guard_entries: u64,
@@ -90,7 +90,7 @@ pub(crate) struct Counters {
     pub(crate) peers_penalised: AtomicU64,
     pub(crate) pending_inbound: AtomicU64,
     pub(crate) pending_inbound_peak: AtomicU64,
-    pub(crate) peer_topics_max: AtomicU64,
+    pub(crate) peer_topics_peak: AtomicU64,
     pub(crate) guard_entries: AtomicU64,
 }
 
@@ -108,6 +108,11 @@ pub(crate) fn set_pending_inbound(counters: &Counters, now: usize) {
     counters
         .pending_inbound_peak
         .fetch_max(now, Ordering::Relaxed);
+}
+
+/// Raises a peak to `value`.
+pub(crate) fn raise(peak: &AtomicU64, value: usize) {
+    peak.fetch_max(u64::try_from(value).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
 /// Sets a gauge.
@@ -151,7 +156,7 @@ impl Counters {
             peers_penalised: get(&self.peers_penalised),
             pending_inbound: get(&self.pending_inbound),
             pending_inbound_peak: get(&self.pending_inbound_peak),
-            peer_topics_max: get(&self.peer_topics_max),
+            peer_topics_peak: get(&self.peer_topics_peak),
             guard_entries: get(&self.guard_entries),
         }
     }

@@ -1,7 +1,7 @@
 //! Load-summary gossip: strict validation of what arrives on the load topic.
 
 use super::*;
-use crate::guard::{Kind, Refusal};
+use crate::guard::Kind;
 
 impl EventLoop {
     pub(super) fn handle_gossip(&mut self, event: gossipsub::Event) {
@@ -13,30 +13,24 @@ impl EventLoop {
             } => {
                 let now = Instant::now();
                 self.active(propagation_source, now);
-                if let Err(refusal) =
-                    self.guard
-                        .inbound_gossip(propagation_source, message.source, now)
-                {
-                    // Ignored, not rejected: the message may be valid, and the forwarder of
-                    // a busy author is not at fault. Not forwarded, not delivered.
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            gossipsub::MessageAcceptance::Ignore,
-                        );
+                if let Err(refusal) = self.guard.inbound_gossip(propagation_source, now) {
+                    self.ignore(&message_id, propagation_source);
                     self.refuse(Kind::Gossip, refusal, propagation_source, now);
-                    // An author's excess is the offence of the forwarder only when it is
-                    // the author.
-                    if refusal == Refusal::AuthorRate && message.source == Some(propagation_source)
-                    {
+                    return;
+                }
+                let verdict = self.validate_summary(&message);
+                if let Ok((author, ..)) = &verdict
+                    && let Err(refusal) = self.guard.summary_author(*author, now)
+                {
+                    // Ignored, not rejected: the summary is valid, and the forwarder of a busy
+                    // author is not at fault unless it is the author.
+                    self.ignore(&message_id, propagation_source);
+                    self.refuse(Kind::Gossip, refusal, propagation_source, now);
+                    if *author == propagation_source {
                         self.offence(propagation_source, now);
                     }
                     return;
                 }
-                let verdict = self.validate_summary(&message);
                 let acceptance = if verdict.is_ok() {
                     gossipsub::MessageAcceptance::Accept
                 } else {
@@ -92,6 +86,18 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+
+    /// Tells gossipsub not to forward or penalise a message we did not take.
+    fn ignore(&mut self, message_id: &gossipsub::MessageId, source: PeerId) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(
+                message_id,
+                &source,
+                gossipsub::MessageAcceptance::Ignore,
+            );
     }
 
     fn validate_summary(

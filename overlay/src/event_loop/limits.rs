@@ -52,7 +52,7 @@ impl EventLoop {
             .map(|(_, topics)| topics.len())
             .max()
             .unwrap_or(0);
-        stats::set(&self.counters.peer_topics_max, topics_max);
+        stats::raise(&self.counters.peer_topics_peak, topics_max);
         stats::set(&self.counters.guard_entries, self.guard.size());
     }
 

@@ -1,0 +1,465 @@
+//! Hostile peers (issue 13): a peer that holds the cluster key floods a host with junk and
+//! oversized summaries, oversized and excess requests, sync requests and subscriptions,
+//! while honest hosts keep exchanging requests and summaries with it.
+//!
+//! The hostile peer is built from raw libp2p with the overlay's transport (memory, pnet with
+//! the cluster key, Noise, Yamux) and its own codec, so it can write frames the overlay would
+//! never send. The checks are on delivery and on the overlay's own counters and bounded
+//! structures, never on wall time.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test harness: a failed setup is a failed test"
+)]
+
+use std::{
+    io,
+    time::{Duration, Instant},
+};
+
+use dvms_overlay::{
+    LOAD_TOPIC, Limits, MAX_FRAME_LEN, Multiaddr, PeerId, RR_PROTOCOL, Rate, Stats,
+    wire::{self, SYNC_PROTOCOL},
+};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{
+    StreamProtocol, Swarm, Transport as _,
+    core::{transport::MemoryTransport, upgrade::Version},
+    gossipsub, identity, noise,
+    pnet::{PnetConfig, PreSharedKey},
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, SwarmEvent},
+    yamux,
+};
+use tokio::time::{interval, sleep, timeout};
+
+use crate::harness::{Node, WAIT, echo, eventually, memory_config, start};
+
+/// How long the hostile peer floods.
+const FLOOD: Duration = Duration::from_secs(3);
+/// Flood batches per second (one per tick) and messages per batch: 100 x 100 = 10,000/s.
+const TICK: Duration = Duration::from_millis(10);
+/// Per batch: signed gossip messages (valid envelopes, junk, oversized), requests (valid,
+/// oversized), sync requests, subscriptions.
+const BATCH_GOSSIP: usize = 50;
+const BATCH_REQUESTS: usize = 30;
+const BATCH_SYNCS: usize = 15;
+const BATCH_SUBSCRIPTIONS: usize = 5;
+
+/// Raw request-response codec of the hostile peer: writes its bytes as they are (it builds
+/// the frames itself), reads whatever answer comes (bounded).
+#[derive(Clone, Debug, Default)]
+struct RawCodec;
+
+#[async_trait::async_trait]
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_bounded(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_bounded(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&res).await?;
+        io.close().await
+    }
+}
+
+async fn read_bounded<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(MAX_FRAME_LEN + 16).unwrap_or(u64::MAX);
+    io.take(limit).read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[derive(NetworkBehaviour)]
+struct Hostile {
+    gossipsub: gossipsub::Behaviour,
+    rr: request_response::Behaviour<RawCodec>,
+    sync: request_response::Behaviour<RawCodec>,
+}
+
+/// What the hostile peer managed to send.
+#[derive(Debug, Default)]
+struct Sent {
+    published: u64,
+    publish_failed: u64,
+    requests: u64,
+    syncs: u64,
+    subscriptions: u64,
+    /// Requests answered or closed by the victim (a refusal closes the stream).
+    responses: u64,
+    request_failures: u64,
+    elapsed: Duration,
+}
+
+impl Sent {
+    fn attempts(&self) -> u64 {
+        self.published + self.publish_failed + self.requests + self.syncs + self.subscriptions
+    }
+}
+
+fn hostile_swarm(psk: [u8; 32]) -> Swarm<Hostile> {
+    let key = identity::Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id();
+    let pnet = PnetConfig::new(PreSharedKey::new(psk));
+    let transport = MemoryTransport::default()
+        .and_then(move |socket, _| pnet.handshake(socket))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise::Config::new(&key).unwrap())
+        .multiplex(yamux::Config::default())
+        .boxed();
+    let gossip_cfg = gossipsub::ConfigBuilder::default()
+        // Big enough to send oversized messages; a queue deep enough that the flood is not
+        // limited by the hostile peer's own queue.
+        .max_transmit_size(256 * 1024)
+        .connection_handler_queue_len(4_000)
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key), gossip_cfg).unwrap();
+    let rr_cfg = request_response::Config::default()
+        .with_request_timeout(Duration::from_secs(2))
+        .with_max_concurrent_streams(4096);
+    let raw = |proto: &'static str| {
+        request_response::Behaviour::with_codec(
+            RawCodec,
+            [(StreamProtocol::new(proto), ProtocolSupport::Full)],
+            rr_cfg.clone(),
+        )
+    };
+    let behaviour = Hostile {
+        gossipsub,
+        rr: raw(RR_PROTOCOL),
+        sync: raw(SYNC_PROTOCOL),
+    };
+    Swarm::new(
+        transport,
+        behaviour,
+        peer,
+        libp2p::swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(Duration::from_secs(30)),
+    )
+}
+
+/// A frame as the overlay writes it.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = wire::frame_header(payload.len()).unwrap().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A frame header announcing more than the overlay accepts, then some bytes.
+fn oversized_frame() -> Vec<u8> {
+    let mut out = vec![wire::FRAME_VERSION];
+    let len = u32::try_from(MAX_FRAME_LEN + 1).unwrap();
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&[0xAB; 1024]);
+    out
+}
+
+/// Connects to `victim`, waits until it is subscribed to the load topic, floods for
+/// [`FLOOD`], and returns what was sent.
+async fn flood(victim: Multiaddr, victim_peer: PeerId) -> Sent {
+    let mut swarm = hostile_swarm([0x42; 32]);
+    let load = gossipsub::IdentTopic::new(LOAD_TOPIC);
+    swarm.behaviour_mut().gossipsub.subscribe(&load).unwrap();
+    swarm.dial(victim).unwrap();
+    timeout(WAIT, async {
+        loop {
+            if let SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) = swarm.select_next_some().await
+                && peer_id == victim_peer
+                && topic == load.hash()
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("victim's subscription seen by the hostile peer");
+
+    let mut sent = Sent::default();
+    let start = Instant::now();
+    let mut tick = interval(TICK);
+    let mut n: u64 = 0;
+    while start.elapsed() < FLOOD {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Oversized gossip only in the last tenth: the victim drops the gossipsub
+                // stream that carries one, which also ends this peer's gossip flood.
+                let oversized_phase = start.elapsed() > FLOOD.mul_f64(0.9);
+                for i in 0..BATCH_GOSSIP {
+                    n += 1;
+                    let data = if oversized_phase && i == 0 {
+                        // Beyond the overlay's gossipsub transmit limit (16 KiB).
+                        vec![0xEE; 17 * 1024]
+                    } else if i < BATCH_GOSSIP / 2 {
+                        // A valid envelope: passes validation, limited by the author rate.
+                        wire::encode_envelope(None, format!("free={n}").as_bytes()).unwrap()
+                    } else {
+                        // Junk: fails envelope validation.
+                        n.to_be_bytes().repeat(3)
+                    };
+                    match swarm.behaviour_mut().gossipsub.publish(load.clone(), data) {
+                        Ok(_) => sent.published += 1,
+                        Err(_) => sent.publish_failed += 1,
+                    }
+                }
+                for i in 0..BATCH_REQUESTS {
+                    let bytes = if i % 5 == 0 { oversized_frame() } else { frame(b"spam") };
+                    swarm.behaviour_mut().rr.send_request(&victim_peer, bytes);
+                    sent.requests += 1;
+                }
+                for _ in 0..BATCH_SYNCS {
+                    swarm.behaviour_mut().sync.send_request(&victim_peer, frame(&[7; 32]));
+                    sent.syncs += 1;
+                }
+                for i in 0..BATCH_SUBSCRIPTIONS {
+                    n += 1;
+                    let name = if i % 2 == 0 { format!("dvms/junk/{n}") } else { format!("other/{n}") };
+                    if swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(name)).is_ok() {
+                        sent.subscriptions += 1;
+                    }
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(HostileEvent::Rr(request_response::Event::Message { .. }))
+                | SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::Message { .. })) => {
+                    sent.responses += 1;
+                }
+                SwarmEvent::Behaviour(HostileEvent::Rr(request_response::Event::OutboundFailure { .. }))
+                | SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::OutboundFailure { .. })) => {
+                    sent.request_failures += 1;
+                }
+                _ => {}
+            },
+        }
+    }
+    sent.elapsed = start.elapsed();
+    sent
+}
+
+/// Resident set size of this process, in KiB (Linux), for the report.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn test_limits() -> Limits {
+    let mut limits = Limits::default();
+    // Smaller than the defaults, so the test sees each cap with a short flood.
+    limits.requests = Rate::new(200, 200);
+    limits.max_pending_inbound_per_peer = 32;
+    limits.max_topics_per_peer = 8;
+    limits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
+    // Victim (node 0) and two honest peers, all answering requests.
+    let mut cfg = memory_config(crate::harness::PSK);
+    cfg.limits = test_limits();
+    let victim = start(cfg).await;
+    let victim_addr = victim.p2p_addr();
+    let victim_peer = victim.peer();
+    let mut honest: Vec<Node> = Vec::new();
+    for _ in 0..2 {
+        let mut cfg = memory_config(crate::harness::PSK);
+        cfg.limits = test_limits();
+        cfg.bootstrap.push(victim_addr.clone());
+        honest.push(start(cfg).await);
+    }
+    let (victim_handle, _victim_echo) = echo(victim, b"v:");
+    let author = honest.pop().unwrap();
+    let requester = honest.pop().unwrap();
+    let author_peer = author.peer();
+    let (author_handle, _author_echo) = echo(author, b"a:");
+    let requester_handle = requester.handle.clone();
+    let _requester_events = requester;
+    // The honest overlay has formed: the victim knows both peers.
+    eventually("victim knows both honest peers", || async {
+        victim_handle
+            .candidates(victim_handle.local_key(), [], 10)
+            .await
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    let rss_before = rss_kib();
+
+    // The flood, and honest traffic at the same time.
+    let hostile = tokio::spawn(flood(victim_addr.clone(), victim_peer));
+    let honest_requests = tokio::spawn({
+        let h = requester_handle.clone();
+        async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let begin = Instant::now();
+            let mut i = 0u32;
+            while begin.elapsed() < FLOOD {
+                i += 1;
+                let body = format!("req-{i}").into_bytes();
+                match h.send_request(victim_peer, body.clone()).await {
+                    Ok(answer) if answer == [&b"v:"[..], &body].concat() => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        }
+    });
+    let honest_summaries = tokio::spawn({
+        let h = author_handle.clone();
+        async move {
+            let begin = Instant::now();
+            let mut i = 0u32;
+            while begin.elapsed() < FLOOD {
+                i += 1;
+                h.publish_summary(format!("load={i}").into_bytes())
+                    .await
+                    .unwrap();
+                sleep(Duration::from_millis(100)).await;
+            }
+            i
+        }
+    });
+    let before = victim_handle.stats();
+    let sent = hostile.await.unwrap();
+    let (ok, failed) = honest_requests.await.unwrap();
+    let last = honest_summaries.await.unwrap();
+    let rss_after = rss_kib();
+
+    // Honest traffic went through.
+    assert!(ok >= 10, "honest requests answered: {ok}");
+    assert!(failed.is_empty(), "honest requests failed: {failed:?}");
+    let latest = format!("load={last}").into_bytes();
+    eventually("victim has the honest author's latest summary", || async {
+        victim_handle
+            .candidates(victim_handle.local_key(), [], 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.peer == author_peer && c.summary.as_deref() == Some(&latest[..]))
+    })
+    .await;
+    let s: Stats = victim_handle.stats();
+    let honest_summaries_received = s.summaries_received - before.summaries_received;
+    eprintln!(
+        "hostile: {} messages in {:.2} s = {:.0}/s ({} published, {} publish failed, {} requests, \
+         {} syncs, {} subscriptions; {} answered or closed, {} failed); RSS {} -> {} KiB",
+        sent.attempts(),
+        sent.elapsed.as_secs_f64(),
+        sent.attempts() as f64 / sent.elapsed.as_secs_f64(),
+        sent.published,
+        sent.publish_failed,
+        sent.requests,
+        sent.syncs,
+        sent.subscriptions,
+        sent.responses,
+        sent.request_failures,
+        rss_before,
+        rss_after,
+    );
+    eprintln!(
+        "victim stats: {s:?}; honest requests ok {ok}, honest summaries received {honest_summaries_received}"
+    );
+    assert!(
+        honest_summaries_received >= 1,
+        "summaries from the honest author during the flood"
+    );
+
+    // Each kind of attack was counted by its cause.
+    assert!(s.frames_oversized > 0, "oversized frames counted");
+    assert!(
+        s.requests_rate_limited + s.requests_peer_pending_full > 0,
+        "excess requests refused"
+    );
+    assert!(s.syncs_rate_limited > 0, "excess syncs refused");
+    assert!(s.gossip_rejected > 0, "junk summaries rejected");
+    assert!(
+        s.gossip_rate_limited > 0,
+        "summaries over the author rate ignored"
+    );
+    assert!(
+        s.subscriptions_refused > 0,
+        "foreign-topic subscriptions refused"
+    );
+    assert_eq!(
+        s.peers_penalised, 1,
+        "the hostile peer, and only it, was penalised"
+    );
+    for (name, h) in [("requester", &requester_handle), ("author", &author_handle)] {
+        let hs = h.stats();
+        assert_eq!(hs.peers_penalised, 0, "{name} penalised nobody: {hs:?}");
+        assert_eq!(
+            hs.requests_rate_limited + hs.requests_peer_pending_full,
+            0,
+            "{name}"
+        );
+    }
+
+    // The bounded structures stayed within their bounds.
+    let limits = test_limits();
+    let peers = usize::try_from(s.connections_peak).unwrap();
+    assert!(
+        usize::try_from(s.pending_inbound_peak).unwrap()
+            <= limits.max_pending_inbound_per_peer * peers,
+        "pending inbound {} over {} x {peers}",
+        s.pending_inbound_peak,
+        limits.max_pending_inbound_per_peer
+    );
+    assert!(
+        usize::try_from(s.peer_topics_peak).unwrap() <= limits.max_topics_per_peer,
+        "a peer holds {} topics",
+        s.peer_topics_peak
+    );
+    assert!(s.guard_entries <= 64, "guard tables: {}", s.guard_entries);
+    // Loose: 3 s of 10,000 messages/s with a fifth of 20 KiB kept would be > 100 MiB.
+    assert!(
+        rss_after.saturating_sub(rss_before) < 100 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+}
