@@ -13,11 +13,15 @@
 
 use std::{
     io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use dvms_overlay::{
-    LOAD_TOPIC, Limits, MAX_FRAME_LEN, Multiaddr, PeerId, RR_PROTOCOL, Rate, Stats,
+    Handle, LOAD_TOPIC, Limits, MAX_FRAME_LEN, Multiaddr, PeerId, RR_PROTOCOL, Rate, Stats,
     wire::{self, SYNC_PROTOCOL},
 };
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
@@ -34,8 +38,11 @@ use tokio::time::{interval, sleep, timeout};
 
 use crate::harness::{Node, WAIT, echo, eventually, memory_config, start};
 
-/// How long the hostile peer floods.
+/// How long the hostile peer floods at least; it goes on (up to [`WAIT`]) until the victim
+/// has counted every kind of drop, which takes longer on a loaded machine.
 const FLOOD: Duration = Duration::from_secs(3);
+/// Requests (and syncs) of the hostile peer in flight at most, so its own queues stay small.
+const MAX_IN_FLIGHT: u64 = 2048;
 /// Flood batches per second (one per tick) and messages per batch: 100 x 100 = 10,000/s.
 const TICK: Duration = Duration::from_millis(10);
 /// Per batch: signed gossip messages (valid envelopes, junk, oversized), requests (valid,
@@ -192,8 +199,9 @@ fn oversized_frame() -> Vec<u8> {
 }
 
 /// Connects to `victim`, waits until it is subscribed to the load topic, floods for
-/// [`FLOOD`], and returns what was sent.
-async fn flood(victim: Multiaddr, victim_peer: PeerId) -> Sent {
+/// [`FLOOD`] and until `victim` counted every kind of drop (at most [`WAIT`]), and returns
+/// what was sent.
+async fn flood(victim: Multiaddr, victim_peer: PeerId, victim_handle: Handle) -> Sent {
     let mut swarm = hostile_swarm([0x42; 32]);
     let load = gossipsub::IdentTopic::new(LOAD_TOPIC);
     swarm.behaviour_mut().gossipsub.subscribe(&load).unwrap();
@@ -218,12 +226,14 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId) -> Sent {
     let start = Instant::now();
     let mut tick = interval(TICK);
     let mut n: u64 = 0;
-    while start.elapsed() < FLOOD {
+    while start.elapsed() < WAIT
+        && (start.elapsed() < FLOOD || !all_counted(&victim_handle.stats()))
+    {
         tokio::select! {
             _ = tick.tick() => {
                 // Oversized gossip only in the last tenth: the victim drops the gossipsub
                 // stream that carries one, which also ends this peer's gossip flood.
-                let oversized_phase = start.elapsed() > FLOOD.mul_f64(0.9);
+                let oversized_phase = start.elapsed() > FLOOD && gossip_counted(&victim_handle.stats());
                 for i in 0..BATCH_GOSSIP {
                     n += 1;
                     let data = if oversized_phase && i == 0 {
@@ -241,12 +251,20 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId) -> Sent {
                         Err(_) => sent.publish_failed += 1,
                     }
                 }
+                let in_flight = (sent.requests + sent.syncs)
+                    .saturating_sub(sent.responses + sent.request_failures);
                 for i in 0..BATCH_REQUESTS {
+                    if in_flight > MAX_IN_FLIGHT {
+                        break;
+                    }
                     let bytes = if i % 5 == 0 { oversized_frame() } else { frame(b"spam") };
                     swarm.behaviour_mut().rr.send_request(&victim_peer, bytes);
                     sent.requests += 1;
                 }
                 for _ in 0..BATCH_SYNCS {
+                    if in_flight > MAX_IN_FLIGHT {
+                        break;
+                    }
                     swarm.behaviour_mut().sync.send_request(&victim_peer, frame(&[7; 32]));
                     sent.syncs += 1;
                 }
@@ -273,6 +291,20 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId) -> Sent {
     }
     sent.elapsed = start.elapsed();
     sent
+}
+
+/// Whether the victim counted the gossip attacks (before oversized gossip ends them).
+fn gossip_counted(s: &Stats) -> bool {
+    s.gossip_rejected > 0 && s.gossip_rate_limited > 0 && s.subscriptions_refused > 0
+}
+
+/// Whether the victim counted every kind of drop.
+fn all_counted(s: &Stats) -> bool {
+    gossip_counted(s)
+        && s.frames_oversized > 0
+        && s.requests_rate_limited + s.requests_peer_pending_full > 0
+        && s.syncs_rate_limited > 0
+        && s.peers_penalised > 0
 }
 
 /// Resident set size of this process, in KiB (Linux), for the report.
@@ -332,14 +364,21 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
     let rss_before = rss_kib();
 
     // The flood, and honest traffic at the same time.
-    let hostile = tokio::spawn(flood(victim_addr.clone(), victim_peer));
+    let flooding = Arc::new(AtomicBool::new(true));
+    let hostile = tokio::spawn({
+        let (victim_handle, flooding) = (victim_handle.clone(), flooding.clone());
+        async move {
+            let sent = flood(victim_addr, victim_peer, victim_handle).await;
+            flooding.store(false, Ordering::Relaxed);
+            sent
+        }
+    });
     let honest_requests = tokio::spawn({
-        let h = requester_handle.clone();
+        let (h, flooding) = (requester_handle.clone(), flooding.clone());
         async move {
             let (mut ok, mut failed) = (0u32, Vec::new());
-            let begin = Instant::now();
             let mut i = 0u32;
-            while begin.elapsed() < FLOOD {
+            while flooding.load(Ordering::Relaxed) {
                 i += 1;
                 let body = format!("req-{i}").into_bytes();
                 match h.send_request(victim_peer, body.clone()).await {
@@ -352,11 +391,10 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
         }
     });
     let honest_summaries = tokio::spawn({
-        let h = author_handle.clone();
+        let (h, flooding) = (author_handle.clone(), flooding.clone());
         async move {
-            let begin = Instant::now();
             let mut i = 0u32;
-            while begin.elapsed() < FLOOD {
+            while flooding.load(Ordering::Relaxed) {
                 i += 1;
                 h.publish_summary(format!("load={i}").into_bytes())
                     .await
