@@ -122,6 +122,8 @@ struct Hostile {
 #[derive(Debug, Default)]
 struct Sent {
     published: u64,
+    /// Of which oversized.
+    oversized_gossip: u64,
     publish_failed: u64,
     requests: u64,
     syncs: u64,
@@ -233,11 +235,13 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId, victim_handle: Handle) ->
             _ = tick.tick() => {
                 // Oversized gossip only in the last tenth: the victim drops the gossipsub
                 // stream that carries one, which also ends this peer's gossip flood.
-                let oversized_phase = start.elapsed() > FLOOD && gossip_counted(&victim_handle.stats());
+                let oversized_phase =
+                    start.elapsed() > FLOOD.mul_f64(0.8) && gossip_counted(&victim_handle.stats());
                 for i in 0..BATCH_GOSSIP {
                     n += 1;
                     let data = if oversized_phase && i == 0 {
                         // Beyond the overlay's gossipsub transmit limit (16 KiB).
+                        sent.oversized_gossip += 1;
                         vec![0xEE; 17 * 1024]
                     } else if i < BATCH_GOSSIP / 2 {
                         // A valid envelope: passes validation, limited by the author rate.
@@ -426,12 +430,13 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
     let s: Stats = victim_handle.stats();
     let honest_summaries_received = s.summaries_received - before.summaries_received;
     eprintln!(
-        "hostile: {} messages in {:.2} s = {:.0}/s ({} published, {} publish failed, {} requests, \
+        "hostile: {} messages in {:.2} s = {:.0}/s ({} published ({} oversized), {} publish failed, {} requests, \
          {} syncs, {} subscriptions; {} answered or closed, {} failed); RSS {} -> {} KiB",
         sent.attempts(),
         sent.elapsed.as_secs_f64(),
         sent.attempts() as f64 / sent.elapsed.as_secs_f64(),
         sent.published,
+        sent.oversized_gossip,
         sent.publish_failed,
         sent.requests,
         sent.syncs,
