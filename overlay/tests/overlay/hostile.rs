@@ -506,3 +506,124 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
 }
+
+/// Per-peer share of the pending inbound requests in [`one_peer_cannot_take_every_pending_slot`].
+const SHARE: usize = 16;
+/// The victim's pending inbound requests at most (all peers).
+const PENDING: usize = 48;
+/// Valid requests the hostile peer keeps in flight (more than [`PENDING`]).
+const HOSTILE_IN_FLIGHT: u64 = 200;
+
+/// Keeps [`HOSTILE_IN_FLIGHT`] valid requests in flight to `victim` while `flooding` holds
+/// (at most [`WAIT`]); returns (requests sent, answered, failed or refused).
+async fn request_flood(
+    victim: Multiaddr,
+    victim_peer: PeerId,
+    flooding: Arc<AtomicBool>,
+) -> (u64, u64, u64) {
+    let mut swarm = hostile_swarm([0x42; 32]);
+    swarm.dial(victim).unwrap();
+    let (mut sent, mut answered, mut failed) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let mut tick = interval(Duration::from_millis(5));
+    while flooding.load(Ordering::Relaxed) && start.elapsed() < WAIT {
+        tokio::select! {
+            _ = tick.tick() => {
+                while sent - answered - failed < HOSTILE_IN_FLIGHT {
+                    swarm.behaviour_mut().rr.send_request(&victim_peer, frame(b"hog"));
+                    sent += 1;
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(HostileEvent::Rr(request_response::Event::Message { message, .. })) => {
+                    // A refusal closes the stream with no frame; an answer is a frame.
+                    if matches!(message, request_response::Message::Response { ref response, .. } if !response.is_empty()) {
+                        answered += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+                SwarmEvent::Behaviour(HostileEvent::Rr(request_response::Event::OutboundFailure { .. })) => {
+                    failed += 1;
+                }
+                _ => {}
+            },
+        }
+    }
+    (sent, answered, failed)
+}
+
+/// A slow application (every answer takes 200 ms) and a peer that keeps more requests in
+/// flight than the host may hold pending: the per-peer share keeps room for honest peers.
+/// Without it (share = `PENDING`), the hostile peer holds every slot and honest requests are
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_take_every_pending_slot() {
+    let mut cfg = memory_config(crate::harness::PSK);
+    cfg.max_pending_inbound = PENDING;
+    cfg.limits.max_pending_inbound_per_peer = SHARE;
+    // The rate is not what is tested here.
+    cfg.limits.requests = Rate::new(100_000, 100_000);
+    let mut victim = start(cfg).await;
+    let victim_addr = victim.p2p_addr();
+    let victim_peer = victim.peer();
+    let handle = victim.handle.clone();
+    let victim_handle = victim.handle.clone();
+    // The slow application.
+    tokio::spawn(async move {
+        while let Some(ev) = victim.events.recv().await {
+            if let dvms_overlay::Event::InboundRequest { request, bytes, .. } = ev {
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    sleep(Duration::from_millis(200)).await;
+                    let _ = h.respond(request, [&b"v:"[..], &bytes].concat()).await;
+                });
+            }
+        }
+    });
+    let mut cfg = memory_config(crate::harness::PSK);
+    cfg.bootstrap.push(victim_addr.clone());
+    let honest = start(cfg).await;
+    // Warm the honest connection before the flood.
+    honest
+        .handle
+        .send_request(victim_peer, b"hello".to_vec())
+        .await
+        .unwrap();
+
+    let flooding = Arc::new(AtomicBool::new(true));
+    let hostile = tokio::spawn(request_flood(victim_addr, victim_peer, flooding.clone()));
+    // Let the hostile peer fill its share first.
+    sleep(Duration::from_millis(500)).await;
+    let mut results = Vec::new();
+    for i in 0..8 {
+        let body = format!("honest-{i}").into_bytes();
+        let r = honest.handle.send_request(victim_peer, body.clone()).await;
+        results.push(matches!(r, Ok(ref a) if *a == [&b"v:"[..], &body].concat()));
+    }
+    flooding.store(false, Ordering::Relaxed);
+    let (sent, answered, failed) = hostile.await.unwrap();
+    eprintln!(
+        "hostile: {sent} requests, {answered} answered, {failed} refused or failed; honest: {results:?}"
+    );
+    assert!(
+        results.iter().all(|ok| *ok),
+        "every honest request answered: {results:?}"
+    );
+    let s = victim_handle.stats();
+    eprintln!("victim stats: {s:?}");
+    assert!(failed > 0, "the hostile peer's excess was refused");
+    assert!(
+        s.requests_peer_pending_full > 0,
+        "refusals counted by cause"
+    );
+    assert_eq!(
+        s.inbound_refused, 0,
+        "the host-wide limit was never reached"
+    );
+    assert!(
+        usize::try_from(s.pending_inbound_peak).unwrap() <= 2 * SHARE,
+        "pending peak {} over two shares",
+        s.pending_inbound_peak
+    );
+}
