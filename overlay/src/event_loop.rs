@@ -607,6 +607,13 @@ impl EventLoop {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
+                if let libp2p::swarm::ListenError::Denied { cause } = &error
+                    && cause
+                        .downcast_ref::<libp2p::allow_block_list::Blocked>()
+                        .is_some()
+                {
+                    bump(&self.counters.connections_blocked);
+                }
                 debug!(%error, "incoming connection failed");
             }
             _ => {}

@@ -89,6 +89,10 @@ pub struct Limits {
     /// How long a penalised peer stays penalised: all its requests and syncs are refused and
     /// gossipsub ignores its RPCs (graylisted by an application score below the threshold).
     pub penalty: Duration,
+    /// Also close a penalised peer's connections and refuse new ones from its peer id for
+    /// the penalty (after their handshake: the id is known only then). Stops the CPU cost of
+    /// its traffic (gossipsub checks every message's signature even from a graylisted peer).
+    pub disconnect_penalised: bool,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
             max_topics_per_peer: 16,
             offences_to_penalise: 64,
             penalty: Duration::from_secs(30),
+            disconnect_penalised: true,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Stats {
     /// Penalties given to peers (too many offences: each penalised peer's requests and syncs
     /// are refused and gossipsub ignores its RPCs for `limits.penalty`).
     pub peers_penalised: u64,
+    /// Inbound connections refused because their peer is penalised
+    /// (`limits.disconnect_penalised`).
+    pub connections_blocked: u64,
     /// Inbound requests awaiting the application's response now (a gauge).
     pub pending_inbound: u64,
     /// Most inbound requests awaiting a response at once since start.
@@ -88,6 +91,7 @@ pub(crate) struct Counters {
     pub(crate) subscriptions_refused: AtomicU64,
     pub(crate) gossip_send_dropped: AtomicU64,
     pub(crate) peers_penalised: AtomicU64,
+    pub(crate) connections_blocked: AtomicU64,
     pub(crate) pending_inbound: AtomicU64,
     pub(crate) pending_inbound_peak: AtomicU64,
     pub(crate) peer_topics_peak: AtomicU64,
@@ -154,6 +158,7 @@ impl Counters {
             subscriptions_refused: get(&self.subscriptions_refused),
             gossip_send_dropped: get(&self.gossip_send_dropped),
             peers_penalised: get(&self.peers_penalised),
+            connections_blocked: get(&self.connections_blocked),
             pending_inbound: get(&self.pending_inbound),
             pending_inbound_peak: get(&self.pending_inbound_peak),
             peer_topics_peak: get(&self.peer_topics_peak),

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Transport as _,
+    Multiaddr, PeerId, StreamProtocol, Transport as _, allow_block_list,
     connection_limits::{self, ConnectionLimits},
     core::{
         muxing::StreamMuxerBox,
@@ -47,6 +47,8 @@ const SYNC_MAX_STREAMS: usize = 4;
 pub(crate) struct Behaviour {
     /// First, so a dial over the outbound limit is refused before its handshake.
     pub(crate) gate: DialGate,
+    /// Penalised peers (see `guard`): their connections are closed and refused.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Then the hard limits, so a connection over them is refused before other behaviours
     /// see it.
     pub(crate) limits: connection_limits::Behaviour,
@@ -162,6 +164,7 @@ pub(crate) fn build_behaviour(
     );
     Ok(Behaviour {
         gate: DialGate::new(cfg.max_outbound_connections),
+        blocked: allow_block_list::Behaviour::default(),
         limits,
         kad,
         gossipsub,

@@ -79,10 +79,11 @@ impl EventLoop {
                 crate::stats::add(&self.counters.gossip_send_dropped, dropped);
                 debug!(peer = %peer_id, dropped, "gossip messages to a slow peer dropped");
             }
-            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+            gossipsub::Event::Subscribed { peer_id, topic } => {
                 // No republish here: with many joiners it becomes a storm. Joiners get our
                 // summary through peer-table sync.
-                debug!(peer = %peer_id, "peer subscribed to load topic");
+                debug!(peer = %peer_id, %topic, "peer subscribed");
+                self.sample_peer_topics();
             }
             _ => {}
         }

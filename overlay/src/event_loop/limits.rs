@@ -25,17 +25,24 @@ impl EventLoop {
     pub(super) fn offence(&mut self, peer: PeerId, now: Instant) {
         if let Some(change) = self.guard.offence(peer, now) {
             self.apply_score(change);
-            warn!(%peer, "peer penalised: its requests are refused and its gossip ignored");
+            warn!(%peer, disconnect = self.cfg.limits.disconnect_penalised, "peer penalised: its requests are refused and its gossip ignored");
         }
     }
 
     fn apply_score(&mut self, change: ScoreChange) {
+        let behaviour = self.swarm.behaviour_mut();
         // `false` when gossipsub no longer holds any score for the peer: nothing to do.
-        let _ = self
-            .swarm
-            .behaviour_mut()
+        let _ = behaviour
             .gossipsub
             .set_application_score(&change.peer, change.score);
+        if change.score < 0.0 {
+            if self.cfg.limits.disconnect_penalised {
+                // Closes its connections now; refuses new ones until lifted.
+                behaviour.blocked.block_peer(change.peer);
+            }
+        } else {
+            behaviour.blocked.unblock_peer(change.peer);
+        }
     }
 
     /// Lifts expired penalties and refreshes the gauges of bounded structures.
@@ -44,6 +51,13 @@ impl EventLoop {
             debug!(peer = %change.peer, "penalty lifted");
             self.apply_score(change);
         }
+        self.sample_peer_topics();
+        stats::set(&self.counters.guard_entries, self.guard.size());
+    }
+
+    /// Raises `peer_topics_peak` to the most topics any connected peer holds now (at most
+    /// `max_connections` x `limits.max_topics_per_peer` entries to walk).
+    pub(super) fn sample_peer_topics(&mut self) {
         let topics_max = self
             .swarm
             .behaviour()
@@ -53,7 +67,6 @@ impl EventLoop {
             .max()
             .unwrap_or(0);
         stats::raise(&self.counters.peer_topics_peak, topics_max);
-        stats::set(&self.counters.guard_entries, self.guard.size());
     }
 
     /// Forgets an inbound request of `peer` that is no longer pending.

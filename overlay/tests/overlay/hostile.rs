@@ -131,6 +131,9 @@ struct Sent {
     /// Requests answered or closed by the victim (a refusal closes the stream).
     responses: u64,
     request_failures: u64,
+    /// Times the victim closed our last connection, and our dials after that.
+    disconnected: u64,
+    redials: u64,
     elapsed: Duration,
 }
 
@@ -154,7 +157,7 @@ fn hostile_swarm(psk: [u8; 32]) -> Swarm<Hostile> {
         // Big enough to send oversized messages; a queue deep enough that the flood is not
         // limited by the hostile peer's own queue.
         .max_transmit_size(256 * 1024)
-        .connection_handler_queue_len(4_000)
+        .connection_handler_queue_len(1_000)
         .heartbeat_interval(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -203,11 +206,16 @@ fn oversized_frame() -> Vec<u8> {
 /// Connects to `victim`, waits until it is subscribed to the load topic, floods for
 /// [`FLOOD`] and until `victim` counted every kind of drop (at most [`WAIT`]), and returns
 /// what was sent.
-async fn flood(victim: Multiaddr, victim_peer: PeerId, victim_handle: Handle) -> Sent {
+async fn flood(
+    victim: Multiaddr,
+    victim_peer: PeerId,
+    victim_handle: Handle,
+    disconnect: bool,
+) -> Sent {
     let mut swarm = hostile_swarm([0x42; 32]);
     let load = gossipsub::IdentTopic::new(LOAD_TOPIC);
     swarm.behaviour_mut().gossipsub.subscribe(&load).unwrap();
-    swarm.dial(victim).unwrap();
+    swarm.dial(victim.clone()).unwrap();
     timeout(WAIT, async {
         loop {
             if let SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Subscribed {
@@ -227,12 +235,19 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId, victim_handle: Handle) ->
     let mut sent = Sent::default();
     let start = Instant::now();
     let mut tick = interval(TICK);
+    let mut last_dial = Instant::now();
     let mut n: u64 = 0;
     while start.elapsed() < WAIT
-        && (start.elapsed() < FLOOD || !all_counted(&victim_handle.stats()))
+        && (start.elapsed() < FLOOD || !all_counted(&victim_handle.stats(), disconnect))
     {
         tokio::select! {
             _ = tick.tick() => {
+                // Once penalised and disconnected, keep trying to come back (every 100 ms).
+                if !swarm.is_connected(&victim_peer) && last_dial.elapsed() > Duration::from_millis(100) {
+                    last_dial = Instant::now();
+                    sent.redials += 1;
+                    let _ = swarm.dial(victim.clone());
+                }
                 // Oversized gossip only in the last tenth: the victim drops the gossipsub
                 // stream that carries one, which also ends this peer's gossip flood.
                 let oversized_phase =
@@ -289,6 +304,9 @@ async fn flood(victim: Multiaddr, victim_peer: PeerId, victim_handle: Handle) ->
                 | SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::OutboundFailure { .. })) => {
                     sent.request_failures += 1;
                 }
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } if peer_id == victim_peer => {
+                    sent.disconnected += 1;
+                }
                 _ => {}
             },
         }
@@ -302,8 +320,12 @@ fn gossip_counted(s: &Stats) -> bool {
     s.gossip_rejected > 0 && s.gossip_rate_limited > 0 && s.subscriptions_refused > 0
 }
 
-/// Whether the victim counted every kind of drop.
-fn all_counted(s: &Stats) -> bool {
+/// Whether the victim counted every kind of drop or, with `disconnect`, penalised the peer
+/// and refused its reconnections.
+fn all_counted(s: &Stats, disconnect: bool) -> bool {
+    if disconnect {
+        return s.peers_penalised > 0 && s.connections_blocked > 0;
+    }
     gossip_counted(s)
         && s.frames_oversized > 0
         && s.requests_rate_limited + s.requests_peer_pending_full > 0
@@ -324,27 +346,43 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn test_limits() -> Limits {
+fn test_limits(disconnect: bool) -> Limits {
     let mut limits = Limits::default();
-    // Smaller than the defaults, so the test sees each cap with a short flood.
-    limits.requests = Rate::new(200, 200);
+    limits.disconnect_penalised = disconnect;
+    // Smaller than the defaults, so the test sees each cap with a short flood, even when a
+    // loaded machine slows the hostile peer down (the honest requester stays below 50/s).
+    limits.requests = Rate::new(100, 50);
+    limits.offences_to_penalise = 16;
     limits.max_pending_inbound_per_peer = 32;
     limits.max_topics_per_peer = 8;
     limits
 }
 
+/// The victim keeps a penalised peer connected (graylisted, its requests refused), so it
+/// takes the whole flood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
+    flood_test(false).await;
+}
+
+/// The default: the victim closes the penalised peer's connection and refuses it until the
+/// penalty ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn penalised_flooder_is_disconnected_and_refused() {
+    flood_test(true).await;
+}
+
+async fn flood_test(disconnect: bool) {
     // Victim (node 0) and two honest peers, all answering requests.
     let mut cfg = memory_config(crate::harness::PSK);
-    cfg.limits = test_limits();
+    cfg.limits = test_limits(disconnect);
     let victim = start(cfg).await;
     let victim_addr = victim.p2p_addr();
     let victim_peer = victim.peer();
     let mut honest: Vec<Node> = Vec::new();
     for _ in 0..2 {
         let mut cfg = memory_config(crate::harness::PSK);
-        cfg.limits = test_limits();
+        cfg.limits = test_limits(disconnect);
         cfg.bootstrap.push(victim_addr.clone());
         honest.push(start(cfg).await);
     }
@@ -372,7 +410,7 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
     let hostile = tokio::spawn({
         let (victim_handle, flooding) = (victim_handle.clone(), flooding.clone());
         async move {
-            let sent = flood(victim_addr, victim_peer, victim_handle).await;
+            let sent = flood(victim_addr, victim_peer, victim_handle, disconnect).await;
             flooding.store(false, Ordering::Relaxed);
             sent
         }
@@ -431,7 +469,7 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
     let honest_summaries_received = s.summaries_received - before.summaries_received;
     eprintln!(
         "hostile: {} messages in {:.2} s = {:.0}/s ({} published ({} oversized), {} publish failed, {} requests, \
-         {} syncs, {} subscriptions; {} answered or closed, {} failed); RSS {} -> {} KiB",
+         {} syncs, {} subscriptions; {} answered or closed, {} failed; disconnected {} times, {} redials); RSS {} -> {} KiB",
         sent.attempts(),
         sent.elapsed.as_secs_f64(),
         sent.attempts() as f64 / sent.elapsed.as_secs_f64(),
@@ -443,6 +481,8 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
         sent.subscriptions,
         sent.responses,
         sent.request_failures,
+        sent.disconnected,
+        sent.redials,
         rss_before,
         rss_after,
     );
@@ -454,26 +494,23 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
         "summaries from the honest author during the flood"
     );
 
-    // Each kind of attack was counted by its cause.
-    assert!(s.frames_oversized > 0, "oversized frames counted");
-    assert!(
-        s.requests_rate_limited + s.requests_peer_pending_full > 0,
-        "excess requests refused"
-    );
-    assert!(s.syncs_rate_limited > 0, "excess syncs refused");
-    assert!(s.gossip_rejected > 0, "junk summaries rejected");
-    assert!(
-        s.gossip_rate_limited > 0,
-        "summaries over the author rate ignored"
-    );
-    assert!(
-        s.subscriptions_refused > 0,
-        "foreign-topic subscriptions refused"
-    );
+    // Each kind of attack was counted by its cause (with `disconnect`, the penalty may cut
+    // the peer off before each kind has gone over its limit).
+    assert!(all_counted(&s, disconnect), "every cause counted: {s:?}");
     assert_eq!(
         s.peers_penalised, 1,
         "the hostile peer, and only it, was penalised"
     );
+    if disconnect {
+        assert!(
+            sent.disconnected >= 1,
+            "the penalised peer was disconnected"
+        );
+        assert!(s.connections_blocked > 0, "its reconnections were refused");
+    } else {
+        assert_eq!(sent.disconnected, 0, "the penalised peer stays connected");
+        assert_eq!(s.connections_blocked, 0);
+    }
     for (name, h) in [("requester", &requester_handle), ("author", &author_handle)] {
         let hs = h.stats();
         assert_eq!(hs.peers_penalised, 0, "{name} penalised nobody: {hs:?}");
@@ -485,7 +522,7 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
     }
 
     // The bounded structures stayed within their bounds.
-    let limits = test_limits();
+    let limits = test_limits(disconnect);
     let peers = usize::try_from(s.connections_peak).unwrap();
     assert!(
         usize::try_from(s.pending_inbound_peak).unwrap()
@@ -500,9 +537,10 @@ async fn hostile_flood_leaves_honest_traffic_working_and_drops_are_counted() {
         s.peer_topics_peak
     );
     assert!(s.guard_entries <= 64, "guard tables: {}", s.guard_entries);
-    // Loose: 3 s of 10,000 messages/s with a fifth of 20 KiB kept would be > 100 MiB.
+    // Loose, and for the whole process (the hostile peer's own gossipsub state included,
+    // up to 20 s of flood): keeping what the flood sent would take far more.
     assert!(
-        rss_after.saturating_sub(rss_before) < 100 * 1024,
+        rss_after.saturating_sub(rss_before) < 256 * 1024,
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
 }
