@@ -41,6 +41,9 @@ use crate::harness::{Node, WAIT, echo, eventually, memory_config, start};
 /// How long the hostile peer floods at least; it goes on (up to [`WAIT`]) until the victim
 /// has counted every kind of drop, which takes longer on a loaded machine.
 const FLOOD: Duration = Duration::from_secs(3);
+/// Topics the hostile peer subscribes to at most: its own gossipsub slows down with
+/// thousands of topics, which would weaken the attack on a long run.
+const MAX_HOSTILE_TOPICS: u64 = 300;
 /// Requests (and syncs) of the hostile peer in flight at most, so its own queues stay small.
 const MAX_IN_FLIGHT: u64 = 2048;
 /// Flood batches per second (one per tick) and messages per batch: 100 x 100 = 10,000/s.
@@ -288,6 +291,9 @@ async fn flood(
                     sent.syncs += 1;
                 }
                 for i in 0..BATCH_SUBSCRIPTIONS {
+                    if sent.subscriptions >= MAX_HOSTILE_TOPICS {
+                        break;
+                    }
                     n += 1;
                     let name = if i % 2 == 0 { format!("dvms/junk/{n}") } else { format!("other/{n}") };
                     if swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(name)).is_ok() {
