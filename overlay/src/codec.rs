@@ -1,6 +1,7 @@
 //! The request-response codec: one length-prefixed [`wire`](crate::wire) frame per stream.
 //!
-//! Reads never allocate more than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) and every refusal is counted in
+//! Reads never allocate more than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN) (and no more than
+//! what has arrived, past a first 4 KiB), and every refusal is counted in
 //! [`Stats`](crate::Stats) before the stream is failed with `InvalidData`. Failing the stream
 //! is all libp2p needs: the request-response behaviour reports the failure as an event and
 //! keeps the connection.
@@ -14,6 +15,9 @@ use crate::{
     stats::{Counters, bump},
     wire::{self, DecodeError, FRAME_HEADER_LEN},
 };
+
+/// Initial payload buffer; it grows as bytes arrive, up to the frame's announced length.
+const READ_CHUNK: usize = 4096;
 
 /// Opaque bytes carried by one request or response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,12 +55,14 @@ impl FrameCodec {
             }
             io::Error::new(io::ErrorKind::InvalidData, e)
         })?;
-        let mut payload = vec![0u8; len];
-        if let Err(e) = io.read_exact(&mut payload).await {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                bump(&self.counters.frames_malformed);
-            }
-            return Err(e);
+        // Grow with the bytes that actually arrive: a header announcing MAX_FRAME_LEN followed
+        // by nothing (a slow or hostile peer) costs a small buffer, not 64 KiB per stream.
+        let mut payload = Vec::with_capacity(len.min(READ_CHUNK));
+        let want = u64::try_from(len).unwrap_or(u64::MAX);
+        let got = (&mut *io).take(want).read_to_end(&mut payload).await?;
+        if got < len {
+            bump(&self.counters.frames_malformed);
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(Frame(payload))
     }

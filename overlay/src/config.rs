@@ -4,6 +4,8 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use libp2p::Multiaddr;
 
+use crate::guard::Limits;
+
 /// A host's position in the data centre, used for topology-aware keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
@@ -140,6 +142,8 @@ pub struct Config {
     pub summary_refresh: Duration,
     /// Forget a peer that is not connected and sent no summary for this long.
     pub peer_ttl: Duration,
+    /// Per-peer limits against hostile peers that hold the cluster key.
+    pub limits: Limits,
 }
 
 impl Config {
@@ -167,6 +171,7 @@ impl Config {
             summary_min_interval: Duration::from_millis(500),
             summary_refresh: Duration::from_secs(30),
             peer_ttl: Duration::from_secs(90),
+            limits: Limits::default(),
         }
     }
 
@@ -237,6 +242,9 @@ impl Config {
             if v == 0 {
                 return Err(ConfigError::Zero { field });
             }
+        }
+        if let Some(field) = self.limits.zero_field() {
+            return Err(ConfigError::Zero { field });
         }
         if self.max_outbound_connections > self.max_connections {
             return Err(ConfigError::OutboundAboveTotal);

@@ -21,14 +21,16 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 mod gossip;
+mod limits;
 mod sync;
 
 use crate::{
     codec::Frame,
     config::Config,
+    guard::{Guard, Kind},
     handle::{Command, CommandError, Event, RequestError, RequestId},
     peers::PeerTable,
-    stats::{Counters, bump, set_connections},
+    stats::{Counters, bump, set_connections, set_pending_inbound},
     swarm::{Behaviour, BehaviourEvent},
     wire,
 };
@@ -73,6 +75,7 @@ struct WarnLimits {
     events_full: WarnLimit,
     inbound_full: WarnLimit,
     publish: WarnLimit,
+    hostile: WarnLimit,
 }
 
 /// This host's summary and its publication state.
@@ -109,8 +112,10 @@ pub struct EventLoop {
     peers: PeerTable,
     /// Outbound requests awaiting a response.
     pending_out: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
-    /// Inbound requests awaiting the application's response.
-    pending_in: HashMap<RequestId, (InboundRequestId, ResponseChannel<Frame>)>,
+    /// Inbound requests awaiting the application's response, with their requester.
+    pending_in: HashMap<RequestId, (InboundRequestId, ResponseChannel<Frame>, PeerId)>,
+    /// Per-peer limits against hostile peers.
+    guard: Guard,
     /// Next inbound request id.
     next_request: u64,
     /// Local summary publication state.
@@ -173,6 +178,7 @@ impl EventLoop {
             commands,
             events,
             bootstrap_wanted: !cfg.bootstrap.is_empty(),
+            guard: Guard::new(cfg.limits.clone(), counters.clone()),
             cfg,
             topic: gossipsub::IdentTopic::new(wire::LOAD_TOPIC),
             counters,
@@ -271,12 +277,14 @@ impl EventLoop {
                 reply,
             } => {
                 let res = match self.pending_in.remove(&request) {
-                    Some((_, channel)) => self
-                        .swarm
-                        .behaviour_mut()
-                        .rr
-                        .send_response(channel, Frame(bytes))
-                        .map_err(|_| CommandError::UnknownRequest { request }),
+                    Some((_, channel, peer)) => {
+                        self.inbound_done(&peer);
+                        self.swarm
+                            .behaviour_mut()
+                            .rr
+                            .send_response(channel, Frame(bytes))
+                            .map_err(|_| CommandError::UnknownRequest { request })
+                    }
                     None => Err(CommandError::UnknownRequest { request }),
                 };
                 let _ = reply.send(res);
@@ -394,6 +402,7 @@ impl EventLoop {
             self.summary.force = true;
         }
         self.trim_connections(now);
+        self.limits_housekeeping(now);
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         if connected.is_empty() {
             self.rejoin(now);
@@ -580,6 +589,7 @@ impl EventLoop {
                 self.peers.disconnected(&peer_id, num_established, failed);
                 if num_established == 0 {
                     self.last_active.remove(&peer_id);
+                    self.guard.forget(&peer_id);
                     debug!(peer = %peer_id, "peer down");
                     self.emit(Event::PeerDown { peer: peer_id });
                 }
@@ -597,6 +607,13 @@ impl EventLoop {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
+                if let libp2p::swarm::ListenError::Denied { cause } = &error
+                    && cause
+                        .downcast_ref::<libp2p::allow_block_list::Blocked>()
+                        .is_some()
+                {
+                    bump(&self.counters.connections_blocked);
+                }
                 debug!(%error, "incoming connection failed");
             }
             _ => {}
@@ -646,7 +663,14 @@ impl EventLoop {
                     },
                 ..
             } => {
+                let now = Instant::now();
+                if let Err(refusal) = self.guard.inbound_request(peer, now) {
+                    // Dropping the channel fails the request at the requester.
+                    self.refuse(Kind::Request, refusal, peer, now);
+                    return;
+                }
                 if self.pending_in.len() >= self.cfg.max_pending_inbound {
+                    self.inbound_done(&peer);
                     // Dropping the channel fails the request at the requester.
                     bump(&self.counters.inbound_refused);
                     if let Some(suppressed) = self.warn.inbound_full.allow(Instant::now()) {
@@ -657,7 +681,8 @@ impl EventLoop {
                 let id = RequestId(self.next_request);
                 self.next_request += 1;
                 bump(&self.counters.requests_received);
-                self.pending_in.insert(id, (request_id, channel));
+                self.pending_in.insert(id, (request_id, channel, peer));
+                set_pending_inbound(&self.counters, self.pending_in.len());
                 let delivered = self.emit(Event::InboundRequest {
                     peer,
                     request: id,
@@ -665,6 +690,7 @@ impl EventLoop {
                 });
                 if !delivered {
                     self.pending_in.remove(&id);
+                    self.inbound_done(&peer);
                 }
             }
             E::Message {
@@ -710,7 +736,11 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                self.pending_in.retain(|_, (id, _)| *id != request_id);
+                let before = self.pending_in.len();
+                self.pending_in.retain(|_, (id, _, _)| *id != request_id);
+                if self.pending_in.len() < before {
+                    self.inbound_done(&peer);
+                }
                 match error {
                     request_response::InboundFailure::Io(e) => self.warn_bad_frame(peer, &e),
                     other => debug!(%peer, error = %other, "inbound request failed"),

@@ -25,6 +25,8 @@
 //!   behaviour and the transport stack; `dial_gate`: refuses dials over the outbound connection
 //!   limit before their handshake (see [`Config::max_connections`] for the limits).
 //! - `peers`: the known-peer table behind [`Handle::candidates`] ([`Candidate`]).
+//! - `guard`: per-peer limits against hostile peers ([`Limits`]): rate limits, per-peer
+//!   caps, penalties through gossipsub peer scoring, the subscription filter.
 //! - `codec`, `identity`, `stats`: frame codec, persisted host key, counters ([`Stats`]).
 //!
 //! # Example
@@ -74,6 +76,7 @@ mod codec;
 mod config;
 mod dial_gate;
 mod event_loop;
+mod guard;
 mod handle;
 mod identity;
 pub mod key;
@@ -90,6 +93,7 @@ use tokio::sync::mpsc;
 pub use crate::{
     config::{Config, ConfigError, Identity, Location, Psk, TransportKind},
     event_loop::EventLoop,
+    guard::{Limits, Rate},
     handle::{CommandError, Event, Handle, RequestError, RequestId},
     identity::{IDENTITY_FILE, IdentityError},
     key::{OverlayKey, flat_key, overlay_key, xor_distance},

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Transport as _,
+    Multiaddr, PeerId, StreamProtocol, Transport as _, allow_block_list,
     connection_limits::{self, ConnectionLimits},
     core::{
         muxing::StreamMuxerBox,
@@ -23,6 +23,7 @@ use crate::{
     codec::FrameCodec,
     config::{Config, Psk, TransportKind},
     dial_gate::DialGate,
+    guard,
     stats::Counters,
     wire,
 };
@@ -31,6 +32,11 @@ use crate::{
 const GOSSIP_MAX_TRANSMIT: usize = 16 * 1024;
 /// Messages a gossipsub connection handler may buffer (half of them non-priority).
 const GOSSIP_QUEUE_LEN: usize = 64;
+/// Messages (and, separately, control messages) taken from one gossipsub RPC; the rest are
+/// ignored. gossipsub 0.49 sends one message per RPC, so honest peers never come near it.
+const GOSSIP_MAX_MESSAGES_PER_RPC: usize = 16;
+/// Message ids taken from IHAVEs of one peer per heartbeat (libp2p default 5000).
+const GOSSIP_MAX_IHAVE_LENGTH: usize = 500;
 /// Concurrent request-response streams per connection.
 const RR_MAX_STREAMS: usize = 128;
 /// Concurrent peer-table sync streams per connection.
@@ -41,11 +47,14 @@ const SYNC_MAX_STREAMS: usize = 4;
 pub(crate) struct Behaviour {
     /// First, so a dial over the outbound limit is refused before its handshake.
     pub(crate) gate: DialGate,
+    /// Penalised peers (see `guard`): their connections are closed and refused.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Then the hard limits, so a connection over them is refused before other behaviours
     /// see it.
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
-    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) gossipsub:
+        gossipsub::Behaviour<gossipsub::IdentityTransform, guard::SubscriptionFilter>,
     pub(crate) rr: request_response::Behaviour<FrameCodec>,
     pub(crate) sync: request_response::Behaviour<FrameCodec>,
     pub(crate) identify: identify::Behaviour,
@@ -113,12 +122,18 @@ pub(crate) fn build_behaviour(
         // The default (5000) preallocates a large bounded queue per connection; summaries
         // are a few per second at most.
         .connection_handler_queue_len(GOSSIP_QUEUE_LEN)
+        .max_messages_per_rpc(Some(GOSSIP_MAX_MESSAGES_PER_RPC))
+        .max_ihave_length(GOSSIP_MAX_IHAVE_LENGTH)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut gossipsub = gossipsub::Behaviour::new(
+    let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
         gossipsub::MessageAuthenticity::Signed(key.clone()),
         gossip_cfg,
+        guard::subscription_filter(counters.clone(), cfg.limits.max_topics_per_peer),
     )?;
+    // Peer scoring carries the hostile-peer penalties (see `guard`).
+    let load_topic = gossipsub::IdentTopic::new(wire::LOAD_TOPIC).hash();
+    gossipsub.with_peer_score(guard::score_params(load_topic), guard::score_thresholds())?;
     gossipsub
         .subscribe(&gossipsub::IdentTopic::new(wire::LOAD_TOPIC))
         .map_err(|e| format!("cannot subscribe to {}: {e}", wire::LOAD_TOPIC))?;
@@ -149,6 +164,7 @@ pub(crate) fn build_behaviour(
     );
     Ok(Behaviour {
         gate: DialGate::new(cfg.max_outbound_connections),
+        blocked: allow_block_list::Behaviour::default(),
         limits,
         kad,
         gossipsub,

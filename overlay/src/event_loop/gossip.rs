@@ -1,6 +1,7 @@
 //! Load-summary gossip: strict validation of what arrives on the load topic.
 
 use super::*;
+use crate::guard::Kind;
 
 impl EventLoop {
     pub(super) fn handle_gossip(&mut self, event: gossipsub::Event) {
@@ -10,8 +11,26 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                self.active(propagation_source, Instant::now());
+                let now = Instant::now();
+                self.active(propagation_source, now);
+                if let Err(refusal) = self.guard.inbound_gossip(propagation_source, now) {
+                    self.ignore(&message_id, propagation_source);
+                    self.refuse(Kind::Gossip, refusal, propagation_source, now);
+                    return;
+                }
                 let verdict = self.validate_summary(&message);
+                if let Ok((author, ..)) = &verdict
+                    && let Err(refusal) = self.guard.summary_author(*author, now)
+                {
+                    // Ignored, not rejected: the summary is valid, and the forwarder of a busy
+                    // author is not at fault unless it is the author.
+                    self.ignore(&message_id, propagation_source);
+                    self.refuse(Kind::Gossip, refusal, propagation_source, now);
+                    if *author == propagation_source {
+                        self.offence(propagation_source, now);
+                    }
+                    return;
+                }
                 let acceptance = if verdict.is_ok() {
                     gossipsub::MessageAcceptance::Accept
                 } else {
@@ -42,19 +61,44 @@ impl EventLoop {
                     }
                     Err(reason) => {
                         bump(&self.counters.gossip_rejected);
+                        self.offence(propagation_source, Instant::now());
                         if let Some(suppressed) = self.warn.bad_gossip.allow(Instant::now()) {
                             warn!(peer = %propagation_source, error = %reason, suppressed, "invalid summary rejected");
                         }
                     }
                 }
             }
-            gossipsub::Event::Subscribed { peer_id, topic } if topic == self.topic.hash() => {
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages: f,
+            } => {
+                let dropped = f
+                    .priority
+                    .saturating_add(f.non_priority)
+                    .saturating_add(f.timeout);
+                crate::stats::add(&self.counters.gossip_send_dropped, dropped);
+                debug!(peer = %peer_id, dropped, "gossip messages to a slow peer dropped");
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
                 // No republish here: with many joiners it becomes a storm. Joiners get our
                 // summary through peer-table sync.
-                debug!(peer = %peer_id, "peer subscribed to load topic");
+                debug!(peer = %peer_id, %topic, "peer subscribed");
+                self.sample_peer_topics();
             }
             _ => {}
         }
+    }
+
+    /// Tells gossipsub not to forward or penalise a message we did not take.
+    fn ignore(&mut self, message_id: &gossipsub::MessageId, source: PeerId) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(
+                message_id,
+                &source,
+                gossipsub::MessageAcceptance::Ignore,
+            );
     }
 
     fn validate_summary(

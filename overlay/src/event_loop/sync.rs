@@ -32,8 +32,13 @@ impl EventLoop {
                     },
                 ..
             } => {
+                if let Err(refusal) = self.guard.inbound_sync(peer, now) {
+                    self.refuse(crate::guard::Kind::Sync, refusal, peer, now);
+                    return;
+                }
                 let Ok(target) = <[u8; 32]>::try_from(request.0.as_slice()) else {
                     bump(&self.counters.sync_rejected);
+                    self.offence(peer, now);
                     debug!(%peer, bytes = request.0.len(), "malformed sync request dropped");
                     return;
                 };

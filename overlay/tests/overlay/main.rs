@@ -171,5 +171,6 @@ mod harness {
 
 mod discovery;
 mod gossip;
+mod hostile;
 mod messaging;
 mod security;
