@@ -31,6 +31,13 @@ tools/libvirt-lab/e2e.sh
 # by live migration; every guest runs exactly once afterwards.
 echo "== dvmsd + libvirt end-to-end (tools/libvirt-lab/e2e-agents.sh)"
 tools/libvirt-lab/e2e-agents.sh
+# The same with h00's agent killed (SIGKILL) mid-migration, then restarted, and with destinations
+# that refuse the migration (iptables): every guest runs exactly once, on its source or its
+# destination; the partition dissolves (about 2 min each).
+for scenario in kill refuse; do
+    echo "== dvmsd + libvirt: DVMS_E2E_SCENARIO=$scenario (e2e-agents.sh)"
+    DVMS_E2E_SCENARIO=$scenario tools/libvirt-lab/e2e-agents.sh
+done
 # A migration that cannot converge is aborted after migrate_timeout: the guest keeps running on
 # its source, exactly once (about 140 s). DVMS_E2E_SCENARIO=serial (max_parallel_migrations 1,
 # about 90 s) is not run here.

@@ -316,7 +316,7 @@ parallel=$(jq -rR 'fromjson? | select((.fields.message // .message) == "libvirt 
         | (.timestamp | capture("\\.(?<f>[0-9]+)Z$").f // "0" | ("0." + .) | tonumber) as $f
         | ($s + $f) as $t | ((.fields.duration_ms // .duration_ms) / 1000) as $d
         | "\($t - $d + 0.1) 1\n\($t) -1"' "$work/h00/log.json" 2>/dev/null |
-    grep -v '^$' | sort -n | awk '{n += $2; if (n > m) m = n} END {print m + 0}')
+    { grep -v '^$' || true; } | sort -n | awk '{n += $2; if (n > m) m = n} END {print m + 0}')
 echo "    at most $parallel migrations at once on h00 (max_parallel_migrations = $max_parallel)"
 check "h00 never ran more than max_parallel_migrations ($max_parallel) at once" [ "$parallel" -le "$max_parallel" ]
 [ "$scenario" = serial ] && check "serial: one migration after the other" is "$parallel" 1
