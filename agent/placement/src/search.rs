@@ -35,6 +35,9 @@ const STALL_UNITS: u64 = 100_000;
 /// incumbent (150,000 units of the default budget).
 const ALL_SHARE_PCT: u64 = 15;
 
+/// Share of the budget, in percent, for the ejection chains ([`crate::chain`]).
+const CHAIN_SHARE_PCT: u64 = 25;
+
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
 /// threshold to the least cost that was cut (and, to keep rounds few, at least a quarter of
@@ -157,6 +160,14 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
+    // Tight partitions (issue 11): short ejection chains, often cheaper than the greedy's
+    // placement and found where the greedy finds none.
+    let mut slice = work.slice(work.limit / 100 * CHAIN_SHARE_PCT);
+    let chained = crate::chain::construct(m, max_per_host, &mut slice);
+    work.used = slice.used;
+    if let Some(p) = chained {
+        inc.offer(p, work);
+    }
     // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the
     // budget: the packing and the search over every VM may need the rest.
     let mut slice = work.slice(if inc.best.is_some() {

@@ -1,0 +1,309 @@
+//! A constructive first plan for tight partitions (issue 11): ejection chains.
+//!
+//! On a nearly full partition the greedy repair often finds no room for what it evicts, and
+//! the searches may spend their whole slice before a first plan. The cheapest plans there are
+//! usually short chains: a VM leaves an overloaded host for a host that first sends one of its
+//! own VMs to a third host. This construction builds such a placement greedily. From the
+//! current placement, while a host is over its limits (or holds a VM its constraints do not
+//! allow there), it takes the host with the largest excess and applies the move that removes
+//! the most of that excess per MiB moved: one of its VMs to a host with room (a direct move),
+//! or to a host that makes room by sending one of its own VMs to a third host (a chain of
+//! two). Every VM moves at most once, no move overloads a host, and each move strictly lowers
+//! the excess, so it ends within `V` moves. The result is kept only when every host is within
+//! its limits and every constraint holds; its plan comes from the usual plan builder (which
+//! orders the chains and adds pivots) and is validated like any other. Deterministic: ties go
+//! to the lowest indices. About `H * (2 + VMs per host)` units per move.
+
+use dvms_core::model::Plan;
+
+use crate::greedy::free_score;
+use crate::model::{Model, NONE, State};
+use crate::plan;
+use crate::work::Work;
+
+/// Weight of a VM that must leave its host because of its domain, in the excess of a host
+/// (above any capacity excess, which is at most 2,000,000 per resource fraction unit below).
+const FORCED: u64 = 1 << 40;
+
+/// A candidate move: `a` to `to`, after `b` (if any) left `to` for `via`.
+#[derive(Clone, Copy, Debug)]
+struct Move {
+    a: usize,
+    to: usize,
+    chain: Option<(usize, usize)>,
+    gain: u64,
+    cost: u64,
+}
+
+impl Move {
+    /// True when `self` removes more excess per MiB than `o` (cross-multiplied), then is
+    /// cheaper.
+    fn better(&self, o: &Move) -> bool {
+        let l = u128::from(self.gain) * u128::from(o.cost.max(1));
+        let r = u128::from(o.gain) * u128::from(self.cost.max(1));
+        l > r || (l == r && self.cost < o.cost)
+    }
+}
+
+/// How far host `h` is over its limits: capacity excess as millionths of each limit, plus
+/// [`FORCED`] per movable VM still on `h` that its domain does not allow there.
+fn excess(m: &Model, st: &State, h: usize) -> u64 {
+    let host = &m.hosts[h];
+    let frac = |used: u64, limit: u64| {
+        used.saturating_sub(limit)
+            .saturating_mul(1_000_000)
+            .checked_div(limit)
+            .unwrap_or(if used > limit { 1_000_000 } else { 0 })
+    };
+    let forced = m.host_vms[h]
+        .iter()
+        .filter(|&&v| st.at[v] == h && !m.vms[v].pinned && !m.allowed(v, h))
+        .count() as u64;
+    frac(st.cpu[h], host.cpu_limit)
+        .saturating_add(frac(st.mem[h], host.mem_limit))
+        .saturating_add(forced.saturating_mul(FORCED))
+}
+
+/// Builds a placement by ejection chains and its plan; None when it gets stuck, the
+/// placement breaks a constraint, no plan reaches it or the budget runs out.
+pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Option<Plan> {
+    let n = m.hosts.len();
+    // Nothing to gain without room for at least a first round.
+    if work.left() < 2 * (n + m.vms.len()) as u64 {
+        return None;
+    }
+    let mut st = State::new(m);
+    for (v, vm) in m.vms.iter().enumerate() {
+        st.place(m, v, vm.host);
+    }
+    if !work.tick((n + m.vms.len()) as u64) {
+        return None;
+    }
+    // Per VM, the best third host for it this round (None: none), computed on demand.
+    let mut via: Vec<Option<Option<usize>>> = vec![None; m.vms.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    // The moves in the order made: each was safe when made (its destination had room).
+    let mut order: Vec<usize> = Vec::new();
+    for _ in 0..m.vms.len() {
+        if !work.tick(n as u64) {
+            return None;
+        }
+        let ex: Vec<u64> = (0..n).map(|h| excess(m, &st, h)).collect();
+        let Some(x) = (0..n)
+            .filter(|&h| ex[h] > 0)
+            .max_by_key(|&h| (ex[h], n - h))
+        else {
+            break;
+        };
+        for &b in &touched {
+            via[b] = None;
+        }
+        touched.clear();
+        let mut best: Option<Move> = None;
+        let residents: Vec<usize> = m.host_vms[x]
+            .iter()
+            .copied()
+            .filter(|&a| st.at[a] == x && !m.vms[a].pinned)
+            .collect();
+        for &a in &residents {
+            st.unplace(m, a);
+            let gain = ex[x].saturating_sub(excess(m, &st, x));
+            if gain == 0 {
+                st.place(m, a, x);
+                continue;
+            }
+            for y in (0..n).filter(|&y| y != x) {
+                if !work.tick(1) {
+                    st.place(m, a, x);
+                    return None;
+                }
+                if !m.allowed(a, y) {
+                    continue;
+                }
+                let direct = Move {
+                    a,
+                    to: y,
+                    chain: None,
+                    gain,
+                    cost: m.vms[a].mem,
+                };
+                if best.is_some_and(|b| !direct.better(&b)) {
+                    continue;
+                }
+                if st.can_place(m, a, y) {
+                    best = Some(direct);
+                    continue;
+                }
+                // A chain: some VM of `y` leaves for a third host first.
+                for &b in &m.host_vms[y] {
+                    if st.at[b] != y || m.vms[b].pinned || b == a {
+                        continue;
+                    }
+                    let mv = Move {
+                        a,
+                        to: y,
+                        chain: None,
+                        gain,
+                        cost: m.vms[a].mem.saturating_add(m.vms[b].mem),
+                    };
+                    if best.is_some_and(|o| !mv.better(&o)) {
+                        continue;
+                    }
+                    if !work.tick(1) || work.left() < n as u64 {
+                        break;
+                    }
+                    st.unplace(m, b);
+                    let fits = st.can_place(m, a, y);
+                    st.place(m, b, y);
+                    if !fits {
+                        continue;
+                    }
+                    let z = *via[b].get_or_insert_with(|| {
+                        touched.push(b);
+                        work.tick(n as u64);
+                        (0..n)
+                            .filter(|&z| z != x && z != y && st.can_place(m, b, z))
+                            .max_by_key(|&z| (free_score(m, &st, z), n - z))
+                    });
+                    if let Some(z) = z
+                        && best.is_none_or(|o| mv.better(&o))
+                    {
+                        best = Some(Move {
+                            chain: Some((b, z)),
+                            ..mv
+                        });
+                    }
+                }
+            }
+            st.place(m, a, x);
+            if work.exhausted() {
+                return None;
+            }
+        }
+        let mv = best?;
+        if let Some((b, z)) = mv.chain {
+            st.unplace(m, b);
+            st.place(m, b, z);
+            order.push(b);
+        }
+        st.unplace(m, mv.a);
+        st.place(m, mv.a, mv.to);
+        order.push(mv.a);
+    }
+    if !viable(m, &mut st, work) {
+        return None;
+    }
+    match plan::build(m, &st.at, max_per_host, work) {
+        Ok(p) => Some(p),
+        // The construction's own order is safe for capacity and domains; the builder's rules
+        // for groups during a plan are not re-checked here, so only without groups.
+        Err(plan::PlanFail::NoPivot) if m.groups.is_empty() => {
+            Some(plan::group(m, &st.at, max_per_host.max(1), &order))
+        }
+        Err(_) => None,
+    }
+}
+
+/// True when every host is within its limits, every movable VM is where its domain allows
+/// and every group constraint holds in the complete placement `st`.
+fn viable(m: &Model, st: &mut State, work: &mut Work) -> bool {
+    if !work.tick((m.hosts.len() + m.vms.len()) as u64) {
+        return false;
+    }
+    let hosts_ok = m
+        .hosts
+        .iter()
+        .enumerate()
+        .all(|(h, host)| st.cpu[h] <= host.cpu_limit && st.mem[h] <= host.mem_limit);
+    if !hosts_ok {
+        return false;
+    }
+    for v in 0..m.vms.len() {
+        let h = st.at[v];
+        if h == NONE || (!m.vms[v].pinned && !m.allowed(v, h)) {
+            return false;
+        }
+        // A pinned member may break a group; the movable members must not (see the crate
+        // documentation), which their own checks cover.
+        if m.vm_groups[v].is_empty() || m.vms[v].pinned {
+            continue;
+        }
+        st.unplace(m, v);
+        let ok = st.group_blocks(m, v, h).is_none();
+        st.place(m, v, h);
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use dvms_core::model::{HostSpec, NodeId, Problem, Resources, Thresholds, VmId, VmSpec};
+
+    use super::*;
+
+    /// Hosts of 1000 milli and 8 GiB; VMs as (host, cpu, mem).
+    fn model(vms: &[(u64, u64, u64)]) -> Model {
+        let p = Problem {
+            hosts: (0..3)
+                .map(|i| HostSpec {
+                    id: NodeId(i),
+                    capacity: Resources::new(1000, 8192),
+                    thresholds: Thresholds::default(),
+                })
+                .collect(),
+            vms: vms
+                .iter()
+                .enumerate()
+                .map(|(i, &(h, cpu, mem))| VmSpec {
+                    id: VmId(i as u64),
+                    host: NodeId(h),
+                    demand: Resources::new(cpu, mem),
+                    migratable: true,
+                })
+                .collect(),
+            constraints: vec![],
+        };
+        Model::compile(&p).expect("valid")
+    }
+
+    #[test]
+    fn a_chain_makes_room_where_no_direct_move_fits() {
+        // h0 is 100 over; no host has room for either of its VMs. h1 makes room by sending
+        // its 400 to h2 first: 256 + 1024 MiB, the only plan.
+        let m = model(&[
+            (0, 500, 1024),
+            (0, 600, 2048),
+            (1, 400, 256),
+            (1, 500, 4096),
+            (2, 600, 1024),
+        ]);
+        let violating = m.violating_hosts();
+        assert_eq!(violating, vec![0]);
+        let movable = vec![true; m.vms.len()];
+        let mut work = Work::new(1_000_000);
+        assert!(
+            crate::greedy::repair_and_plan(&m, &movable, &violating, 2, &mut work).is_err(),
+            "the greedy repair finds no plan here"
+        );
+        let plan = construct(&m, 2, &mut work).expect("a chain");
+        assert_eq!((plan.moved_mib(), plan.migrations().count()), (1280, 2));
+        let order: Vec<(VmId, NodeId)> = plan.migrations().map(|g| (g.vm, g.to)).collect();
+        assert_eq!(order, vec![(VmId(2), NodeId(2)), (VmId(0), NodeId(1))]);
+    }
+
+    #[test]
+    fn no_chain_when_nothing_can_make_room() {
+        // As above, but h2 has no room for h1's 400: no chain of two exists.
+        let m = model(&[
+            (0, 500, 1024),
+            (0, 600, 2048),
+            (1, 400, 256),
+            (1, 500, 4096),
+            (2, 700, 1024),
+        ]);
+        assert!(construct(&m, 2, &mut Work::new(1_000_000)).is_none());
+    }
+}
