@@ -64,9 +64,71 @@ fn excess(m: &Model, st: &State, h: usize) -> u64 {
         .saturating_add(forced.saturating_mul(FORCED))
 }
 
+/// Alternatives tried at each move by [`construct_all`] (the best move's runners-up).
+const DETOUR_RANKS: usize = 3;
+
+/// Runs [`construct`], then again with one detour (at one move, the second, third... best
+/// move instead of the best: a limited discrepancy search), while the budget lasts; passes
+/// every plan found to `offer`.
+pub(crate) fn construct_all(
+    m: &Model,
+    max_per_host: usize,
+    work: &mut Work,
+    offer: &mut dyn FnMut(Plan, &Work),
+) {
+    let (plan, moves) = run(m, max_per_host, work, None);
+    if let Some(p) = plan {
+        offer(p, work);
+    }
+    for depth in 0..=moves {
+        for rank in 1..=DETOUR_RANKS {
+            if work.exhausted() {
+                return;
+            }
+            let (plan, _) = run(m, max_per_host, work, Some((depth, rank)));
+            if let Some(p) = plan {
+                offer(p, work);
+            }
+        }
+    }
+}
+
 /// Builds a placement by ejection chains and its plan; None when it gets stuck, the
 /// placement breaks a constraint, no plan reaches it or the budget runs out.
-pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Option<Plan> {
+#[cfg(test)]
+fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Option<Plan> {
+    run(m, max_per_host, work, None).0
+}
+
+/// Inserts `mv` into `top` (best first), keeping at most `k`.
+fn keep_top(top: &mut Vec<Move>, k: usize, mv: Move) {
+    let at = top.iter().position(|o| mv.better(o)).unwrap_or(top.len());
+    if at < k {
+        top.insert(at, mv);
+        top.truncate(k);
+    }
+}
+
+/// [`construct`], taking at move `detour.0` the move of rank `detour.1` (0: the best); also
+/// returns how many moves were made.
+fn run(
+    m: &Model,
+    max_per_host: usize,
+    work: &mut Work,
+    detour: Option<(usize, usize)>,
+) -> (Option<Plan>, usize) {
+    let mut moves = 0;
+    let plan = run_inner(m, max_per_host, work, detour, &mut moves);
+    (plan, moves)
+}
+
+fn run_inner(
+    m: &Model,
+    max_per_host: usize,
+    work: &mut Work,
+    detour: Option<(usize, usize)>,
+    moves: &mut usize,
+) -> Option<Plan> {
     let n = m.hosts.len();
     // Nothing to gain without room for at least a first round.
     if work.left() < 2 * (n + m.vms.len()) as u64 {
@@ -84,7 +146,13 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
     let mut touched: Vec<usize> = Vec::new();
     // The moves in the order made: each was safe when made (its destination had room).
     let mut order: Vec<usize> = Vec::new();
-    for _ in 0..m.vms.len() {
+    for depth in 0..m.vms.len() {
+        *moves = depth;
+        let rank = match detour {
+            Some((d, r)) if d == depth => r,
+            _ => 0,
+        };
+        let k = rank + 1;
         if !work.tick(n as u64) {
             return None;
         }
@@ -99,7 +167,8 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
             via[b] = None;
         }
         touched.clear();
-        let mut best: Option<Move> = None;
+        // The best moves, best first (the best only, except at the detour).
+        let mut top: Vec<Move> = Vec::with_capacity(k + 1);
         let residents: Vec<usize> = m.host_vms[x]
             .iter()
             .copied()
@@ -127,11 +196,11 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
                     gain,
                     cost: m.vms[a].mem,
                 };
-                if best.is_some_and(|b| !direct.better(&b)) {
+                if top.len() == k && !direct.better(&top[k - 1]) {
                     continue;
                 }
                 if st.can_place(m, a, y) {
-                    best = Some(direct);
+                    keep_top(&mut top, k, direct);
                     continue;
                 }
                 // A chain: some VM of `y` leaves for a third host first.
@@ -146,7 +215,7 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
                         gain,
                         cost: m.vms[a].mem.saturating_add(m.vms[b].mem),
                     };
-                    if best.is_some_and(|o| !mv.better(&o)) {
+                    if top.len() == k && !mv.better(&top[k - 1]) {
                         continue;
                     }
                     if !work.tick(1) || work.left() < n as u64 {
@@ -165,13 +234,9 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
                             .filter(|&z| z != x && z != y && st.can_place(m, b, z))
                             .max_by_key(|&z| (free_score(m, &st, z), n - z))
                     });
-                    if let Some(z) = z
-                        && best.is_none_or(|o| mv.better(&o))
-                    {
-                        best = Some(Move {
-                            chain: Some((b, z)),
-                            ..mv
-                        });
+                    if let Some(z) = z {
+                        let chain = Some((b, z));
+                        keep_top(&mut top, k, Move { chain, ..mv });
                     }
                 }
             }
@@ -180,7 +245,7 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
                 return None;
             }
         }
-        let mv = best?;
+        let mv = *top.get(rank)?;
         if let Some((b, z)) = mv.chain {
             st.unplace(m, b);
             st.place(m, b, z);
@@ -189,6 +254,7 @@ pub(crate) fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Opti
         st.unplace(m, mv.a);
         st.place(m, mv.a, mv.to);
         order.push(mv.a);
+        *moves = depth + 1;
     }
     if !viable(m, &mut st, work) {
         return None;

@@ -160,13 +160,21 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
-    // Tight partitions (issue 11): short ejection chains, often cheaper than the greedy's
-    // placement and found where the greedy finds none.
-    let mut slice = work.slice(work.limit / 100 * CHAIN_SHARE_PCT);
-    let chained = crate::chain::construct(m, max_per_host, &mut slice);
-    work.used = slice.used;
-    if let Some(p) = chained {
-        inc.offer(p, work);
+    // The search over every movable VM, built once: its root bound tells whether the
+    // chains and the neighbourhoods can improve the incumbent at all.
+    let all =
+        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
+    let root = all.as_ref().map(|s| s.lower_bound(0, true, work));
+    let meets = |inc: &Incumbent| match (root, inc.cost()) {
+        (Some(lb), Some(best)) => lb.is_none_or(|lb| lb >= best),
+        _ => false,
+    };
+    if !work.exhausted() && !meets(&inc) {
+        // Tight partitions (issue 11): short ejection chains, often cheaper than the greedy's
+        // placement and found where the greedy finds none.
+        let mut slice = work.slice(work.limit / 100 * CHAIN_SHARE_PCT);
+        crate::chain::construct_all(m, max_per_host, &mut slice, &mut |p, w| inc.offer(p, w));
+        work.used = slice.used;
     }
     // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the
     // budget: the packing and the search over every VM may need the rest.
@@ -178,14 +186,7 @@ pub(crate) fn full(
     let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
         .run(&mut inc, &mut slice);
     work.used = slice.used;
-    // The search over every movable VM, built once: its root bound tells whether the
-    // neighbourhoods can improve the incumbent at all.
-    let all =
-        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
-    let meets = match (&all, inc.cost()) {
-        (Some(s), Some(best)) => s.lower_bound(0, true, work).is_none_or(|lb| lb >= best),
-        _ => false,
-    };
+    let meets = meets(&inc);
     if !work.exhausted() && !meets {
         crate::lns::run(m, violating, max_per_host, &mut inc, work);
     }
