@@ -162,16 +162,16 @@ pub enum PlanError {
 /// straight to a valid final placement meets all of these except the `spread` one, which
 /// orders migrations; a pivot host must meet them all.
 pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Result<(), PlanError> {
-    let hosts = Index::new(problem.hosts.iter().map(|h| h.id));
+    let hosts = Index::new(problem.hosts.iter().map(|h| h.id.0));
     if hosts.first_duplicate.is_some() {
         return Err(PlanError::InvalidProblem {
             reason: "duplicate host".into(),
         });
     }
-    let vms = Index::new(problem.vms.iter().map(|v| v.id));
+    let vms = Index::new(problem.vms.iter().map(|v| v.id.0));
     let mut usage = vec![Resources::ZERO; problem.hosts.len()];
     for (i, v) in problem.vms.iter().enumerate() {
-        let Some(h) = hosts.get(&v.host) else {
+        let Some(h) = hosts.get(v.host.0) else {
             return Err(PlanError::InvalidProblem {
                 reason: format!("{} on unknown host", v.id),
             });
@@ -188,7 +188,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
     let mut pinned: Vec<bool> = problem.vms.iter().map(|v| !v.migratable).collect();
     for c in &problem.constraints {
         if let Constraint::Root { vms: ids } = c {
-            for i in ids.iter().filter_map(|id| vms.get(id)) {
+            for i in ids.iter().filter_map(|id| vms.get(id.0)) {
                 pinned[i] = true;
             }
         }
@@ -196,7 +196,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
     // Where each VM ends (the transient rules refer to it); bad migrations are reported below.
     let mut end = at.clone();
     for mig in plan.migrations() {
-        if let Some(i) = vms.get(&mig.vm) {
+        if let Some(i) = vms.get(mig.vm.0) {
             end[i] = mig.to;
         }
     }
@@ -211,12 +211,12 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         let mut idx: Vec<(usize, usize, usize)> = Vec::with_capacity(migrations.len());
         for mig in migrations {
             let vm = mig.vm;
-            let Some(i) = vms.get(&vm) else {
+            let Some(i) = vms.get(vm.0) else {
                 return Err(PlanError::UnknownVm { step, vm });
             };
             let s = &problem.vms[i];
-            let (Some(from), Some(to)) = (hosts.get(&mig.from), hosts.get(&mig.to)) else {
-                let host = if hosts.get(&mig.from).is_none() {
+            let (Some(from), Some(to)) = (hosts.get(mig.from.0), hosts.get(mig.to.0)) else {
+                let host = if hosts.get(mig.from.0).is_none() {
                     mig.from
                 } else {
                     mig.to
@@ -306,7 +306,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         let limit = spec.limit();
         let limit = Resources::new(limit.cpu_milli, limit.mem_mib.min(spec.capacity.mem_mib));
         if !usage[h].fits_in(limit) {
-            return Err(PlanError::FinalOverload { host: id });
+            return Err(PlanError::FinalOverload { host: NodeId(id) });
         }
     }
     let placed = Placed {
@@ -325,39 +325,57 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
 
 /// Ids to their index in the problem's list, by binary search in a sorted copy (an ordered
 /// map of every VM costs several times more on whole clusters).
-struct Index<K> {
+struct Index {
     /// (id, index), sorted.
-    sorted: Vec<(K, usize)>,
+    sorted: Vec<(u64, usize)>,
     /// The index of the first entry whose id appeared before, if any.
     first_duplicate: Option<usize>,
+    /// The least id when the ids are exactly `least..least + len` (then found by offset).
+    dense: Option<u64>,
 }
 
-impl<K: Ord + Copy> Index<K> {
-    fn new(ids: impl Iterator<Item = K>) -> Index<K> {
-        let mut sorted: Vec<(K, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
+impl Index {
+    fn new(ids: impl Iterator<Item = u64>) -> Index {
+        let mut sorted: Vec<(u64, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
         sorted.sort_unstable();
         let first_duplicate = sorted
             .windows(2)
             .filter(|w| w[0].0 == w[1].0)
             .map(|w| w[1].1)
             .min();
+        let dense = match (sorted.first(), sorted.last()) {
+            (Some(&(lo, _)), Some(&(hi, _)))
+                if first_duplicate.is_none() && hi - lo == sorted.len() as u64 - 1 =>
+            {
+                Some(lo)
+            }
+            _ => None,
+        };
         Index {
             sorted,
             first_duplicate,
+            dense,
         }
     }
 
     /// The index of `k` (its first occurrence).
-    fn get(&self, k: &K) -> Option<usize> {
-        let i = self.sorted.partition_point(|(x, _)| x < k);
-        self.sorted.get(i).filter(|(x, _)| x == k).map(|&(_, i)| i)
+    fn get(&self, k: u64) -> Option<usize> {
+        if let Some(lo) = self.dense {
+            let i = usize::try_from(k.checked_sub(lo)?).ok()?;
+            return self.sorted.get(i).map(|&(_, i)| i);
+        }
+        let i = self.sorted.partition_point(|&(x, _)| x < k);
+        self.sorted
+            .get(i)
+            .filter(|&&(x, _)| x == k)
+            .map(|&(_, i)| i)
     }
 }
 
 /// The placement the constraint rules look at: per VM (by index), where it is now, where it
 /// ends and whether it is pinned.
 struct Placed<'a> {
-    vms: &'a Index<VmId>,
+    vms: &'a Index,
     at: &'a [NodeId],
     end: &'a [NodeId],
     pinned: &'a [bool],
@@ -368,7 +386,7 @@ impl Placed<'_> {
     fn present(&self, ids: &[VmId]) -> Vec<(VmId, usize)> {
         let set: BTreeSet<VmId> = ids.iter().copied().collect();
         set.into_iter()
-            .filter_map(|u| self.vms.get(&u).map(|i| (u, i)))
+            .filter_map(|u| self.vms.get(u.0).map(|i| (u, i)))
             .collect()
     }
 }
