@@ -544,6 +544,43 @@ mod tests {
     }
 
     #[test]
+    fn sparse_and_duplicate_ids_are_found() {
+        // Ids far apart (found by binary search, not by offset).
+        let mut p = problem();
+        for h in &mut p.hosts {
+            h.id = NodeId(h.id.0 * 1_000_003);
+        }
+        for v in &mut p.vms {
+            v.host = NodeId(v.host.0 * 1_000_003);
+            v.id = VmId(v.id.0 * 77_777);
+        }
+        let ok = plan(vec![vec![mig(77_777, 1_000_003, 2_000_006, 2048)]]);
+        assert_eq!(validate_plan(&p, &ok, 2), Ok(()));
+        let unknown = plan(vec![vec![mig(77_778, 1_000_003, 2_000_006, 2048)]]);
+        assert_eq!(
+            validate_plan(&p, &unknown, 2),
+            Err(PlanError::UnknownVm {
+                step: 0,
+                vm: VmId(77_778)
+            })
+        );
+        assert!(matches!(
+            validate_plan(&p, &plan(vec![vec![mig(77_777, 1_000_003, 3, 2048)]]), 2),
+            Err(PlanError::UnknownHost { .. })
+        ));
+        // The first repeated id is reported.
+        let mut dup = problem();
+        dup.vms.push(dup.vms[1].clone());
+        dup.vms.push(dup.vms[0].clone());
+        assert_eq!(
+            validate_plan(&dup, &Plan::default(), 2),
+            Err(PlanError::InvalidProblem {
+                reason: "duplicate vm vm2".into()
+            })
+        );
+    }
+
+    #[test]
     fn an_empty_plan_on_an_overloaded_host_fails() {
         assert_eq!(
             validate_plan(&problem(), &Plan::default(), 2),
