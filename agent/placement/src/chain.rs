@@ -68,26 +68,43 @@ fn excess(m: &Model, st: &State, h: usize) -> u64 {
 const DETOUR_RANKS: usize = 3;
 
 /// Runs [`construct`], then again with one detour (at one move, the second, third... best
-/// move instead of the best: a limited discrepancy search), while the budget lasts; passes
-/// every plan found to `offer`.
+/// move instead of the best: a limited discrepancy search), then, while no plan is found, with
+/// two detours, while the budget lasts; passes every plan found to `offer`.
 pub(crate) fn construct_all(
     m: &Model,
     max_per_host: usize,
     work: &mut Work,
     offer: &mut dyn FnMut(Plan, &Work),
 ) {
-    let (plan, moves) = run(m, max_per_host, work, None);
-    if let Some(p) = plan {
-        offer(p, work);
-    }
+    let found = std::cell::Cell::new(false);
+    let mut try_run = |detours: &[(usize, usize)], work: &mut Work| -> usize {
+        let (plan, moves) = run(m, max_per_host, work, detours);
+        if let Some(p) = plan {
+            found.set(true);
+            offer(p, work);
+        }
+        moves
+    };
+    let moves = try_run(&[], work);
+    // One detour at each move of the greedy run (and one past its end, where it got stuck).
+    let mut firsts = Vec::new();
     for depth in 0..=moves {
         for rank in 1..=DETOUR_RANKS {
             if work.exhausted() {
                 return;
             }
-            let (plan, _) = run(m, max_per_host, work, Some((depth, rank)));
-            if let Some(p) = plan {
-                offer(p, work);
+            let m1 = try_run(&[(depth, rank)], work);
+            firsts.push((depth, rank, m1));
+        }
+    }
+    // Two detours, the second after the first, only while nothing is found.
+    for &(d1, r1, m1) in &firsts {
+        for d2 in d1 + 1..=m1 {
+            for r2 in 1..=DETOUR_RANKS {
+                if found.get() || work.exhausted() {
+                    return;
+                }
+                try_run(&[(d1, r1), (d2, r2)], work);
             }
         }
     }
@@ -97,7 +114,7 @@ pub(crate) fn construct_all(
 /// placement breaks a constraint, no plan reaches it or the budget runs out.
 #[cfg(test)]
 fn construct(m: &Model, max_per_host: usize, work: &mut Work) -> Option<Plan> {
-    run(m, max_per_host, work, None).0
+    run(m, max_per_host, work, &[]).0
 }
 
 /// Inserts `mv` into `top` (best first), keeping at most `k`.
@@ -109,16 +126,16 @@ fn keep_top(top: &mut Vec<Move>, k: usize, mv: Move) {
     }
 }
 
-/// [`construct`], taking at move `detour.0` the move of rank `detour.1` (0: the best); also
-/// returns how many moves were made.
+/// [`construct`], taking at move `d` the move of rank `r` (0: the best) for each `(d, r)` of
+/// `detours`; also returns how many moves were made.
 fn run(
     m: &Model,
     max_per_host: usize,
     work: &mut Work,
-    detour: Option<(usize, usize)>,
+    detours: &[(usize, usize)],
 ) -> (Option<Plan>, usize) {
     let mut moves = 0;
-    let plan = run_inner(m, max_per_host, work, detour, &mut moves);
+    let plan = run_inner(m, max_per_host, work, detours, &mut moves);
     (plan, moves)
 }
 
@@ -126,7 +143,7 @@ fn run_inner(
     m: &Model,
     max_per_host: usize,
     work: &mut Work,
-    detour: Option<(usize, usize)>,
+    detours: &[(usize, usize)],
     moves: &mut usize,
 ) -> Option<Plan> {
     let n = m.hosts.len();
@@ -148,10 +165,10 @@ fn run_inner(
     let mut order: Vec<usize> = Vec::new();
     for depth in 0..m.vms.len() {
         *moves = depth;
-        let rank = match detour {
-            Some((d, r)) if d == depth => r,
-            _ => 0,
-        };
+        let rank = detours
+            .iter()
+            .find(|&&(d, _)| d == depth)
+            .map_or(0, |&(_, r)| r);
         let k = rank + 1;
         if !work.tick(n as u64) {
             return None;

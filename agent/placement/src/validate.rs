@@ -570,8 +570,8 @@ mod tests {
         ));
         // The first repeated id is reported.
         let mut dup = problem();
-        dup.vms.push(dup.vms[1].clone());
-        dup.vms.push(dup.vms[0].clone());
+        dup.vms.push(dup.vms[1]);
+        dup.vms.push(dup.vms[0]);
         assert_eq!(
             validate_plan(&dup, &Plan::default(), 2),
             Err(PlanError::InvalidProblem {
