@@ -862,7 +862,7 @@ const BENCH8_WORST: f64 = 1.6;
 const BENCH8_EXHAUSTED: usize = 1;
 
 #[test]
-#[ignore = "diagnostic: the 8-host benchmark partitions, seed by seed"]
+#[ignore = "diagnostic: the 8-host benchmark partitions, seed by seed (DVMS_SEED, DVMS_NODES, DVMS_BUDGET)"]
 fn show_bench_nearly_full() {
     let seeds = match one_seed() {
         Some((seed, _)) => seed..seed + 1,
@@ -870,6 +870,10 @@ fn show_bench_nearly_full() {
     };
     for seed in seeds {
         let p = bench_nearly_full(seed);
+        let budget = std::env::var("DVMS_BUDGET")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
         if one_seed().is_some() {
             for h in &p.hosts {
                 let vms: Vec<(u64, u64, u64)> = p
@@ -890,7 +894,11 @@ fn show_bench_nearly_full() {
                 eprintln!("{budget}: {:?}", solve_checked(&p, &opts).result);
             }
         }
-        let out = solve_checked(&p, &Options::default());
+        let opts = Options {
+            budget: dvms_placement::Budget { work_units: budget },
+            ..Options::default()
+        };
+        let out = solve_checked(&p, &opts);
         let bound = out
             .result
             .as_ref()
