@@ -8,11 +8,14 @@
 //! allow there), it takes the host with the largest excess and applies the move that removes
 //! the most of that excess per MiB moved: one of its VMs to a host with room (a direct move),
 //! or to a host that makes room by sending one of its own VMs to a third host (a chain of
-//! two). Every VM moves at most once, no move overloads a host, and each move strictly lowers
-//! the excess, so it ends within `V` moves. The result is kept only when every host is within
-//! its limits and every constraint holds; its plan comes from the usual plan builder (which
-//! orders the chains and adds pivots) and is validated like any other. Deterministic: ties go
-//! to the lowest indices. About `H * (2 + VMs per host)` units per move.
+//! two, the third host with the most free room). Every VM moves at most once, each move is
+//! safe when made (its destination has room then) and strictly lowers the excess, so a run
+//! ends within `V` moves. The result is kept only when every host is within its limits and
+//! every constraint holds; its plan comes from the usual plan builder (or, without group
+//! constraints, from the construction's own safe order grouped into steps) and is validated
+//! like any other. [`construct_all`] repeats the run with detours (a limited discrepancy
+//! search). Deterministic: ties go to the lowest indices. A run costs about `k^2 H` units per
+//! move (`k` VMs per host, `H` hosts).
 
 use dvms_core::model::Plan;
 

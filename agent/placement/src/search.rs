@@ -9,7 +9,9 @@
 //! skipped. A room relaxation (the VMs still to place need no more than the room of the hosts
 //! that can take the smallest of them) prunes tight packings.
 //!
-//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
+//! After the greedy repair, when its plan does not meet the root bound over every VM, ejection
+//! chains ([`crate::chain`], a quarter of the budget at most) look for a first or cheaper
+//! plan. Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
 //! budget when there is no incumbent yet); if that finds nothing, a packing search over every
 //! movable VM (largest first, healthy destinations first, stopping at the first plan,
 //! backjumping past decisions unrelated to a plan's deadlock) with a third of the rest; then
