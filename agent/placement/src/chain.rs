@@ -68,8 +68,11 @@ fn excess(m: &Model, st: &State, h: usize) -> u64 {
         .saturating_add(forced.saturating_mul(FORCED))
 }
 
-/// Alternatives tried at each move by [`construct_all`] (the best move's runners-up).
-const DETOUR_RANKS: usize = 3;
+/// Alternatives tried at each move by [`construct_all`] (the best move's runners-up) when
+/// there is no plan yet, and when there is one (then the chains only improve it, and more
+/// detours cost the 8-host drains 17 % more work for no gain).
+const DETOUR_RANKS: usize = 6;
+const DETOUR_RANKS_WITH_PLAN: usize = 3;
 
 /// Runs [`construct`], then again with one detour (at one move, the second, third... best
 /// move instead of the best: a limited discrepancy search), then, while no plan is found, with
@@ -77,9 +80,15 @@ const DETOUR_RANKS: usize = 3;
 pub(crate) fn construct_all(
     m: &Model,
     max_per_host: usize,
+    have_plan: bool,
     work: &mut Work,
     offer: &mut dyn FnMut(Plan, &Work),
 ) {
+    let ranks = if have_plan {
+        DETOUR_RANKS_WITH_PLAN
+    } else {
+        DETOUR_RANKS
+    };
     let found = std::cell::Cell::new(false);
     let mut try_run = |detours: &[(usize, usize)], work: &mut Work| -> usize {
         let (plan, moves) = run(m, max_per_host, work, detours);
@@ -93,7 +102,7 @@ pub(crate) fn construct_all(
     // One detour at each move of the greedy run (and one past its end, where it got stuck).
     let mut firsts = Vec::new();
     for depth in 0..=moves {
-        for rank in 1..=DETOUR_RANKS {
+        for rank in 1..=ranks {
             if work.exhausted() {
                 return;
             }
@@ -104,7 +113,7 @@ pub(crate) fn construct_all(
     // Two detours, the second after the first, only while nothing is found.
     for &(d1, r1, m1) in &firsts {
         for d2 in d1 + 1..=m1 {
-            for r2 in 1..=DETOUR_RANKS {
+            for r2 in 1..=ranks {
                 if found.get() || work.exhausted() {
                     return;
                 }

@@ -52,7 +52,7 @@
 //! [`Mode::Full`]: the repair gives a first incumbent, and so do ejection chains
 //! (`chain.rs`, issue 11: while a host is over, the move that removes most of its excess per
 //! MiB, directly or after the destination sends one of its VMs to a third host; each move safe
-//! when made; a quarter of the budget at most); then an Entropy-style depth-first branch
+//! when made; 40 % of the budget at most); then an Entropy-style depth-first branch
 //! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
 //! first). Its lower bound is, per host whose VMs it decides, the least (memory, VMs) that
 //! must still leave it: the exact knapsack above before the host is touched, a small exact

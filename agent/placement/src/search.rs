@@ -10,7 +10,7 @@
 //! that can take the smallest of them) prunes tight packings.
 //!
 //! After the greedy repair, when its plan does not meet the root bound over every VM, ejection
-//! chains ([`crate::chain`], a quarter of the budget at most) look for a first or cheaper
+//! chains ([`crate::chain`], 40 % of the budget at most) look for a first or cheaper
 //! plan. Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
 //! budget when there is no incumbent yet); if that finds nothing, a packing search over every
 //! movable VM (largest first, healthy destinations first, stopping at the first plan,
@@ -37,8 +37,10 @@ const STALL_UNITS: u64 = 100_000;
 /// incumbent (150,000 units of the default budget).
 const ALL_SHARE_PCT: u64 = 15;
 
-/// Share of the budget, in percent, for the ejection chains ([`crate::chain`]).
-const CHAIN_SHARE_PCT: u64 = 25;
+/// Share of the budget, in percent, for the ejection chains ([`crate::chain`]) when the greedy
+/// repair found no plan, and when it found one (the chains then only improve it).
+const CHAIN_SHARE_PCT: u64 = 40;
+const CHAIN_SHARE_WITH_PLAN_PCT: u64 = 25;
 
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
@@ -174,8 +176,16 @@ pub(crate) fn full(
     if !work.exhausted() && !meets(&inc) {
         // Tight partitions (issue 11): short ejection chains, often cheaper than the greedy's
         // placement and found where the greedy finds none.
-        let mut slice = work.slice(work.limit / 100 * CHAIN_SHARE_PCT);
-        crate::chain::construct_all(m, max_per_host, &mut slice, &mut |p, w| inc.offer(p, w));
+        let have_plan = inc.best.is_some();
+        let pct = if have_plan {
+            CHAIN_SHARE_WITH_PLAN_PCT
+        } else {
+            CHAIN_SHARE_PCT
+        };
+        let mut slice = work.slice(work.limit / 100 * pct);
+        crate::chain::construct_all(m, max_per_host, have_plan, &mut slice, &mut |p, w| {
+            inc.offer(p, w);
+        });
         work.used = slice.used;
     }
     // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the

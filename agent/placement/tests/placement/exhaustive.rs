@@ -856,10 +856,11 @@ const BENCH8_SEEDS: u64 = 40;
 
 /// Measured levels of the 8-host benchmark comparison (the issue asks 1.02 and 1.5; measured
 /// at commit `aa8c62f`: mean 1.0417 and worst 1.600 over 24 compared seeds, one exhausted
-/// budget where a plan exists, the reference giving up on 13 of 40 seeds).
-const BENCH8_MEAN: f64 = 1.05;
+/// budget where a plan exists; with the chains' larger share when there is no plan yet: mean
+/// 1.0240, worst 1.600 over 25, none exhausted; the reference gives up on 13 of 40 seeds).
+const BENCH8_MEAN: f64 = 1.03;
 const BENCH8_WORST: f64 = 1.6;
-const BENCH8_EXHAUSTED: usize = 1;
+const BENCH8_EXHAUSTED: usize = 0;
 
 #[test]
 #[ignore = "diagnostic: the 8-host benchmark partitions, seed by seed (DVMS_SEED, DVMS_NODES, DVMS_BUDGET)"]
