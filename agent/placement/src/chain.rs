@@ -13,8 +13,10 @@
 //! ends within `V` moves. The result is kept only when every host is within its limits and
 //! every constraint holds; its plan comes from the usual plan builder (or, without group
 //! constraints, from the construction's own safe order grouped into steps) and is validated
-//! like any other. [`construct_all`] repeats the run with detours (a limited discrepancy
-//! search). Deterministic: ties go to the lowest indices. A run costs about `k^2 H` units per
+//! like any other. When nothing else is found for a host that holds a VM its domain bans
+//! there, a chain through that host itself is tried (it sends a VM away, takes the
+//! destination's VM, whose departure makes room for the banned one). [`construct_all`]
+//! repeats the run with detours (a limited discrepancy search). Deterministic: ties go to the lowest indices. A run costs about `k^2 H` units per
 //! move (`k` VMs per host, `H` hosts).
 
 use dvms_core::model::Plan;
