@@ -49,7 +49,10 @@
 //! drained host's VMs); if that fails, the violating hosts' remaining room is used too.
 //! `O((V + H) log H)` plus the knapsacks: for whole clusters.
 //!
-//! [`Mode::Full`]: the repair gives a first incumbent, then an Entropy-style depth-first branch
+//! [`Mode::Full`]: the repair gives a first incumbent, and so do ejection chains
+//! (`chain.rs`, issue 11: while a host is over, the move that removes most of its excess per
+//! MiB, directly or after the destination sends one of its VMs to a third host; each move safe
+//! when made; 40 % of the budget at most); then an Entropy-style depth-first branch
 //! and bound decides each VM of the violating hosts (stay, or move to a host, most free room
 //! first). Its lower bound is, per host whose VMs it decides, the least (memory, VMs) that
 //! must still leave it: the exact knapsack above before the host is touched, a small exact
@@ -101,6 +104,7 @@
 //! - `lib.rs`: the public API and the mode dispatch.
 //! - `model.rs`: the compiled, index-based problem and the partial-placement state.
 //! - `greedy.rs`: the near-linear repair (and the full mode's first incumbent).
+//! - `chain.rs`: the full mode's ejection chains (a first plan on tight partitions).
 //! - `infeasible.rs`: quick proofs that no plan exists.
 //! - `keep.rs`: which VMs of a host stay (a bounded knapsack over VM types).
 //! - `search.rs`: the branch and bound and the iterative deepening of the full mode.
@@ -110,6 +114,7 @@
 //! - [`instance`]: the JSON instance format of `dvms-sim solve` (the only reason this crate
 //!   depends on `serde` and `serde_json`).
 
+mod chain;
 mod greedy;
 mod infeasible;
 pub mod instance;

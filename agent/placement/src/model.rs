@@ -7,7 +7,7 @@
 //! Identifiers in a constraint that are not in the problem are ignored: the core may pass
 //! cluster-wide constraints to a partition that holds only some of their VMs and hosts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use dvms_core::model::{Constraint, NodeId, Problem, Unsolvable, VmId};
@@ -95,6 +95,55 @@ pub(crate) struct Model {
     pub(crate) host_vms: Vec<Vec<usize>>,
 }
 
+/// Ids to their index in the problem's list, by binary search in a sorted copy: building an
+/// ordered map of every VM costs several times more on whole clusters.
+struct SortedIndex {
+    /// (id, index), sorted.
+    sorted: Vec<(u64, usize)>,
+    /// The index of the first entry whose id appeared before, if any.
+    first_duplicate: Option<usize>,
+    /// The least id when the ids are exactly `least..least + len` (then found by offset).
+    dense: Option<u64>,
+}
+
+impl SortedIndex {
+    fn new(ids: impl Iterator<Item = u64>) -> SortedIndex {
+        let mut sorted: Vec<(u64, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
+        sorted.sort_unstable();
+        let first_duplicate = sorted
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[1].1)
+            .min();
+        let dense = match (sorted.first(), sorted.last()) {
+            (Some(&(lo, _)), Some(&(hi, _)))
+                if first_duplicate.is_none() && hi - lo == sorted.len() as u64 - 1 =>
+            {
+                Some(lo)
+            }
+            _ => None,
+        };
+        SortedIndex {
+            sorted,
+            first_duplicate,
+            dense,
+        }
+    }
+
+    /// The index of `k` (its first occurrence).
+    fn get(&self, k: u64) -> Option<usize> {
+        if let Some(lo) = self.dense {
+            let i = usize::try_from(k.checked_sub(lo)?).ok()?;
+            return self.sorted.get(i).map(|&(_, i)| i);
+        }
+        let i = self.sorted.partition_point(|&(x, _)| x < k);
+        self.sorted
+            .get(i)
+            .filter(|&&(x, _)| x == k)
+            .map(|&(_, i)| i)
+    }
+}
+
 fn invalid(reason: String) -> Unsolvable {
     Unsolvable::Invalid { reason }
 }
@@ -102,12 +151,12 @@ fn invalid(reason: String) -> Unsolvable {
 impl Model {
     /// Compiles a problem, or says why it is inconsistent.
     pub(crate) fn compile(problem: &Problem) -> Result<Model, Unsolvable> {
-        let mut host_index = BTreeMap::new();
+        let host_index = SortedIndex::new(problem.hosts.iter().map(|h| h.id.0));
+        if let Some(i) = host_index.first_duplicate {
+            return Err(invalid(format!("duplicate host {}", problem.hosts[i].id)));
+        }
         let mut hosts = Vec::with_capacity(problem.hosts.len());
         for h in &problem.hosts {
-            if host_index.insert(h.id, hosts.len()).is_some() {
-                return Err(invalid(format!("duplicate host {}", h.id)));
-            }
             let limit = h.limit();
             hosts.push(Host {
                 id: h.id,
@@ -116,14 +165,14 @@ impl Model {
                 mem_cap: h.capacity.mem_mib,
             });
         }
-        let mut vm_index = BTreeMap::new();
+        let vm_index = SortedIndex::new(problem.vms.iter().map(|v| v.id.0));
         let mut vms = Vec::with_capacity(problem.vms.len());
         let mut host_vms = vec![Vec::new(); hosts.len()];
-        for v in &problem.vms {
-            let Some(&host) = host_index.get(&v.host) else {
+        for (i, v) in problem.vms.iter().enumerate() {
+            let Some(host) = host_index.get(v.host.0) else {
                 return Err(invalid(format!("{} runs on unknown host {}", v.id, v.host)));
             };
-            if vm_index.insert(v.id, vms.len()).is_some() {
+            if vm_index.first_duplicate == Some(i) {
                 return Err(invalid(format!("duplicate vm {}", v.id)));
             }
             host_vms[host].push(vms.len());
@@ -137,17 +186,14 @@ impl Model {
             });
         }
         let vm_ids = |ids: &[VmId]| -> Vec<usize> {
-            let set: BTreeSet<usize> = ids
-                .iter()
-                .filter_map(|i| vm_index.get(i).copied())
-                .collect();
+            let set: BTreeSet<usize> = ids.iter().filter_map(|i| vm_index.get(i.0)).collect();
             set.into_iter().collect()
         };
         let n_hosts = hosts.len();
         let host_set = |ids: &[NodeId]| -> Vec<bool> {
             let mut set = vec![false; n_hosts];
             for i in ids {
-                if let Some(&h) = host_index.get(i) {
+                if let Some(h) = host_index.get(i.0) {
                     set[h] = true;
                 }
             }

@@ -298,7 +298,9 @@ fn serial_order(
 
 /// Groups a safe serial order into parallel steps: a migration joins the current step while
 /// the step stays safe and within the cap, else starts the next one.
-fn group(m: &Model, target: &[usize], cap: usize, order: &[usize]) -> Plan {
+/// Groups a safe serial `order` of the migrations to `target` (each VM once) into parallel
+/// steps: a migration joins the current step while it fits there.
+pub(crate) fn group(m: &Model, target: &[usize], cap: usize, order: &[usize]) -> Plan {
     let mut sim = Sim::new(m);
     let mut plan = Plan::default();
     let mut step: Vec<usize> = Vec::new();

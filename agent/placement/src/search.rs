@@ -9,7 +9,9 @@
 //! skipped. A room relaxation (the VMs still to place need no more than the room of the hosts
 //! that can take the smallest of them) prunes tight packings.
 //!
-//! Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
+//! After the greedy repair, when its plan does not meet the root bound over every VM, ejection
+//! chains ([`crate::chain`], 40 % of the budget at most) look for a first or cheaper
+//! plan. Searches, in turn ([`Scope`]): the violating hosts' VMs host by host (a tenth of the
 //! budget when there is no incumbent yet); if that finds nothing, a packing search over every
 //! movable VM (largest first, healthy destinations first, stopping at the first plan,
 //! backjumping past decisions unrelated to a plan's deadlock) with a third of the rest; then
@@ -34,6 +36,11 @@ const STALL_UNITS: u64 = 100_000;
 /// Share of the budget, in percent, for the search over every movable VM once there is an
 /// incumbent (150,000 units of the default budget).
 const ALL_SHARE_PCT: u64 = 15;
+
+/// Share of the budget, in percent, for the ejection chains ([`crate::chain`]) when the greedy
+/// repair found no plan, and when it found one (the chains then only improve it).
+const CHAIN_SHARE_PCT: u64 = 40;
+const CHAIN_SHARE_WITH_PLAN_PCT: u64 = 25;
 
 /// Iterative deepening on the cost over every movable VM: each round explores every
 /// placement whose cost plus lower bound is within a threshold, the next round raises the
@@ -157,6 +164,30 @@ pub(crate) fn full(
         }
         Err(e) => Some(e),
     };
+    // The search over every movable VM, built once: its root bound tells whether the
+    // chains and the neighbourhoods can improve the incumbent at all.
+    let all =
+        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
+    let root = all.as_ref().map(|s| s.lower_bound(0, true, work));
+    let meets = |inc: &Incumbent| match (root, inc.cost()) {
+        (Some(lb), Some(best)) => lb.is_none_or(|lb| lb >= best),
+        _ => false,
+    };
+    if !work.exhausted() && !meets(&inc) {
+        // Tight partitions (issue 11): short ejection chains, often cheaper than the greedy's
+        // placement and found where the greedy finds none.
+        let have_plan = inc.best.is_some();
+        let pct = if have_plan {
+            CHAIN_SHARE_WITH_PLAN_PCT
+        } else {
+            CHAIN_SHARE_PCT
+        };
+        let mut slice = work.slice(work.limit / 100 * pct);
+        crate::chain::construct_all(m, max_per_host, have_plan, &mut slice, &mut |p, w| {
+            inc.offer(p, w);
+        });
+        work.used = slice.used;
+    }
     // Without an incumbent, the search over the violating hosts' VMs gets a tenth of the
     // budget: the packing and the search over every VM may need the rest.
     let mut slice = work.slice(if inc.best.is_some() {
@@ -167,14 +198,7 @@ pub(crate) fn full(
     let mut complete = Search::new(m, violating, Scope::Violating, max_per_host, &mut slice)
         .run(&mut inc, &mut slice);
     work.used = slice.used;
-    // The search over every movable VM, built once: its root bound tells whether the
-    // neighbourhoods can improve the incumbent at all.
-    let all =
-        (!work.exhausted()).then(|| Search::new(m, violating, Scope::All, max_per_host, work));
-    let meets = match (&all, inc.cost()) {
-        (Some(s), Some(best)) => s.lower_bound(0, true, work).is_none_or(|lb| lb >= best),
-        _ => false,
-    };
+    let meets = meets(&inc);
     if !work.exhausted() && !meets {
         crate::lns::run(m, violating, max_per_host, &mut inc, work);
     }

@@ -162,47 +162,42 @@ pub enum PlanError {
 /// straight to a valid final placement meets all of these except the `spread` one, which
 /// orders migrations; a pivot host must meet them all.
 pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Result<(), PlanError> {
-    let hosts: BTreeMap<NodeId, &dvms_core::model::HostSpec> =
-        problem.hosts.iter().map(|h| (h.id, h)).collect();
-    if hosts.len() != problem.hosts.len() {
+    let hosts = Index::new(problem.hosts.iter().map(|h| h.id.0));
+    if hosts.first_duplicate.is_some() {
         return Err(PlanError::InvalidProblem {
             reason: "duplicate host".into(),
         });
     }
-    let mut at: BTreeMap<VmId, NodeId> = BTreeMap::new();
-    let mut spec = BTreeMap::new();
-    let mut usage: BTreeMap<NodeId, Resources> =
-        hosts.keys().map(|&h| (h, Resources::ZERO)).collect();
-    for v in &problem.vms {
-        let Some(u) = usage.get_mut(&v.host) else {
+    let vms = Index::new(problem.vms.iter().map(|v| v.id.0));
+    let mut usage = vec![Resources::ZERO; problem.hosts.len()];
+    for (i, v) in problem.vms.iter().enumerate() {
+        let Some(h) = hosts.get(v.host.0) else {
             return Err(PlanError::InvalidProblem {
                 reason: format!("{} on unknown host", v.id),
             });
         };
-        *u += v.demand;
-        if at.insert(v.id, v.host).is_some() {
+        usage[h] += v.demand;
+        if vms.first_duplicate == Some(i) {
             return Err(PlanError::InvalidProblem {
                 reason: format!("duplicate vm {}", v.id),
             });
         }
-        spec.insert(v.id, v);
     }
-    let mut pinned: BTreeSet<VmId> = problem
-        .vms
-        .iter()
-        .filter(|v| !v.migratable)
-        .map(|v| v.id)
-        .collect();
+    // Per VM (by index in `problem.vms`): where it is, whether it may move.
+    let mut at: Vec<NodeId> = problem.vms.iter().map(|v| v.host).collect();
+    let mut pinned: Vec<bool> = problem.vms.iter().map(|v| !v.migratable).collect();
     for c in &problem.constraints {
-        if let Constraint::Root { vms } = c {
-            pinned.extend(vms.iter().copied());
+        if let Constraint::Root { vms: ids } = c {
+            for i in ids.iter().filter_map(|id| vms.get(id.0)) {
+                pinned[i] = true;
+            }
         }
     }
     // Where each VM ends (the transient rules refer to it); bad migrations are reported below.
     let mut end = at.clone();
     for mig in plan.migrations() {
-        if let Some(h) = end.get_mut(&mig.vm) {
-            *h = mig.to;
+        if let Some(i) = vms.get(mig.vm.0) {
+            end[i] = mig.to;
         }
     }
     for (step, migrations) in plan.steps.iter().enumerate() {
@@ -212,17 +207,23 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
         let mut seen = BTreeSet::new();
         let mut count: BTreeMap<NodeId, usize> = BTreeMap::new();
         let mut arriving: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        // Per migration: the VM's index and the destination's.
+        let mut idx: Vec<(usize, usize, usize)> = Vec::with_capacity(migrations.len());
         for mig in migrations {
             let vm = mig.vm;
-            let Some(s) = spec.get(&vm) else {
+            let Some(i) = vms.get(vm.0) else {
                 return Err(PlanError::UnknownVm { step, vm });
             };
-            for host in [mig.from, mig.to] {
-                if !hosts.contains_key(&host) {
-                    return Err(PlanError::UnknownHost { step, host });
-                }
-            }
-            let actual = at[&vm];
+            let s = &problem.vms[i];
+            let (Some(from), Some(to)) = (hosts.get(mig.from.0), hosts.get(mig.to.0)) else {
+                let host = if hosts.get(mig.from.0).is_none() {
+                    mig.from
+                } else {
+                    mig.to
+                };
+                return Err(PlanError::UnknownHost { step, host });
+            };
+            let actual = at[i];
             if actual != mig.from {
                 return Err(PlanError::WrongSource {
                     step,
@@ -237,7 +238,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
             if !seen.insert(vm) {
                 return Err(PlanError::DuplicateVm { step, vm });
             }
-            if pinned.contains(&vm) {
+            if pinned[i] {
                 return Err(PlanError::PinnedVm { step, vm });
             }
             if mig.mem_mib != s.demand.mem_mib {
@@ -251,6 +252,7 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
             *count.entry(mig.from).or_default() += 1;
             *count.entry(mig.to).or_default() += 1;
             *arriving.entry(mig.to).or_default() += s.demand;
+            idx.push((i, from, to));
         }
         for (&host, &n) in &count {
             if n > max_per_host.max(1) {
@@ -262,10 +264,10 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
                 });
             }
         }
-        for mig in migrations {
-            let h = hosts[&mig.to];
+        for (mig, &(_, _, to)) in migrations.iter().zip(&idx) {
+            let h = &problem.hosts[to];
             let limit = Resources::new(h.limit().cpu_milli, h.capacity.mem_mib);
-            let n = usage[&mig.to] + arriving[&mig.to];
+            let n = usage[to] + arriving.get(&mig.to).copied().unwrap_or(Resources::ZERO);
             if !n.fits_in(limit) {
                 return Err(PlanError::Overcommit {
                     step,
@@ -275,9 +277,14 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
                 });
             }
         }
+        let placed = Placed {
+            vms: &vms,
+            at: &at,
+            end: &end,
+            pinned: &pinned,
+        };
         for mig in migrations {
-            if let Some(constraint) = transient_break(problem, &at, &end, &pinned, migrations, mig)
-            {
+            if let Some(constraint) = transient_break(problem, &placed, migrations, mig) {
                 return Err(PlanError::TransientConstraint {
                     step,
                     vm: mig.vm,
@@ -286,82 +293,152 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
                 });
             }
         }
-        for mig in migrations {
-            let d = spec[&mig.vm].demand;
-            *usage.get_mut(&mig.from).expect("known host") -= d;
-            *usage.get_mut(&mig.to).expect("known host") += d;
-            at.insert(mig.vm, mig.to);
+        for (mig, &(i, from, to)) in migrations.iter().zip(&idx) {
+            let d = problem.vms[i].demand;
+            usage[from] -= d;
+            usage[to] += d;
+            at[i] = mig.to;
         }
     }
-    for (&id, h) in &hosts {
-        let limit = h.limit();
-        let limit = Resources::new(limit.cpu_milli, limit.mem_mib.min(h.capacity.mem_mib));
-        if !usage[&id].fits_in(limit) {
-            return Err(PlanError::FinalOverload { host: id });
+    // Hosts in id order: the first one over its thresholds is reported.
+    for &(id, h) in &hosts.sorted {
+        let spec = &problem.hosts[h];
+        let limit = spec.limit();
+        let limit = Resources::new(limit.cpu_milli, limit.mem_mib.min(spec.capacity.mem_mib));
+        if !usage[h].fits_in(limit) {
+            return Err(PlanError::FinalOverload { host: NodeId(id) });
         }
     }
+    let placed = Placed {
+        vms: &vms,
+        at: &at,
+        end: &end,
+        pinned: &pinned,
+    };
     for (ci, c) in problem.constraints.iter().enumerate() {
-        if !constraint_holds(c, &at, &pinned) {
+        if !constraint_holds(c, &placed) {
             return Err(PlanError::ConstraintBroken { constraint: ci });
         }
     }
     Ok(())
 }
 
+/// Ids to their index in the problem's list, by binary search in a sorted copy (an ordered
+/// map of every VM costs several times more on whole clusters).
+struct Index {
+    /// (id, index), sorted.
+    sorted: Vec<(u64, usize)>,
+    /// The index of the first entry whose id appeared before, if any.
+    first_duplicate: Option<usize>,
+    /// The least id when the ids are exactly `least..least + len` (then found by offset).
+    dense: Option<u64>,
+}
+
+impl Index {
+    fn new(ids: impl Iterator<Item = u64>) -> Index {
+        let mut sorted: Vec<(u64, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
+        sorted.sort_unstable();
+        let first_duplicate = sorted
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[1].1)
+            .min();
+        let dense = match (sorted.first(), sorted.last()) {
+            (Some(&(lo, _)), Some(&(hi, _)))
+                if first_duplicate.is_none() && hi - lo == sorted.len() as u64 - 1 =>
+            {
+                Some(lo)
+            }
+            _ => None,
+        };
+        Index {
+            sorted,
+            first_duplicate,
+            dense,
+        }
+    }
+
+    /// The index of `k` (its first occurrence).
+    fn get(&self, k: u64) -> Option<usize> {
+        if let Some(lo) = self.dense {
+            let i = usize::try_from(k.checked_sub(lo)?).ok()?;
+            return self.sorted.get(i).map(|&(_, i)| i);
+        }
+        let i = self.sorted.partition_point(|&(x, _)| x < k);
+        self.sorted
+            .get(i)
+            .filter(|&&(x, _)| x == k)
+            .map(|&(_, i)| i)
+    }
+}
+
+/// The placement the constraint rules look at: per VM (by index), where it is now, where it
+/// ends and whether it is pinned.
+struct Placed<'a> {
+    vms: &'a Index,
+    at: &'a [NodeId],
+    end: &'a [NodeId],
+    pinned: &'a [bool],
+}
+
+impl Placed<'_> {
+    /// The VMs of `ids` present in the problem, each once, in id order, by index.
+    fn present(&self, ids: &[VmId]) -> Vec<(VmId, usize)> {
+        let set: BTreeSet<VmId> = ids.iter().copied().collect();
+        set.into_iter()
+            .filter_map(|u| self.vms.get(u.0).map(|i| (u, i)))
+            .collect()
+    }
+}
+
 /// The first constraint that `mig` (a migration of `step`, a movable VM's) breaks while the
-/// plan runs: `at` is the placement before the step, `end` the one after the plan.
+/// plan runs: `p.at` is the placement before the step, `p.end` the one after the plan.
 fn transient_break(
     problem: &Problem,
-    at: &BTreeMap<VmId, NodeId>,
-    end: &BTreeMap<VmId, NodeId>,
-    pinned: &BTreeSet<VmId>,
+    p: &Placed<'_>,
     step: &[dvms_core::model::Migration],
     mig: &dvms_core::model::Migration,
 ) -> Option<usize> {
     let (v, to) = (mig.vm, mig.to);
-    let present = |ids: &[VmId]| -> Vec<VmId> {
-        let set: BTreeSet<VmId> = ids.iter().copied().filter(|u| at.contains_key(u)).collect();
-        set.into_iter().collect()
-    };
     problem.constraints.iter().position(|c| match c {
         Constraint::Ban { vms, hosts } => vms.contains(&v) && hosts.contains(&to),
         Constraint::Fence { vms, hosts } => vms.contains(&v) && !hosts.contains(&to),
         Constraint::Spread { vms } => {
             vms.contains(&v)
-                && present(vms).iter().any(|&u| {
-                    u != v && (at[&u] == to || step.iter().any(|m| m.vm == u && m.to == to))
+                && p.present(vms).iter().any(|&(u, i)| {
+                    u != v && (p.at[i] == to || step.iter().any(|m| m.vm == u && m.to == to))
                 })
         }
         Constraint::Gather { vms } => {
             if !vms.contains(&v) {
                 return false;
             }
-            let ms = present(vms);
+            let ms = p.present(vms);
             let anchors: BTreeSet<NodeId> = ms
                 .iter()
-                .filter(|u| pinned.contains(u))
-                .map(|u| at[u])
+                .filter(|&&(_, i)| p.pinned[i])
+                .map(|&(_, i)| p.at[i])
                 .collect();
             if anchors.len() > 1 {
                 !anchors.contains(&to)
             } else {
-                ms.iter().any(|u| end[u] != to)
+                ms.iter().any(|&(_, i)| p.end[i] != to)
             }
         }
         Constraint::Among { vms, groups } => {
             if !vms.contains(&v) {
                 return false;
             }
-            let ms = present(vms);
+            let ms = p.present(vms);
             let repairable = groups.iter().any(|g| {
                 ms.iter()
-                    .filter(|u| pinned.contains(u))
-                    .all(|u| g.contains(&at[u]))
+                    .filter(|&&(_, i)| p.pinned[i])
+                    .all(|&(_, i)| g.contains(&p.at[i]))
             });
             if repairable {
                 !groups
                     .iter()
-                    .any(|g| g.contains(&to) && ms.iter().all(|u| g.contains(&end[u])))
+                    .any(|g| g.contains(&to) && ms.iter().all(|&(_, i)| g.contains(&p.end[i])))
             } else {
                 !groups.iter().any(|g| g.contains(&to))
             }
@@ -370,13 +447,14 @@ fn transient_break(
     })
 }
 
-/// The constraint semantics, written independently of the solver's model.
-fn constraint_holds(c: &Constraint, at: &BTreeMap<VmId, NodeId>, pinned: &BTreeSet<VmId>) -> bool {
+/// The constraint semantics, written independently of the solver's model (on the placement
+/// `p.at`).
+fn constraint_holds(c: &Constraint, p: &Placed<'_>) -> bool {
     // Members present in the problem, with their final host and whether they are pinned.
     let members = |vms: &[VmId]| -> Vec<(NodeId, bool)> {
-        let ids: BTreeSet<VmId> = vms.iter().copied().collect();
-        ids.iter()
-            .filter_map(|v| at.get(v).map(|&h| (h, pinned.contains(v))))
+        p.present(vms)
+            .iter()
+            .map(|&(_, i)| (p.at[i], p.pinned[i]))
             .collect()
     };
     match c {
@@ -462,6 +540,43 @@ mod tests {
         assert_eq!(
             validate_plan(&problem(), &plan(vec![vec![mig(1, 1, 2, 2048)]]), 2),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn sparse_and_duplicate_ids_are_found() {
+        // Ids far apart (found by binary search, not by offset).
+        let mut p = problem();
+        for h in &mut p.hosts {
+            h.id = NodeId(h.id.0 * 1_000_003);
+        }
+        for v in &mut p.vms {
+            v.host = NodeId(v.host.0 * 1_000_003);
+            v.id = VmId(v.id.0 * 77_777);
+        }
+        let ok = plan(vec![vec![mig(77_777, 1_000_003, 2_000_006, 2048)]]);
+        assert_eq!(validate_plan(&p, &ok, 2), Ok(()));
+        let unknown = plan(vec![vec![mig(77_778, 1_000_003, 2_000_006, 2048)]]);
+        assert_eq!(
+            validate_plan(&p, &unknown, 2),
+            Err(PlanError::UnknownVm {
+                step: 0,
+                vm: VmId(77_778)
+            })
+        );
+        assert!(matches!(
+            validate_plan(&p, &plan(vec![vec![mig(77_777, 1_000_003, 3, 2048)]]), 2),
+            Err(PlanError::UnknownHost { .. })
+        ));
+        // The first repeated id is reported.
+        let mut dup = problem();
+        dup.vms.push(dup.vms[1]);
+        dup.vms.push(dup.vms[0]);
+        assert_eq!(
+            validate_plan(&dup, &Plan::default(), 2),
+            Err(PlanError::InvalidProblem {
+                reason: "duplicate vm vm2".into()
+            })
         );
     }
 

@@ -32,14 +32,24 @@ use crate::{Gen, solve_checked};
 /// known solution), to prune sooner.
 /// `Err` when the search gave up after [`REFERENCE_NODES`] nodes.
 fn optimum(p: &Problem, bound: Option<Cost>) -> Result<Option<(Cost, bool)>, ()> {
-    let Some(best) = Reference::new(p, false).search(bound)? else {
+    optimum_within(p, bound, REFERENCE_NODES)
+}
+
+/// [`optimum`], giving up after `limit` nodes.
+fn optimum_within(
+    p: &Problem,
+    bound: Option<Cost>,
+    limit: u64,
+) -> Result<Option<(Cost, bool)>, ()> {
+    let mut r = Reference::new(p, false);
+    r.limit = limit;
+    let Some(best) = r.search(bound)? else {
         return Ok(None);
     };
     // With constraints, a host within its limits may hold a VM that must move: not counted.
-    let helper = p.constraints.is_empty()
-        && Reference::new(p, true)
-            .search(Some(best))?
-            .is_none_or(|c| c > best);
+    let mut r = Reference::new(p, true);
+    r.limit = limit;
+    let helper = p.constraints.is_empty() && r.search(Some(best))?.is_none_or(|c| c > best);
     Ok(Some((best, helper)))
 }
 
@@ -89,6 +99,8 @@ struct Reference<'a> {
     next: Option<u64>,
     /// Nodes visited, across rounds.
     nodes: u64,
+    /// Nodes after which the search gives up.
+    limit: u64,
 }
 
 impl<'a> Reference<'a> {
@@ -169,6 +181,7 @@ impl<'a> Reference<'a> {
             threshold: 0,
             next: None,
             nodes: 0,
+            limit: REFERENCE_NODES,
         }
     }
 
@@ -194,7 +207,7 @@ impl<'a> Reference<'a> {
         loop {
             self.next = None;
             self.dfs(0, (0, 0));
-            if self.nodes > REFERENCE_NODES {
+            if self.nodes > self.limit {
                 return Err(());
             }
             if self.found {
@@ -262,7 +275,7 @@ impl<'a> Reference<'a> {
 
     fn dfs(&mut self, pos: usize, cost: (u64, u64)) {
         self.nodes += 1;
-        if self.nodes > REFERENCE_NODES {
+        if self.nodes > self.limit {
             return;
         }
         let Some(lb) = self.lower_bound() else {
@@ -532,6 +545,70 @@ pub(crate) fn crowded(seed: u64) -> Problem {
     crowded_with(seed, false)
 }
 
+/// The benchmark's nearly full partitions (`benches/solver.rs`, `Gen::nearly_full`) at 8
+/// hosts: 10 VMs per host of 1, 2 or 4 GiB on hosts of 7 cores and 24 GiB, VMPlaceS-like
+/// loads (here a sum of uniform draws, about N(600, 200) milli, steps of 100) raised on random
+/// VMs until the VMs use 95 to 100 % of the partition's CPU, at least one host over its CPU.
+pub(crate) fn bench_nearly_full(seed: u64) -> Problem {
+    const HOSTS: u64 = 8;
+    const PER_HOST: u64 = 10;
+    let mut g = Gen::new(seed);
+    let mut p = Problem::default();
+    for h in 0..HOSTS {
+        p.hosts.push(HostSpec {
+            id: NodeId(h),
+            capacity: Resources::new(7000, 24576),
+            thresholds: Thresholds::default(),
+        });
+        let mut mem_left = 24576u64;
+        for i in 0..PER_HOST {
+            let mut mem = g.pick(&[1024, 2048, 2048, 4096]);
+            while mem > 1024 && mem + 1024 * (PER_HOST - 1 - i) > mem_left {
+                mem /= 2;
+            }
+            mem_left -= mem;
+            // Twelve uniform draws in 0..=100 sum to about N(600, 100); spread to sd 200.
+            let s: i64 = (0..12).map(|_| g.below(101) as i64).sum();
+            let cpu = (600 + 2 * (s - 600)).clamp(0, 1000) as u64 / 100 * 100;
+            p.vms.push(VmSpec {
+                id: VmId(h * PER_HOST + i),
+                host: NodeId(h),
+                demand: Resources::new(cpu, mem),
+                migratable: true,
+            });
+        }
+    }
+    let n = HOSTS * PER_HOST;
+    let target = 7000 * HOSTS * (95 + g.below(6)) / 100;
+    let mut total: u64 = p.vms.iter().map(|v| v.demand.cpu_milli).sum();
+    while total + 100 <= target {
+        let i = usize::try_from(g.below(n)).unwrap();
+        if p.vms[i].demand.cpu_milli < 1000 {
+            p.vms[i].demand.cpu_milli += 100;
+            total += 100;
+        }
+    }
+    let over = |p: &Problem| {
+        (0..HOSTS).any(|h| {
+            p.vms
+                .iter()
+                .filter(|v| v.host == NodeId(h))
+                .map(|v| v.demand.cpu_milli)
+                .sum::<u64>()
+                > 7000
+        })
+    };
+    while !over(&p) {
+        let i = usize::try_from(g.below(PER_HOST)).unwrap();
+        let j = usize::try_from(PER_HOST + g.below(n - PER_HOST)).unwrap();
+        if p.vms[i].demand.cpu_milli < 1000 && p.vms[j].demand.cpu_milli >= 100 {
+            p.vms[i].demand.cpu_milli += 100;
+            p.vms[j].demand.cpu_milli -= 100;
+        }
+    }
+    p
+}
+
 /// What [`compare`] saw.
 struct Compared {
     solved: usize,
@@ -718,6 +795,126 @@ fn solver_matches_exhaustive_search_on_many_instances() {
     check("nearly full", 4_000, &c, 1.5);
     let c = compare(CROWDED_SEEDS..CROWDED_SEEDS + 2_000, crowded);
     check("crowded", 2_000, &c, f64::INFINITY);
+}
+
+/// The benchmark's 8-host nearly full partitions ([`bench_nearly_full`]) against the true
+/// optimum over every VM (issue 11). The solver's budget runs out on some partitions that have
+/// a plan, and its plans are not always the cheapest: the issue's goals (within 2 % on average,
+/// never above 1.5x) are **missed** here, so this asserts the measured level (mean within
+/// [`BENCH8_MEAN`], worst within [`BENCH8_WORST`], no exhausted budget where a plan
+/// exists) so that a regression fails; `docs/results.md`, section 2.
+/// A proved "unsolvable" where a plan exists always fails.
+#[test]
+fn solver_against_the_optimum_on_8_host_benchmark_partitions() {
+    let (mut ratios, mut exhausted_with_plan, mut gave_up) = (Vec::new(), 0usize, 0usize);
+    for seed in 0..BENCH8_SEEDS {
+        let p = bench_nearly_full(seed);
+        let out = solve_checked(&p, &Options::default());
+        let bound = out
+            .result
+            .as_ref()
+            .ok()
+            .map(|plan| (plan.moved_mib(), plan.migrations().count() as u64));
+        let Ok(opt) = optimum(&p, bound) else {
+            gave_up += 1;
+            continue;
+        };
+        match (&out.result, opt) {
+            (Ok(plan), Some(((opt_mem, _), _))) => {
+                ratios.push(plan.moved_mib() as f64 / opt_mem.max(1) as f64);
+            }
+            (Ok(_), None) | (Err(_), None) => {}
+            (Err(Unsolvable::BudgetExhausted { .. }), Some(_)) => exhausted_with_plan += 1,
+            (Err(e), Some(o)) => panic!("seed {seed}: solver says {e:?}, optimum {o:?}"),
+        }
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+    let worst = ratios.iter().copied().fold(1.0f64, f64::max);
+    eprintln!(
+        "8-host benchmark partitions: {BENCH8_SEEDS} seeds, {} compared, mean ratio {mean:.4}, \
+         worst {worst:.3}, {exhausted_with_plan} exhausted budgets where a plan exists, \
+         reference gave up on {gave_up}",
+        ratios.len()
+    );
+    assert!(ratios.len() >= 20, "only {} compared", ratios.len());
+    assert!(
+        mean <= BENCH8_MEAN,
+        "mean ratio {mean:.4} above {BENCH8_MEAN}"
+    );
+    assert!(
+        worst <= BENCH8_WORST,
+        "worst ratio {worst:.3} above {BENCH8_WORST}"
+    );
+    assert_eq!(
+        exhausted_with_plan, 0,
+        "exhausted budgets where a plan exists"
+    );
+}
+
+/// Seeds of the 8-host benchmark comparison.
+const BENCH8_SEEDS: u64 = 40;
+
+/// Measured levels of the 8-host benchmark comparison (the issue asks 1.02 and 1.5; measured
+/// at commit `aa8c62f`: mean 1.0417 and worst 1.600 over 24 compared seeds, one exhausted
+/// budget where a plan exists; with the chains' larger share when there is no plan yet: mean
+/// 1.0240, worst 1.600 over 25, none exhausted; the reference gives up on 13 of 40 seeds).
+const BENCH8_MEAN: f64 = 1.03;
+const BENCH8_WORST: f64 = 1.6;
+
+#[test]
+#[ignore = "diagnostic: the 8-host benchmark partitions, seed by seed (DVMS_SEED, DVMS_NODES, DVMS_BUDGET)"]
+fn show_bench_nearly_full() {
+    let seeds = match one_seed() {
+        Some((seed, _)) => seed..seed + 1,
+        None => 0..40,
+    };
+    for seed in seeds {
+        let p = bench_nearly_full(seed);
+        let budget = std::env::var("DVMS_BUDGET")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        if one_seed().is_some() {
+            for h in &p.hosts {
+                let vms: Vec<(u64, u64, u64)> = p
+                    .vms
+                    .iter()
+                    .filter(|v| v.host == h.id)
+                    .map(|v| (v.id.0, v.demand.cpu_milli, v.demand.mem_mib))
+                    .collect();
+                let cpu: u64 = vms.iter().map(|v| v.1).sum();
+                let mem: u64 = vms.iter().map(|v| v.2).sum();
+                eprintln!("host {}: {cpu} {mem} {vms:?}", h.id);
+            }
+            for budget in [1_000_000, 100_000_000] {
+                let opts = Options {
+                    budget: dvms_placement::Budget { work_units: budget },
+                    ..Options::default()
+                };
+                eprintln!("{budget}: {:?}", solve_checked(&p, &opts).result);
+            }
+        }
+        let opts = Options {
+            budget: dvms_placement::Budget { work_units: budget },
+            ..Options::default()
+        };
+        let out = solve_checked(&p, &opts);
+        let bound = out
+            .result
+            .as_ref()
+            .ok()
+            .map(|plan| (plan.moved_mib(), plan.migrations().count() as u64));
+        let limit = std::env::var("DVMS_NODES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(REFERENCE_NODES);
+        let opt = optimum_within(&p, bound, limit);
+        eprintln!(
+            "seed {seed}: solver {:?} in {} units, optimum {opt:?}",
+            out.result.as_ref().map(|p| p.moved_mib()),
+            out.work_units
+        );
+    }
 }
 
 #[test]
