@@ -39,7 +39,7 @@ use host::{Lab, State};
 #[derive(Debug, clap::Args)]
 pub struct LibvirtArgs {
     /// Lab id, 0 to 9: each lab has its own bridge, namespaces, cgroups, addresses
-    /// (169.254.<100+id>.0/24) and state directory (/tmp/dvms-libvirt-lab-<id>).
+    /// (`169.254.<100+id>.0/24`) and state directory (`/tmp/dvms-libvirt-lab-<id>`).
     #[arg(long, default_value_t = 0, global = true)]
     pub id: u8,
     /// What to do.
@@ -56,7 +56,7 @@ pub enum LibvirtCommand {
         #[arg(long, default_value_t = 3)]
         hosts: usize,
     },
-    /// Start M duty-cycle guests on every host (vm-<host>-<j>).
+    /// Start M duty-cycle guests on every host (`vm-<host>-<j>`).
     Vms(VmsArgs),
     /// Make the guests' CPU demand follow a workload (until --duration passes or Ctrl-C).
     Load(LoadArgs),

@@ -3,7 +3,7 @@
 //! host's namespaces with the libvirt actuator (`dvms-libvirt`) and its monitor reading the
 //! real cgroups and /proc of the host's QEMU processes; then the workload played for
 //! `--duration` with a progress line every 5 s; then the agents stopped (by pid) and the lab
-//! taken down, also on an error or Ctrl-C (a [`Teardown`] guard). The report has the fields of
+//! taken down, also on an error or Ctrl-C (a `Teardown` guard). The report has the fields of
 //! `dvms-lab cluster` plus `migration_downtime_ms` as libvirt reports it.
 //!
 //! Each host's CPU capacity is `--host-cores` (its monitor reads a `sys_root` saying so): the
@@ -92,7 +92,7 @@ pub struct RunArgs {
     /// How long to wait for each agent to be ready.
     #[arg(long, default_value = "60s")]
     pub ready_timeout: String,
-    /// Keep the agents' configs and logs (/tmp/dvms-lab-libvirt-<id>.agents).
+    /// Keep the agents' configs and logs (`/tmp/dvms-lab-libvirt-<id>.agents`).
     #[arg(long)]
     pub keep: bool,
     /// No progress lines on stderr.
