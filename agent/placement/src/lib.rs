@@ -116,6 +116,7 @@
 
 mod chain;
 mod greedy;
+mod ids;
 mod infeasible;
 pub mod instance;
 mod keep;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use dvms_core::model::{Constraint, NodeId, Problem, Unsolvable, VmId};
 
+use crate::ids::IdIndex;
+
 /// "No host": an undecided VM.
 pub(crate) const NONE: usize = usize::MAX;
 
@@ -95,55 +97,6 @@ pub(crate) struct Model {
     pub(crate) host_vms: Vec<Vec<usize>>,
 }
 
-/// Ids to their index in the problem's list, by binary search in a sorted copy: building an
-/// ordered map of every VM costs several times more on whole clusters.
-struct SortedIndex {
-    /// (id, index), sorted.
-    sorted: Vec<(u64, usize)>,
-    /// The index of the first entry whose id appeared before, if any.
-    first_duplicate: Option<usize>,
-    /// The least id when the ids are exactly `least..least + len` (then found by offset).
-    dense: Option<u64>,
-}
-
-impl SortedIndex {
-    fn new(ids: impl Iterator<Item = u64>) -> SortedIndex {
-        let mut sorted: Vec<(u64, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
-        sorted.sort_unstable();
-        let first_duplicate = sorted
-            .windows(2)
-            .filter(|w| w[0].0 == w[1].0)
-            .map(|w| w[1].1)
-            .min();
-        let dense = match (sorted.first(), sorted.last()) {
-            (Some(&(lo, _)), Some(&(hi, _)))
-                if first_duplicate.is_none() && hi - lo == sorted.len() as u64 - 1 =>
-            {
-                Some(lo)
-            }
-            _ => None,
-        };
-        SortedIndex {
-            sorted,
-            first_duplicate,
-            dense,
-        }
-    }
-
-    /// The index of `k` (its first occurrence).
-    fn get(&self, k: u64) -> Option<usize> {
-        if let Some(lo) = self.dense {
-            let i = usize::try_from(k.checked_sub(lo)?).ok()?;
-            return self.sorted.get(i).map(|&(_, i)| i);
-        }
-        let i = self.sorted.partition_point(|&(x, _)| x < k);
-        self.sorted
-            .get(i)
-            .filter(|&&(x, _)| x == k)
-            .map(|&(_, i)| i)
-    }
-}
-
 fn invalid(reason: String) -> Unsolvable {
     Unsolvable::Invalid { reason }
 }
@@ -151,7 +104,7 @@ fn invalid(reason: String) -> Unsolvable {
 impl Model {
     /// Compiles a problem, or says why it is inconsistent.
     pub(crate) fn compile(problem: &Problem) -> Result<Model, Unsolvable> {
-        let host_index = SortedIndex::new(problem.hosts.iter().map(|h| h.id.0));
+        let host_index = IdIndex::new(problem.hosts.iter().map(|h| h.id.0));
         if let Some(i) = host_index.first_duplicate {
             return Err(invalid(format!("duplicate host {}", problem.hosts[i].id)));
         }
@@ -165,7 +118,7 @@ impl Model {
                 mem_cap: h.capacity.mem_mib,
             });
         }
-        let vm_index = SortedIndex::new(problem.vms.iter().map(|v| v.id.0));
+        let vm_index = IdIndex::new(problem.vms.iter().map(|v| v.id.0));
         let mut vms = Vec::with_capacity(problem.vms.len());
         let mut host_vms = vec![Vec::new(); hosts.len()];
         for (i, v) in problem.vms.iter().enumerate() {

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dvms_core::model::{Constraint, NodeId, Plan, Problem, Resources, VmId};
 
+use crate::ids::IdIndex;
+
 /// Why a plan is wrong or unsafe. Steps are counted from 0.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -162,13 +164,13 @@ pub enum PlanError {
 /// straight to a valid final placement meets all of these except the `spread` one, which
 /// orders migrations; a pivot host must meet them all.
 pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Result<(), PlanError> {
-    let hosts = Index::new(problem.hosts.iter().map(|h| h.id.0));
+    let hosts = IdIndex::new(problem.hosts.iter().map(|h| h.id.0));
     if hosts.first_duplicate.is_some() {
         return Err(PlanError::InvalidProblem {
             reason: "duplicate host".into(),
         });
     }
-    let vms = Index::new(problem.vms.iter().map(|v| v.id.0));
+    let vms = IdIndex::new(problem.vms.iter().map(|v| v.id.0));
     let mut usage = vec![Resources::ZERO; problem.hosts.len()];
     for (i, v) in problem.vms.iter().enumerate() {
         let Some(h) = hosts.get(v.host.0) else {
@@ -323,59 +325,10 @@ pub fn validate_plan(problem: &Problem, plan: &Plan, max_per_host: usize) -> Res
     Ok(())
 }
 
-/// Ids to their index in the problem's list, by binary search in a sorted copy (an ordered
-/// map of every VM costs several times more on whole clusters).
-struct Index {
-    /// (id, index), sorted.
-    sorted: Vec<(u64, usize)>,
-    /// The index of the first entry whose id appeared before, if any.
-    first_duplicate: Option<usize>,
-    /// The least id when the ids are exactly `least..least + len` (then found by offset).
-    dense: Option<u64>,
-}
-
-impl Index {
-    fn new(ids: impl Iterator<Item = u64>) -> Index {
-        let mut sorted: Vec<(u64, usize)> = ids.enumerate().map(|(i, k)| (k, i)).collect();
-        sorted.sort_unstable();
-        let first_duplicate = sorted
-            .windows(2)
-            .filter(|w| w[0].0 == w[1].0)
-            .map(|w| w[1].1)
-            .min();
-        let dense = match (sorted.first(), sorted.last()) {
-            (Some(&(lo, _)), Some(&(hi, _)))
-                if first_duplicate.is_none() && hi - lo == sorted.len() as u64 - 1 =>
-            {
-                Some(lo)
-            }
-            _ => None,
-        };
-        Index {
-            sorted,
-            first_duplicate,
-            dense,
-        }
-    }
-
-    /// The index of `k` (its first occurrence).
-    fn get(&self, k: u64) -> Option<usize> {
-        if let Some(lo) = self.dense {
-            let i = usize::try_from(k.checked_sub(lo)?).ok()?;
-            return self.sorted.get(i).map(|&(_, i)| i);
-        }
-        let i = self.sorted.partition_point(|&(x, _)| x < k);
-        self.sorted
-            .get(i)
-            .filter(|&&(x, _)| x == k)
-            .map(|&(_, i)| i)
-    }
-}
-
 /// The placement the constraint rules look at: per VM (by index), where it is now, where it
 /// ends and whether it is pinned.
 struct Placed<'a> {
-    vms: &'a Index,
+    vms: &'a IdIndex,
     at: &'a [NodeId],
     end: &'a [NodeId],
     pinned: &'a [bool],
