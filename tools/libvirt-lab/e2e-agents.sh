@@ -41,17 +41,6 @@ done
 
 passed=0
 failed=0
-check() { # NAME COMMAND...: one assertion
-    local name="$1"
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok - $name"
-    else
-        failed=$((failed + 1))
-        echo "not ok - $name"
-    fi
-}
 is() { [ "$1" = "$2" ] || { echo "    expected '$2', got '$1'" >&2; return 1; }; }
 jqt() { jq -e "$2" <<<"$1" >/dev/null || { echo "    $2 does not hold for: $1" >&2; return 1; }; }
 

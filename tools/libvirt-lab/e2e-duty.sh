@@ -36,17 +36,6 @@ done
 
 passed=0
 failed=0
-check() { # NAME COMMAND...
-    local name="$1"
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok - $name"
-    else
-        failed=$((failed + 1))
-        echo "not ok - $name"
-    fi
-}
 L() { "$lab" --id "$id" "$@"; }
 work=$(mktemp -d /tmp/dvms-e2e-duty.XXXXXX)
 hosts=(h00 h01)

@@ -35,17 +35,6 @@ lab() { "$bindir/dvms-lab" libvirt --id "$id" "$@"; }
 
 passed=0
 failed=0
-check() { # NAME COMMAND...
-    local name="$1"
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok - $name"
-    else
-        failed=$((failed + 1))
-        echo "not ok - $name"
-    fi
-}
 jqt() { jq -e "$2" <<<"$1" >/dev/null || { echo "    $2 does not hold for: $1" >&2; return 1; }; }
 work=$(mktemp -d /tmp/dvms-e2e-lab.XXXXXX)
 trap 'lab down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

@@ -26,17 +26,6 @@ fi
 
 passed=0
 failed=0
-check() { # NAME COMMAND...: one assertion
-    local name="$1"
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        echo "ok - $name"
-    else
-        failed=$((failed + 1))
-        echo "not ok - $name"
-    fi
-}
 
 L() { "$lab" --id "$id" "$@"; }
 cleanup() { L down >/dev/null 2>&1 || true; }

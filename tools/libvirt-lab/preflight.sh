@@ -1,4 +1,5 @@
-# Sourced by the libvirt end-to-end tests: the checks both make before starting a lab.
+# Sourced by the libvirt end-to-end tests: the checks they make before starting a lab, and
+# `check`, their one way to count an assertion.
 # e2e_preflight NAME [NAMESPACES...]: skips the test loudly (exit 0) where the machine cannot run
 # it (not root, no network namespaces, `unshare --NAMESPACE` refused, libvirt not installable);
 # with CI=true a failed libvirt install fails the test (exit 1) instead.
@@ -30,4 +31,17 @@ e2e_preflight() {
     done
     unshare "${flags[@]}" --propagation private true 2>/dev/null ||
         e2e_skip "cannot create $what namespaces"
+}
+
+# check NAME COMMAND...: one assertion; counts it in the caller's `passed` or `failed`.
+check() {
+    local name="$1"
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "ok - $name"
+    else
+        failed=$((failed + 1))
+        echo "not ok - $name"
+    fi
 }
